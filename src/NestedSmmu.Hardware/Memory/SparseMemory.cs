@@ -1,0 +1,106 @@
+using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+
+namespace NestedSmmu.Hardware.Memory;
+
+/// <summary>
+/// Physical memory for a 52-bit address space, allocated one page at a time on first write.
+/// Reads of never-written memory return zeros. Not thread-safe: one model owns it.
+/// </summary>
+public sealed class SparseMemory : IPhysicalMemory
+{
+    /// <summary>Largest physical address size of the architecture (FEAT_LPA / 52-bit PA).</summary>
+    public const int AddressBits = 52;
+    public const ulong AddressLimit = 1UL << AddressBits;
+
+    public const int PageShift = 12;
+    public const int PageSize = 1 << PageShift;
+    public const ulong PageMask = PageSize - 1;
+
+    private readonly Dictionary<ulong, byte[]> _pages = new();
+    // One-entry cache: descriptor walks hit the same table page repeatedly.
+    private ulong _lastPageNumber = ulong.MaxValue;
+    private byte[]? _lastPage;
+
+    /// <summary>Pages that hold data (for diagnostics and tests).</summary>
+    public int AllocatedPages => _pages.Count;
+
+    public bool IsAllocated(ulong address) => _pages.ContainsKey(address >> PageShift);
+
+    public void Read(ulong address, Span<byte> destination)
+    {
+        CheckRange(address, destination.Length);
+        while (!destination.IsEmpty)
+        {
+            int offset = (int)(address & PageMask);
+            int chunk = Math.Min(destination.Length, PageSize - offset);
+            byte[]? page = FindPage(address >> PageShift);
+            if (page is null) destination[..chunk].Clear();
+            else page.AsSpan(offset, chunk).CopyTo(destination);
+            destination = destination[chunk..];
+            address += (ulong)chunk;
+        }
+    }
+
+    public void Write(ulong address, ReadOnlySpan<byte> source)
+    {
+        CheckRange(address, source.Length);
+        while (!source.IsEmpty)
+        {
+            int offset = (int)(address & PageMask);
+            int chunk = Math.Min(source.Length, PageSize - offset);
+            source[..chunk].CopyTo(GetOrAddPage(address >> PageShift).AsSpan(offset, chunk));
+            source = source[chunk..];
+            address += (ulong)chunk;
+        }
+    }
+
+    /// <summary>Fast path for aligned 64-bit reads (descriptor fetches).</summary>
+    public ulong ReadUInt64(ulong address)
+    {
+        if ((address & 7) != 0 || address >= AddressLimit)
+        {
+            Span<byte> b = stackalloc byte[8];
+            Read(address, b);
+            return BinaryPrimitives.ReadUInt64LittleEndian(b);
+        }
+        byte[]? page = FindPage(address >> PageShift);
+        return page is null ? 0 : BinaryPrimitives.ReadUInt64LittleEndian(page.AsSpan((int)(address & PageMask), 8));
+    }
+
+    /// <summary>Forgets every page.</summary>
+    public void Clear()
+    {
+        _pages.Clear();
+        _lastPage = null;
+        _lastPageNumber = ulong.MaxValue;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private byte[]? FindPage(ulong pageNumber)
+    {
+        if (pageNumber == _lastPageNumber) return _lastPage;
+        if (!_pages.TryGetValue(pageNumber, out byte[]? page)) return null;
+        _lastPageNumber = pageNumber;
+        _lastPage = page;
+        return page;
+    }
+
+    private byte[] GetOrAddPage(ulong pageNumber)
+    {
+        byte[]? page = FindPage(pageNumber);
+        if (page is not null) return page;
+        page = new byte[PageSize];
+        _pages.Add(pageNumber, page);
+        _lastPageNumber = pageNumber;
+        _lastPage = page;
+        return page;
+    }
+
+    private static void CheckRange(ulong address, int length)
+    {
+        if (address >= AddressLimit || (ulong)length > AddressLimit - address)
+            throw new ArgumentOutOfRangeException(nameof(address),
+                $"Access of {length} bytes at 0x{address:X} is outside the {AddressBits}-bit physical address space.");
+    }
+}
