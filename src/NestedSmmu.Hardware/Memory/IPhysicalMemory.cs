@@ -11,6 +11,12 @@ public interface IPhysicalMemory
 
     /// <summary>Writes <paramref name="source"/> starting at <paramref name="address"/>.</summary>
     void Write(ulong address, ReadOnlySpan<byte> source);
+
+    /// <summary>
+    /// True when a bus master's access to [address, address + length) would end in an external
+    /// abort (no memory there). SMMU table fetches that abort become F_*_FETCH / F_WALK_EABT events.
+    /// </summary>
+    bool IsAbort(ulong address, ulong length) => false;
 }
 
 /// <summary>Little-endian scalar accessors shared by every <see cref="IPhysicalMemory"/>.</summary>

@@ -18,6 +18,7 @@ public sealed class SparseMemory : IPhysicalMemory
     public const ulong PageMask = PageSize - 1;
 
     private readonly Dictionary<ulong, byte[]> _pages = new();
+    private readonly List<(ulong Start, ulong End)> _abortRanges = new();
     // One-entry cache: descriptor walks hit the same table page repeatedly.
     private ulong _lastPageNumber = ulong.MaxValue;
     private byte[]? _lastPage;
@@ -66,6 +67,20 @@ public sealed class SparseMemory : IPhysicalMemory
         }
         byte[]? page = FindPage(address >> PageShift);
         return page is null ? 0 : BinaryPrimitives.ReadUInt64LittleEndian(page.AsSpan((int)(address & PageMask), 8));
+    }
+
+    /// <summary>Marks [start, start + length) as having no memory: bus masters that touch it get an external abort.</summary>
+    public void AddAbortRange(ulong start, ulong length) => _abortRanges.Add((start, start + length));
+
+    /// <summary>True when the access touches an abort range or leaves the 52-bit space.</summary>
+    public bool IsAbort(ulong address, ulong length)
+    {
+        if (address >= AddressLimit || length > AddressLimit - address) return true;
+        foreach (var (s, e) in _abortRanges)
+        {
+            if (address < e && s < address + length) return true;
+        }
+        return false;
     }
 
     /// <summary>Forgets every page.</summary>

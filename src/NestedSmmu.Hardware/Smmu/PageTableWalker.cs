@@ -1,0 +1,283 @@
+using NestedSmmu.Hardware.Memory;
+
+namespace NestedSmmu.Hardware.Smmu;
+
+/// <summary>Translation granules (VMSAv8-64): page shift 12, 14 or 16.</summary>
+public enum Granule { G4K = 12, G16K = 14, G64K = 16 }
+
+/// <summary>Geometry derived from the granule, kept in one place.</summary>
+public static class GranuleGeometry
+{
+    /// <summary>Bits of input address each level resolves: page shift minus log2(8-byte descriptors).</summary>
+    public static int Stride(Granule g) => (int)g - 3;
+    public static int PageShift(Granule g) => (int)g;
+    /// <summary>Input-address shift of a descriptor at <paramref name="level"/> (0..3).</summary>
+    public static int LevelShift(Granule g, int level) => (int)g + (3 - level) * Stride(g);
+
+    /// <summary>CD.TG0 / STE.S2TG encoding: 0 4K, 1 64K, 2 16K.</summary>
+    public static Granule? FromTg0(uint tg) => tg switch { 0 => Granule.G4K, 1 => Granule.G64K, 2 => Granule.G16K, _ => null };
+    /// <summary>CD.TG1 encoding: 1 16K, 2 4K, 3 64K.</summary>
+    public static Granule? FromTg1(uint tg) => tg switch { 2 => Granule.G4K, 3 => Granule.G64K, 1 => Granule.G16K, _ => null };
+    /// <summary>Command TG encoding (TLBI range and TTL): 1 4K, 2 16K, 3 64K.</summary>
+    public static Granule? FromCommandTg(uint tg) => tg switch { 1 => Granule.G4K, 2 => Granule.G16K, 3 => Granule.G64K, _ => null };
+
+    /// <summary>First level of a stage-1 walk for an input size (VMSAv8-64: just enough levels to cover it).</summary>
+    public static int Stage1StartLevel(Granule g, int inputBits) => 4 - (inputBits - (int)g + Stride(g) - 1) / Stride(g);
+
+    /// <summary>
+    /// Stage-2 start level from VTCR.SL0 (4K: 0→L2, 1→L1, 2→L0; 16K and 64K: 0→L3, 1→L2, 2→L1, 3→L0 for 16K).
+    /// Null for a reserved encoding.
+    /// </summary>
+    public static int? Stage2StartLevel(Granule g, uint sl0) => g switch
+    {
+        Granule.G4K => sl0 <= 2 ? 2 - (int)sl0 : null,
+        Granule.G16K => 3 - (int)sl0,
+        _ => sl0 <= 2 ? 3 - (int)sl0 : null,
+    };
+
+    /// <summary>Whether a block descriptor is allowed at <paramref name="level"/>; 52-bit PA (FEAT_LPA) adds the 64K level-1 block.</summary>
+    public static bool BlockAllowed(Granule g, int level, bool lpa) => g switch
+    {
+        Granule.G4K => level is 1 or 2,
+        Granule.G16K => level == 2,
+        _ => level == 2 || (level == 1 && lpa),
+    };
+}
+
+/// <summary>
+/// The parameters of one stage of translation, decoded from a CD (stage 1) or STE (stage 2).
+/// ConcatLog2: log2 of the number of concatenated start tables (stage 2 only; 0 = one table).
+/// Lpa: FEAT_LPA, 52-bit output with 64K pages (descriptor bits [15:12] are OA[51:48]).
+/// </summary>
+public readonly record struct WalkRegime(
+    int Stage,
+    Granule Granule,
+    ulong TableBase,
+    int InputBits,
+    int StartLevel,
+    int ConcatLog2,
+    int OutputBits,
+    bool HardwareAccessFlag,
+    bool AccessFlagFaultDisabled,
+    bool Lpa)
+{
+    public int PageShift => (int)Granule;
+}
+
+/// <summary>Why a walk stopped.</summary>
+public enum WalkFault : byte { None, Translation, AddressSize, AccessFlag, Permission }
+
+/// <summary>Result of one stage's walk (or of a nested stage-1 walk with its stage-2 table fetches).</summary>
+public struct WalkResult
+{
+    public WalkFault Fault;
+    public int Level;
+    public ulong Output;
+    /// <summary>Size of the mapping found: log2 of the page or block size.</summary>
+    public int BlockShift;
+    public Permissions Permissions;
+    /// <summary>Stage-1 nG clear: the entry matches every ASID.</summary>
+    public bool Global;
+    /// <summary>Stage that faulted: 2 for a stage-2 fault during a nested stage-1 walk.</summary>
+    public int FaultStage;
+    /// <summary>For a stage-2 fault: the IPA being translated; its CLASS.</summary>
+    public ulong FaultIpa;
+    public FaultClass FaultClass;
+    /// <summary>The stage-2 fault happened while updating (writing) a stage-1 descriptor.</summary>
+    public bool FaultOnDescriptorWrite;
+
+    public readonly bool Ok => Fault == WalkFault.None;
+
+    public readonly EventType EventType => Fault switch
+    {
+        WalkFault.Translation => EventType.F_TRANSLATION,
+        WalkFault.AddressSize => EventType.F_ADDR_SIZE,
+        WalkFault.AccessFlag => EventType.F_ACCESS,
+        _ => EventType.F_PERMISSION,
+    };
+}
+
+/// <summary>
+/// VMSAv8-64 translation table walker for one or two stages (Arm ARM D8; SMMUv3 IHI 0070 3.4).
+/// Descriptors are read little-endian from physical memory. Stage-1 table addresses of a nested
+/// walk are IPAs translated through the given stage-2 regime, each fetch checked for read
+/// permission, and for write permission when the hardware updates the access flag.
+/// </summary>
+public sealed class PageTableWalker
+{
+    private readonly IPhysicalMemory _memory;
+
+    public PageTableWalker(IPhysicalMemory memory) => _memory = memory;
+
+    // Descriptor fields (Arm ARM D8.3)
+    private const ulong DescValid = 1UL << 0;
+    private const ulong DescTable = 1UL << 1;
+    private const int AF = 10;
+    private const int NG = 11;
+    private const int AP1 = 6, AP2 = 7; // stage 1: AP[2:1] at [7:6]
+    private const int S2AP_R = 6, S2AP_W = 7; // stage 2: S2AP[1:0] at [7:6]
+    private const int APTable0 = 61, APTable1 = 62;
+
+    /// <summary>Output address (or next-table address) in a descriptor, with OA[51:48] in [15:12] for 64K/LPA.</summary>
+    private static ulong DescriptorAddress(ulong desc, in WalkRegime r, int shift)
+    {
+        ulong oa = desc & Bits.Mask(47, shift);
+        if (r.Lpa && r.Granule == Granule.G64K) oa |= Bits.Get(desc, 15, 12) << 48;
+        return oa;
+    }
+
+    /// <summary>
+    /// Walks <paramref name="r"/> for <paramref name="input"/>. When <paramref name="s2"/> is given the
+    /// walk is a nested stage-1 walk. Input-range checks are the caller's (they differ per stage).
+    /// </summary>
+    public WalkResult Walk(in WalkRegime r, ulong input, AccessKind access, in WalkRegime? s2, TranslationTrace? trace)
+    {
+        var res = new WalkResult { FaultStage = r.Stage };
+        Granule g = r.Granule;
+        int stride = GranuleGeometry.Stride(g);
+        ulong table = r.TableBase;
+        bool noWrite = false, noUnpriv = false;
+
+        // The table base itself must fit the output size (address size fault at the start level).
+        if (!Bits.FitsIn(table, r.OutputBits))
+        {
+            res.Fault = WalkFault.AddressSize;
+            res.Level = r.StartLevel;
+            trace?.Add("ttb", r.Stage, r.StartLevel, table, 0, $"table base 0x{table:X} exceeds the {r.OutputBits}-bit output size");
+            return res;
+        }
+
+        for (int level = r.StartLevel; level <= 3; level++)
+        {
+            int shift = GranuleGeometry.LevelShift(g, level);
+            int indexBits = level == r.StartLevel ? r.InputBits - shift : stride;
+            ulong index = (input >> shift) & ((1UL << indexBits) - 1);
+            ulong descAddr = table + index * 8;
+
+            // Nested: the descriptor's address is an IPA; translate it through stage 2.
+            ulong descPa = descAddr;
+            bool tableWritable = true;
+            if (s2 is { } s2r)
+            {
+                trace?.Add("s1-table-ipa", 1, level, descAddr, 0, $"stage-1 L{level} descriptor at IPA 0x{descAddr:X}: walking stage 2");
+                if (trace is not null) trace.Depth++;
+                var s2res = WalkStage2Checked(s2r, descAddr, AccessKind.Read, trace);
+                if (trace is not null) trace.Depth--;
+                if (!s2res.Ok)
+                {
+                    s2res.FaultStage = 2;
+                    s2res.FaultIpa = descAddr;
+                    s2res.FaultClass = FaultClass.TTD;
+                    return s2res;
+                }
+                descPa = s2res.Output;
+                tableWritable = (s2res.Permissions & Permissions.Write) != 0;
+            }
+
+            ulong desc = _memory.ReadUInt64(descPa);
+            res.Level = level;
+
+            if ((desc & DescValid) == 0)
+            {
+                trace?.Add("descriptor", r.Stage, level, descPa, desc, $"index {index}: invalid (bit 0 clear)");
+                res.Fault = WalkFault.Translation;
+                return res;
+            }
+
+            bool isTable = (desc & DescTable) != 0 && level < 3;
+            bool isPage = (desc & DescTable) != 0 && level == 3;
+            if (isTable)
+            {
+                ulong next = DescriptorAddress(desc, r, r.PageShift);
+                if (r.Stage == 1)
+                {
+                    noWrite |= Bits.Get(desc, APTable1);
+                    noUnpriv |= Bits.Get(desc, APTable0);
+                }
+                trace?.Add("descriptor", r.Stage, level, descPa, desc,
+                    $"index {index}: table -> 0x{next:X}" + (r.Stage == 1 && (Bits.Get(desc, APTable1) || Bits.Get(desc, APTable0)) ? $" APTable={Bits.Get(desc, 62, 61)}" : ""));
+                if (!Bits.FitsIn(next, r.OutputBits))
+                {
+                    res.Fault = WalkFault.AddressSize;
+                    return res;
+                }
+                table = next;
+                continue;
+            }
+
+            if (!isPage && !GranuleGeometry.BlockAllowed(g, level, r.Lpa))
+            {
+                trace?.Add("descriptor", r.Stage, level, descPa, desc, $"index {index}: block descriptor not allowed at level {level} with a {1 << (int)g >> 10}K granule");
+                res.Fault = WalkFault.Translation;
+                return res;
+            }
+
+            // Leaf: page or block. Checks in the architecture's priority: address size, access flag, permission.
+            ulong oa = DescriptorAddress(desc, r, shift);
+            res.BlockShift = shift;
+            res.Output = oa | (input & ((1UL << shift) - 1));
+            Permissions perms;
+            if (r.Stage == 1)
+            {
+                bool unpriv = Bits.Get(desc, AP1) && !noUnpriv;
+                bool ro = Bits.Get(desc, AP2) || noWrite;
+                // Device DMA is an unprivileged data access: AP[1] must grant EL0 access.
+                perms = unpriv ? (ro ? Permissions.Read : Permissions.ReadWrite) : Permissions.None;
+                res.Global = !Bits.Get(desc, NG);
+            }
+            else
+            {
+                perms = (Bits.Get(desc, S2AP_R) ? Permissions.Read : 0) | (Bits.Get(desc, S2AP_W) ? Permissions.Write : 0);
+                res.Global = true;
+            }
+            res.Permissions = perms;
+            trace?.Add("descriptor", r.Stage, level, descPa, desc,
+                $"index {index}: {(isPage ? "page" : "block")} -> 0x{oa:X} ({1UL << shift:#,0} bytes), AF={(Bits.Get(desc, AF) ? 1 : 0)}, " +
+                (r.Stage == 1 ? $"AP[2:1]={Bits.Get(desc, 7, 6)}" : $"S2AP={Bits.Get(desc, 7, 6)}") + $", perms {perms}");
+
+            if (!Bits.FitsIn(oa, r.OutputBits))
+            {
+                res.Fault = WalkFault.AddressSize;
+                return res;
+            }
+            if (!Bits.Get(desc, AF))
+            {
+                if (r.HardwareAccessFlag)
+                {
+                    if (!tableWritable)
+                    {
+                        // The update is a write to the stage-1 table, which stage 2 forbids.
+                        return new WalkResult { Fault = WalkFault.Permission, FaultStage = 2, FaultIpa = descAddr, FaultClass = FaultClass.TTD, FaultOnDescriptorWrite = true, Level = level };
+                    }
+                    _memory.WriteUInt64(descPa, desc | (1UL << AF));
+                    trace?.Add("update", r.Stage, level, descPa, desc | (1UL << AF), "hardware set the access flag");
+                }
+                else if (!r.AccessFlagFaultDisabled)
+                {
+                    res.Fault = WalkFault.AccessFlag;
+                    return res;
+                }
+            }
+            if ((access == AccessKind.Read && (perms & Permissions.Read) == 0) || (access == AccessKind.Write && (perms & Permissions.Write) == 0))
+            {
+                res.Fault = WalkFault.Permission;
+                return res;
+            }
+            return res;
+        }
+        // Unreachable: level 3 always ends in a page, block or fault.
+        res.Fault = WalkFault.Translation;
+        return res;
+    }
+
+    /// <summary>A stage-2 walk with the input-range check (IPA beyond 2^(64 - S2T0SZ): stage-2 translation fault).</summary>
+    public WalkResult WalkStage2Checked(in WalkRegime s2, ulong ipa, AccessKind access, TranslationTrace? trace)
+    {
+        if (!Bits.FitsIn(ipa, s2.InputBits))
+        {
+            trace?.Add("range", 2, s2.StartLevel, ipa, 0, $"IPA 0x{ipa:X} is outside the {s2.InputBits}-bit stage-2 input range");
+            return new WalkResult { Fault = WalkFault.Translation, FaultStage = 2, Level = s2.StartLevel };
+        }
+        return Walk(s2, ipa, access, null, trace);
+    }
+}

@@ -1,0 +1,542 @@
+using NestedSmmu.Hardware.Memory;
+
+namespace NestedSmmu.Hardware.Smmu;
+
+public sealed partial class Smmu
+{
+    /// <summary>A validated, decoded STE held in the configuration cache.</summary>
+    private sealed class StreamConfig
+    {
+        public required StreamTableEntry Ste;
+        public required ulong SteAddress;
+        public WalkRegime Stage2;
+        public bool HasStage2;
+        public ushort Vmid;
+        public TlbRegime Regime;
+        public readonly Dictionary<uint, CdConfig> Cds = new();
+    }
+
+    /// <summary>A validated, decoded CD.</summary>
+    private sealed class CdConfig
+    {
+        public required ContextDescriptor Cd;
+        public required ulong CdAddress;
+        public ushort Asid;
+        public WalkRegime? Ttb0, Ttb1;
+        public int Ttb0InputBits, Ttb1InputBits;
+        public bool Tbi0, Tbi1;
+    }
+
+    private readonly Dictionary<uint, StreamConfig> _streams = new();
+
+    /// <summary>Number of STEs held in the configuration cache (diagnostics).</summary>
+    public int CachedStreamCount => _streams.Count;
+    public int CachedCdCount => _streams.Values.Sum(s => s.Cds.Count);
+
+    private void InvalidateAllConfig() => _streams.Clear();
+
+    /// <summary>CFGI_STE: forget the STE of one StreamID (and, with it, its cached CDs).</summary>
+    public void InvalidateStreamTableEntry(uint sid) => _streams.Remove(sid);
+
+    /// <summary>CFGI_STE_RANGE: 2^(Range+1) StreamIDs aligned down from <paramref name="sid"/>; Range 31 is every StreamID.</summary>
+    public void InvalidateStreamTableRange(uint sid, uint range)
+    {
+        if (range >= 31) { _streams.Clear(); return; }
+        ulong count = 1UL << (int)(range + 1);
+        ulong start = sid & ~(count - 1);
+        foreach (uint s in _streams.Keys.Where(k => k - start < count).ToList()) _streams.Remove(s);
+    }
+
+    public void InvalidateContextDescriptor(uint sid, uint ssid)
+    {
+        if (_streams.TryGetValue(sid, out var cfg)) cfg.Cds.Remove(ssid);
+    }
+
+    public void InvalidateContextDescriptors(uint sid)
+    {
+        if (_streams.TryGetValue(sid, out var cfg)) cfg.Cds.Clear();
+    }
+
+    private ushort MaskVmid(ushort v) => Features.Vmid16 ? v : (ushort)(v & 0xFF);
+    private ushort MaskAsid(ushort a) => Features.Asid16 ? a : (ushort)(a & 0xFF);
+
+    /// <summary>Runs one TLB invalidation command; returns the number of cached page slots removed.</summary>
+    public int InvalidateTlb(in Command cmd)
+    {
+        ushort vmid = MaskVmid(cmd.VMID), asid = MaskAsid(cmd.ASID);
+        var op = cmd.Opcode;
+        ulong start = 0, length = 0;
+        int ttl = 0;
+        Granule? tg = null;
+        if (op is CommandOpcode.TLBI_NH_VA or CommandOpcode.TLBI_NH_VAA or CommandOpcode.TLBI_EL2_VA
+            or CommandOpcode.TLBI_EL2_VAA or CommandOpcode.TLBI_S2_IPA)
+        {
+            start = cmd.Address;
+            if (op == CommandOpcode.TLBI_S2_IPA) start &= Bits.Mask(51, 12);
+            tg = GranuleGeometry.FromCommandTg(cmd.TG);
+            length = 1;
+            if (tg is { } g)
+            {
+                // TTL names the level of the leaf being invalidated (a hint: other levels stay).
+                ttl = (int)cmd.TTL;
+                // Range invalidation (IHI 0070 4.4.1.1): (NUM + 1) * 2^(5 * SCALE + 1) granules from Address.
+                if (Features.Ril)
+                    length = ((ulong)cmd.NUM + 1) << (int)(5 * cmd.SCALE + 1) << GranuleGeometry.PageShift(g);
+            }
+        }
+        bool AddressMatch(in TlbEntry e) =>
+            e.Overlaps(start, length) && (ttl == 0 || (e.Level == ttl && e.Granule == tg));
+
+        return op switch
+        {
+            CommandOpcode.TLBI_NH_ALL => Tlb.Invalidate(e => e.Regime == TlbRegime.NonHyp && e.Vmid == vmid),
+            CommandOpcode.TLBI_NH_ASID => Tlb.Invalidate(e => e.Regime == TlbRegime.NonHyp && e.Vmid == vmid && !e.Global && e.Asid == asid),
+            CommandOpcode.TLBI_NH_VA => Tlb.Invalidate(e => e.Regime == TlbRegime.NonHyp && e.Vmid == vmid && (e.Global || e.Asid == asid) && AddressMatch(e)),
+            CommandOpcode.TLBI_NH_VAA => Tlb.Invalidate(e => e.Regime == TlbRegime.NonHyp && e.Vmid == vmid && AddressMatch(e)),
+            CommandOpcode.TLBI_EL2_ALL => Tlb.Invalidate(e => e.Regime == TlbRegime.El2),
+            CommandOpcode.TLBI_EL2_ASID => Tlb.Invalidate(e => e.Regime == TlbRegime.El2 && !e.Global && e.Asid == asid),
+            CommandOpcode.TLBI_EL2_VA => Tlb.Invalidate(e => e.Regime == TlbRegime.El2 && (e.Global || e.Asid == asid) && AddressMatch(e)),
+            CommandOpcode.TLBI_EL2_VAA => Tlb.Invalidate(e => e.Regime == TlbRegime.El2 && AddressMatch(e)),
+            CommandOpcode.TLBI_S12_VMALL => Tlb.Invalidate(e => e.Regime != TlbRegime.El2 && e.Vmid == vmid),
+            // Stage-2 entries only: combined stage-1+2 entries need TLBI_NH_* or S12_VMALL (IHI 0070 4.4.4).
+            CommandOpcode.TLBI_S2_IPA => Tlb.Invalidate(e => e.Regime == TlbRegime.Stage2 && e.Vmid == vmid && AddressMatch(e)),
+            CommandOpcode.TLBI_NSNH_ALL => Tlb.Invalidate(e => e.Regime != TlbRegime.El2),
+            _ => 0,
+        };
+    }
+
+    /// <summary>
+    /// Translates one access from a device: StreamID <paramref name="sid"/>, optional SubstreamID,
+    /// input address <paramref name="iova"/>. Faults are recorded in the event queue as the
+    /// architecture says and returned; nothing a guest programs makes this throw.
+    /// </summary>
+    public TranslationResult Translate(uint sid, uint? ssid, ulong iova, AccessKind access, TranslationTrace? trace = null)
+    {
+        Counters.Translations++;
+        if (!Enabled)
+        {
+            bool abort = (_gbpa & GBPA_ABORT) != 0;
+            trace?.Note($"SMMU disabled (CR0.SMMUEN = 0): GBPA.ABORT = {(abort ? 1 : 0)}, {(abort ? "abort" : "bypass")}");
+            return abort ? TranslationResult.Aborted() : TranslationResult.Ok(iova, Permissions.ReadWrite);
+        }
+        if (!TryGetStream(sid, trace, out var cfg, out var cfgFault)) return ConfigFault(cfgFault, trace);
+
+        var ste = cfg.Ste;
+        switch (ste.Config)
+        {
+            case SteConfig.Abort:
+                trace?.Note("STE.Config = abort: terminated without an event");
+                return TranslationResult.Aborted();
+            case SteConfig.Bypass:
+                if (ssid is not null) return ConfigFault(EventRecord.Config(EventType.C_BAD_SUBSTREAMID, sid, ssid), trace);
+                trace?.Note("STE.Config = bypass");
+                return TranslationResult.Ok(iova, Permissions.ReadWrite);
+            case SteConfig.Stage2:
+                if (ssid is not null) return ConfigFault(EventRecord.Config(EventType.C_BAD_SUBSTREAMID, sid, ssid), trace);
+                return TranslateStage2Only(cfg, sid, iova, access, trace);
+        }
+
+        // Stage 1 (alone or nested): pick the CD.
+        uint cdIndex;
+        if (ssid is { } s)
+        {
+            if (ste.S1CDMax == 0 || s >= (1u << (int)ste.S1CDMax) || (ste.S1DSS == 2 && s == 0))
+                return ConfigFault(EventRecord.Config(EventType.C_BAD_SUBSTREAMID, sid, ssid), trace);
+            cdIndex = s;
+        }
+        else if (ste.S1CDMax == 0 || ste.S1DSS == 2)
+        {
+            cdIndex = 0;
+        }
+        else if (ste.S1DSS == 1)
+        {
+            trace?.Note("no SubstreamID and STE.S1DSS = bypass: stage 1 bypassed");
+            return cfg.HasStage2 ? TranslateStage2Only(cfg, sid, iova, access, trace) : TranslationResult.Ok(iova, Permissions.ReadWrite);
+        }
+        else
+        {
+            return ConfigFault(EventRecord.Config(EventType.F_STREAM_DISABLED, sid), trace);
+        }
+
+        if (!TryGetCd(cfg, sid, ssid, cdIndex, access, trace, out var cd, out var cdFault, out bool cdFaultRecorded))
+        {
+            if (cdFault.Type is EventType.F_TRANSLATION or EventType.F_ADDR_SIZE or EventType.F_ACCESS or EventType.F_PERMISSION)
+                return TranslationFault(cdFault, 2, cdFaultRecorded, trace);
+            return ConfigFault(cdFault, trace);
+        }
+
+        // TLB first.
+        ushort asid = cd.Asid;
+        if (Tlb.TryLookup(cfg.Regime, cfg.Vmid, asid, iova, out var hit) && Allows(hit.Permissions, access))
+        {
+            ulong pa = hit.Translate(iova);
+            trace?.Add("tlb", 0, hit.Level, iova, pa, $"IOTLB hit: VMID {cfg.Vmid} ASID {asid} 0x{hit.InputBase:X} +{hit.Size:#,0} -> 0x{hit.OutputBase:X}");
+            return TranslationResult.Ok(pa, hit.Permissions);
+        }
+
+        // Select TTB0/TTB1 by VA[55] and check the unused top bits (they must all equal VA[55] unless TBI).
+        bool upper = Bits.Get(iova, 55);
+        WalkRegime? regime = upper ? cd.Ttb1 : cd.Ttb0;
+        int inputBits = upper ? cd.Ttb1InputBits : cd.Ttb0InputBits;
+        bool tbi = upper ? cd.Tbi1 : cd.Tbi0;
+        int topBit = tbi ? 55 : 63;
+        ulong top = Bits.Get(iova, topBit, inputBits);
+        ulong expected = upper ? Bits.Mask(topBit - inputBits, 0) : 0;
+        if (regime is null || top != expected)
+        {
+            trace?.Note(regime is null
+                ? $"TTB{(upper ? 1 : 0)} walks are disabled (EPD{(upper ? 1 : 0)}) or its granule is unusable"
+                : $"input 0x{iova:X} is outside the {inputBits}-bit range of TTB{(upper ? 1 : 0)}");
+            var evt = EventRecord.Translation(EventType.F_TRANSLATION, sid, ssid, iova, access == AccessKind.Read, false, FaultClass.IN, 0);
+            return TranslationFault(evt, 1, cd.Cd.R, trace);
+        }
+        var r1 = regime.Value;
+        trace?.Add("s1", 1, r1.StartLevel, r1.TableBase, 0,
+            $"stage 1: TTB{(upper ? 1 : 0)} 0x{r1.TableBase:X}, {1 << r1.PageShift >> 10}K granule, {r1.InputBits}-bit input, start level {r1.StartLevel}, {r1.OutputBits}-bit output, ASID {asid}");
+
+        WalkRegime? s2 = cfg.HasStage2 ? cfg.Stage2 : null;
+        var w1 = _walker.Walk(r1, iova, access, s2, trace);
+        if (!w1.Ok)
+        {
+            if (w1.FaultStage == 2)
+            {
+                var e2 = EventRecord.Translation(w1.EventType, sid, ssid, iova, access == AccessKind.Read, true, w1.FaultClass, w1.FaultIpa);
+                return TranslationFault(e2, 2, ste.S2R, trace);
+            }
+            var e1 = EventRecord.Translation(w1.EventType, sid, ssid, iova, access == AccessKind.Read, false, FaultClass.IN, 0);
+            return TranslationFault(e1, 1, cd.Cd.R, trace);
+        }
+        ulong output = w1.Output;
+        int sizeShift = w1.BlockShift;
+        Permissions perms = w1.Permissions;
+        if (s2 is { } r2)
+        {
+            trace?.Add("s2", 2, r2.StartLevel, r2.TableBase, 0, $"stage 2 of output IPA 0x{output:X}: " + DescribeStage2(r2, cfg.Vmid));
+            var w2 = _walker.WalkStage2Checked(r2, output, access, trace);
+            if (!w2.Ok)
+            {
+                var e2 = EventRecord.Translation(w2.EventType, sid, ssid, iova, access == AccessKind.Read, true, FaultClass.IN, output);
+                return TranslationFault(e2, 2, ste.S2R, trace);
+            }
+            output = w2.Output;
+            sizeShift = Math.Min(sizeShift, w2.BlockShift);
+            perms &= w2.Permissions;
+        }
+        ulong sizeMask = (1UL << sizeShift) - 1;
+        Tlb.Insert(new TlbEntry(cfg.Regime, cfg.Vmid, asid, w1.Global, iova & ~sizeMask, sizeShift, w1.Level, r1.Granule, output & ~sizeMask, perms), iova);
+        trace?.Add("result", 0, -1, iova, output, $"PA 0x{output:X} ({perms})");
+        return TranslationResult.Ok(output, perms);
+    }
+
+    private static bool Allows(Permissions p, AccessKind a) => (p & (a == AccessKind.Read ? Permissions.Read : Permissions.Write)) != 0;
+
+    private static string DescribeStage2(in WalkRegime r, ushort vmid) =>
+        $"S2TTB 0x{r.TableBase:X}, {1 << r.PageShift >> 10}K granule, {r.InputBits}-bit IPA, start level {r.StartLevel}" +
+        (r.ConcatLog2 > 0 ? $" ({1 << r.ConcatLog2} concatenated tables)" : "") + $", {r.OutputBits}-bit output, VMID {vmid}";
+
+    private TranslationResult TranslateStage2Only(StreamConfig cfg, uint sid, ulong iova, AccessKind access, TranslationTrace? trace)
+    {
+        var r2 = cfg.Stage2;
+        // With stage 1 bypassed the input is an IPA that must fit the SMMU's IAS; beyond it is an
+        // address size fault reported as stage 1 (IHI 0070 3.4.3), before stage 2 is consulted.
+        if (!Bits.FitsIn(iova, Features.IasBits))
+        {
+            trace?.Note($"input 0x{iova:X} exceeds the {Features.IasBits}-bit IAS");
+            var e = EventRecord.Translation(EventType.F_ADDR_SIZE, sid, null, iova, access == AccessKind.Read, false, FaultClass.IN, 0);
+            return TranslationFault(e, 1, cfg.Ste.S2R, trace);
+        }
+        if (Tlb.TryLookup(TlbRegime.Stage2, cfg.Vmid, 0, iova, out var hit) && Allows(hit.Permissions, access))
+        {
+            ulong pa = hit.Translate(iova);
+            trace?.Add("tlb", 2, hit.Level, iova, pa, $"IOTLB hit: VMID {cfg.Vmid} IPA 0x{hit.InputBase:X} +{hit.Size:#,0} -> 0x{hit.OutputBase:X}");
+            return TranslationResult.Ok(pa, hit.Permissions);
+        }
+        trace?.Add("s2", 2, r2.StartLevel, r2.TableBase, 0, "stage 2: " + DescribeStage2(r2, cfg.Vmid));
+        var w = _walker.WalkStage2Checked(r2, iova, access, trace);
+        if (!w.Ok)
+        {
+            var e = EventRecord.Translation(w.EventType, sid, null, iova, access == AccessKind.Read, true, FaultClass.IN, iova);
+            return TranslationFault(e, 2, cfg.Ste.S2R, trace);
+        }
+        ulong mask = (1UL << w.BlockShift) - 1;
+        Tlb.Insert(new TlbEntry(TlbRegime.Stage2, cfg.Vmid, 0, true, iova & ~mask, w.BlockShift, w.Level, r2.Granule, w.Output & ~mask, w.Permissions), iova);
+        trace?.Add("result", 0, -1, iova, w.Output, $"PA 0x{w.Output:X} ({w.Permissions})");
+        return TranslationResult.Ok(w.Output, w.Permissions);
+    }
+
+    /// <summary>Configuration errors are always recorded (there is no R bit for them).</summary>
+    private TranslationResult ConfigFault(in EventRecord evt, TranslationTrace? trace)
+    {
+        bool recorded = RecordEvent(evt);
+        trace?.Add("fault", 0, -1, 0, 0, $"{evt.Type}: event {(recorded ? "recorded" : "not recorded (event queue off or full)")}");
+        return TranslationResult.Faulted(evt, 1, recorded);
+    }
+
+    /// <summary>Translation faults are recorded only when the stage's record bit (CD.R or STE.S2R) is set.</summary>
+    private TranslationResult TranslationFault(in EventRecord evt, int stage, bool record, TranslationTrace? trace)
+    {
+        if (!record)
+        {
+            trace?.Add("fault", stage, -1, 0, 0, $"{evt.Type} at stage {stage}: not recorded ({(stage == 1 ? "CD.R" : "STE.S2R")} = 0), access aborted");
+            return TranslationResult.Aborted();
+        }
+        bool recorded = RecordEvent(evt);
+        trace?.Add("fault", stage, -1, 0, 0, $"{evt.Type} at stage {stage}: event {(recorded ? "recorded" : "not recorded (event queue off or full)")}");
+        return TranslationResult.Faulted(evt, stage, recorded);
+    }
+
+    /// <summary>True when the SMMU can fetch [address, address + length): inside OAS and backed by memory.</summary>
+    private bool CanFetch(ulong address, ulong length) =>
+        Bits.FitsIn(address + length - 1, Features.OasBits) && !_memory.IsAbort(address, length);
+
+    private bool TryGetStream(uint sid, TranslationTrace? trace, out StreamConfig cfg, out EventRecord fault)
+    {
+        if (_streams.TryGetValue(sid, out cfg!))
+        {
+            trace?.Add("ste", 0, -1, cfg.SteAddress, cfg.Ste.W0, $"STE for SID 0x{sid:X} from the configuration cache: {DescribeSte(cfg.Ste)}");
+            fault = default;
+            return true;
+        }
+        Counters.ConfigFetches++;
+        cfg = null!;
+        fault = default;
+        ulong strtab = _strtabBase & STRTAB_BASE_ADDR_MASK;
+        int log2Size = (int)Bits.Get(_strtabBaseCfg, 5, 0);
+        uint fmt = (uint)Bits.Get(_strtabBaseCfg, 17, 16);
+        int split = (int)Bits.Get(_strtabBaseCfg, 10, 6);
+        if (sid >= (1UL << Math.Min(log2Size, Features.SidBits)))
+        {
+            trace?.Note($"SID 0x{sid:X} is beyond the stream table (LOG2SIZE {log2Size}, SIDSIZE {Features.SidBits})");
+            fault = EventRecord.Config(EventType.C_BAD_STREAMID, sid);
+            return false;
+        }
+        ulong steAddress;
+        if (fmt == STRTAB_FMT_2LEVEL && Features.TwoLevelStreamTable)
+        {
+            // SPLIT is 6, 8 or 10 (IHI 0070 6.3.24); other values behave as the nearest legal one below.
+            split = split >= 10 ? 10 : split >= 8 ? 8 : 6;
+            ulong l1Address = strtab + (sid >> split) * (ulong)L1StreamTableDescriptor.Size;
+            if (!CanFetch(l1Address, L1StreamTableDescriptor.Size))
+            {
+                fault = EventRecord.Fetch(EventType.F_STE_FETCH, sid, null, l1Address);
+                return false;
+            }
+            var l1 = new L1StreamTableDescriptor(_memory.ReadUInt64(l1Address));
+            ulong l2Index = sid & ((1u << split) - 1);
+            trace?.Add("l1std", 0, 1, l1Address, l1.Word, $"L1STD[{sid >> split}]: L2Ptr 0x{l1.L2Ptr:X}, Span {l1.Span}");
+            // Span = 0 is an invalid descriptor; otherwise the L2 table holds 2^(Span-1) STEs.
+            if (l1.Span == 0 || l1.Span > split + 1 || l2Index >= (1UL << (int)(l1.Span - 1)))
+            {
+                trace?.Note(l1.Span == 0 ? "L1STD.Span = 0: invalid" : $"L2 index {l2Index} is beyond Span {l1.Span} ({1UL << (int)Math.Max(0, (int)l1.Span - 1)} STEs)");
+                fault = EventRecord.Config(EventType.C_BAD_STREAMID, sid);
+                return false;
+            }
+            steAddress = l1.L2Ptr + l2Index * StreamTableEntry.Size;
+        }
+        else
+        {
+            steAddress = strtab + (ulong)sid * StreamTableEntry.Size;
+        }
+        if (!CanFetch(steAddress, StreamTableEntry.Size))
+        {
+            fault = EventRecord.Fetch(EventType.F_STE_FETCH, sid, null, steAddress);
+            return false;
+        }
+        Span<ulong> words = stackalloc ulong[StreamTableEntry.Words];
+        _memory.ReadUInt64s(steAddress, words);
+        var ste = StreamTableEntry.FromWords(words);
+        trace?.Add("ste", 0, -1, steAddress, ste.W0, $"STE for SID 0x{sid:X} at 0x{steAddress:X}: [0x{ste.W0:X16}, 0x{ste.W1:X16}, 0x{ste.W2:X16}, 0x{ste.W3:X16}] {DescribeSte(ste)}");
+        string? why = ValidateSte(ste, out var s2, out bool hasS2);
+        if (why is not null)
+        {
+            trace?.Note($"C_BAD_STE: {why}");
+            fault = EventRecord.Config(EventType.C_BAD_STE, sid);
+            return false;
+        }
+        cfg = new StreamConfig
+        {
+            Ste = ste,
+            SteAddress = steAddress,
+            Stage2 = s2,
+            HasStage2 = hasS2,
+            // Stage-1-only streams are tagged with S2VMID when stage 2 exists (IHI 0070 5.2, S2VMID).
+            Vmid = Features.Stage2 ? MaskVmid(ste.S2VMID) : (ushort)0,
+            Regime = ste.TranslatesStage1 && ste.STRW == 2 ? TlbRegime.El2 : ste.Config == SteConfig.Stage2 ? TlbRegime.Stage2 : TlbRegime.NonHyp,
+        };
+        _streams[sid] = cfg;
+        return true;
+    }
+
+    private static string DescribeSte(in StreamTableEntry ste) =>
+        $"V={(ste.V ? 1 : 0)} Config={(Enum.IsDefined(ste.Config) ? ste.Config.ToString() : $"0b{Convert.ToString(ste.ConfigRaw, 2).PadLeft(3, '0')} (reserved)")}" +
+        (ste.TranslatesStage1 ? $" S1ContextPtr=0x{ste.S1ContextPtr:X} S1Fmt={ste.S1Fmt} S1CDMax={ste.S1CDMax} S1DSS={ste.S1DSS}" : "") +
+        (ste.TranslatesStage2 ? $" S2VMID={ste.S2VMID} S2T0SZ={ste.S2T0SZ} S2SL0={ste.S2SL0} S2TG={ste.S2TG} S2PS={ste.S2PS} S2TTB=0x{ste.S2TTB:X} S2R={(ste.S2R ? 1 : 0)}" : "");
+
+    /// <summary>Checks an STE against IHI 0070 5.2's ILLEGAL conditions; null when valid.</summary>
+    private string? ValidateSte(in StreamTableEntry ste, out WalkRegime s2, out bool hasS2)
+    {
+        s2 = default;
+        hasS2 = false;
+        if (!ste.V) return "STE.V = 0";
+        if (ste.ConfigRaw is >= 1 and <= 3) return $"STE.Config 0b{Convert.ToString(ste.ConfigRaw, 2).PadLeft(3, '0')} is reserved";
+        if (ste.Config is SteConfig.Abort or SteConfig.Bypass) return null;
+        if (ste.TranslatesStage1 && !Features.Stage1) return "stage 1 is not implemented (IDR0.S1P = 0)";
+        if (ste.TranslatesStage2 && !Features.Stage2) return "stage 2 is not implemented (IDR0.S2P = 0)";
+        if (ste.TranslatesStage1)
+        {
+            if (ste.S1CDMax > Features.SsidBits) return $"S1CDMax {ste.S1CDMax} exceeds SSIDSIZE {Features.SsidBits}";
+            if (ste.S1CDMax != 0)
+            {
+                if (ste.S1Fmt == 3) return "S1Fmt 0b11 is reserved";
+                if (ste.S1Fmt != 0 && !Features.TwoLevelCd) return "2-level CD tables are not implemented (IDR0.CD2L = 0)";
+                if (ste.S1DSS == 3) return "S1DSS 0b11 is reserved";
+            }
+            if (ste.STRW is 1 or 3 || (ste.STRW == 2 && (!Features.Hyp || ste.TranslatesStage2)))
+                return $"STRW {ste.STRW} is not usable here";
+            if (!ste.TranslatesStage2 && !Bits.FitsIn(ste.S1ContextPtr, Features.OasBits))
+                return $"S1ContextPtr 0x{ste.S1ContextPtr:X} exceeds the {Features.OasBits}-bit OAS";
+        }
+        if (Features.Ats && (ste.EATS == 3 || (ste.EATS == 2 && ste.Config != SteConfig.Nested)))
+            return $"EATS {ste.EATS} is not allowed with Config {ste.Config}";
+        if (!ste.TranslatesStage2) return null;
+
+        if (!ste.S2AA64) return "S2AA64 = 0: AArch32 stage-2 tables are not implemented (IDR0.TTF = AArch64)";
+        if (ste.S2ENDI) return "S2ENDI = 1: big-endian tables are not implemented (IDR0.TTENDIAN = LE)";
+        if (GranuleGeometry.FromTg0(ste.S2TG) is not { } g || !GranuleSupported(g)) return $"S2TG {ste.S2TG} names an unimplemented granule";
+        int ia = 64 - (int)ste.S2T0SZ;
+        if (ste.S2T0SZ < MinTxSz(g) || ste.S2T0SZ > 39) return $"S2T0SZ {ste.S2T0SZ} is out of range";
+        if (ia > Features.IasBits) return $"S2T0SZ {ste.S2T0SZ} gives a {ia}-bit IPA, beyond the {Features.IasBits}-bit IAS";
+        if (GranuleGeometry.Stage2StartLevel(g, ste.S2SL0) is not { } start) return $"S2SL0 {ste.S2SL0} is reserved for the {1 << (int)g >> 10}K granule";
+        int stride = GranuleGeometry.Stride(g);
+        int bitsAtStart = ia - GranuleGeometry.LevelShift(g, start);
+        // The start level must resolve at least one bit and at most 16 concatenated tables' worth.
+        if (bitsAtStart < 1 || bitsAtStart > stride + 4) return $"S2SL0 {ste.S2SL0} (start level {start}) is inconsistent with S2T0SZ {ste.S2T0SZ}";
+        int concat = Math.Max(0, bitsAtStart - stride);
+        int outBits = Math.Min(AddressSize.FromEncoding(ste.S2PS), Features.OasBits);
+        // The start table(s) are aligned to their size; lower S2TTB bits are ignored.
+        ulong tableBytes = Math.Max(64UL, 8UL << bitsAtStart);
+        s2 = new WalkRegime(2, g, ste.S2TTB & ~(tableBytes - 1), ia, start, concat, outBits,
+            ste.S2HA && Features.Httu >= 1, ste.S2AFFD, Features.OasBits == 52);
+        hasS2 = true;
+        return null;
+    }
+
+    private bool GranuleSupported(Granule g) => g switch { Granule.G4K => Features.Gran4K, Granule.G16K => Features.Gran16K, _ => Features.Gran64K };
+
+    /// <summary>Smallest TxSZ: 48-bit inputs, or 52-bit with 64K pages when IDR5.VAX says so.</summary>
+    private uint MinTxSz(Granule g) => g == Granule.G64K && Features.Vax == 1 ? 12u : 16u;
+
+    private bool TryGetCd(StreamConfig cfg, uint sid, uint? ssid, uint index, AccessKind access, TranslationTrace? trace,
+        out CdConfig cd, out EventRecord fault, out bool faultRecorded)
+    {
+        faultRecorded = false;
+        fault = default;
+        if (cfg.Cds.TryGetValue(index, out cd!))
+        {
+            trace?.Add("cd", 1, -1, cd.CdAddress, cd.Cd.W0, $"CD {index} from the configuration cache: {DescribeCd(cd.Cd)}");
+            return true;
+        }
+        var ste = cfg.Ste;
+        ulong cdAddress;
+        ulong ptr = ste.S1ContextPtr;
+        if (ste.S1CDMax != 0 && ste.S1Fmt != 0)
+        {
+            int split = ste.S1Fmt == 1 ? 6 : 10; // 4 KiB or 64 KiB leaf tables of 64-byte CDs
+            ulong l1Address = ptr + (index >> split) * (ulong)L1ContextDescriptor.Size;
+            if (!FetchCdPart(cfg, sid, ssid, l1Address, L1ContextDescriptor.Size, access, trace, out ulong l1Pa, ref fault, ref faultRecorded)) return false;
+            var l1 = new L1ContextDescriptor(_memory.ReadUInt64(l1Pa));
+            trace?.Add("l1cd", 1, 1, l1Pa, l1.Word, $"L1CD[{index >> split}]: V={(l1.V ? 1 : 0)} L2Ptr 0x{l1.L2Ptr:X}");
+            if (!l1.V)
+            {
+                fault = EventRecord.Config(EventType.C_BAD_SUBSTREAMID, sid, ssid);
+                return false;
+            }
+            cdAddress = l1.L2Ptr + (index & ((1u << split) - 1)) * (ulong)ContextDescriptor.Size;
+        }
+        else
+        {
+            cdAddress = ptr + (ulong)index * ContextDescriptor.Size;
+        }
+        if (!FetchCdPart(cfg, sid, ssid, cdAddress, ContextDescriptor.Size, access, trace, out ulong cdPa, ref fault, ref faultRecorded)) return false;
+        Span<ulong> words = stackalloc ulong[ContextDescriptor.Words];
+        _memory.ReadUInt64s(cdPa, words);
+        var desc = ContextDescriptor.FromWords(words);
+        trace?.Add("cd", 1, -1, cdPa, desc.W0, $"CD {index} at 0x{cdPa:X}: [0x{desc.W0:X16}, 0x{desc.W1:X16}, 0x{desc.W2:X16}, 0x{desc.W3:X16}] {DescribeCd(desc)}");
+        string? why = ValidateCd(desc, out var built);
+        if (why is not null)
+        {
+            trace?.Note($"C_BAD_CD: {why}");
+            fault = EventRecord.Config(EventType.C_BAD_CD, sid, ssid);
+            return false;
+        }
+        built.CdAddress = cdPa;
+        cd = built;
+        cfg.Cds[index] = cd;
+        return true;
+    }
+
+    /// <summary>Fetches part of the CD table: through stage 2 when nested (CLASS = CD faults), then checks the bus.</summary>
+    private bool FetchCdPart(StreamConfig cfg, uint sid, uint? ssid, ulong address, ulong length, AccessKind access,
+        TranslationTrace? trace, out ulong pa, ref EventRecord fault, ref bool faultRecorded)
+    {
+        pa = address;
+        if (cfg.HasStage2)
+        {
+            if (trace is not null) { trace.Add("cd-ipa", 1, -1, address, 0, $"CD table address IPA 0x{address:X}: walking stage 2"); trace.Depth++; }
+            var w = _walker.WalkStage2Checked(cfg.Stage2, address, AccessKind.Read, trace);
+            if (trace is not null) trace.Depth--;
+            if (!w.Ok)
+            {
+                fault = EventRecord.Translation(w.EventType, sid, ssid, 0, access == AccessKind.Read, true, FaultClass.CD, address);
+                faultRecorded = cfg.Ste.S2R;
+                return false;
+            }
+            pa = w.Output;
+        }
+        if (!CanFetch(pa, length))
+        {
+            fault = EventRecord.Fetch(EventType.F_CD_FETCH, sid, ssid, pa);
+            return false;
+        }
+        return true;
+    }
+
+    private static string DescribeCd(in ContextDescriptor cd) =>
+        $"V={(cd.V ? 1 : 0)} AA64={(cd.AA64 ? 1 : 0)} T0SZ={cd.T0SZ} TG0={cd.TG0} EPD0={(cd.EPD0 ? 1 : 0)} IPS={cd.IPS} ASID={cd.ASID} TTB0=0x{cd.TTB0:X} R={(cd.R ? 1 : 0)} A={(cd.A ? 1 : 0)} HA={(cd.HA ? 1 : 0)}";
+
+    /// <summary>Checks a CD against IHI 0070 5.4's ILLEGAL conditions; null when valid.</summary>
+    private string? ValidateCd(in ContextDescriptor cd, out CdConfig built)
+    {
+        built = new CdConfig { Cd = cd, CdAddress = 0, Asid = MaskAsid(cd.ASID) };
+        if (!cd.V) return "CD.V = 0";
+        if (!cd.AA64) return "AA64 = 0: AArch32 stage-1 tables are not implemented (IDR0.TTF = AArch64)";
+        if (cd.ENDI) return "ENDI = 1: big-endian tables are not implemented";
+        int outBits = Math.Min(AddressSize.FromEncoding(cd.IPS), Features.OasBits);
+        bool ha = cd.HA && Features.Httu >= 1;
+        if (!cd.EPD0)
+        {
+            if (GranuleGeometry.FromTg0(cd.TG0) is not { } g || !GranuleSupported(g)) return $"TG0 {cd.TG0} names an unimplemented granule";
+            if (cd.T0SZ < MinTxSz(g) || cd.T0SZ > 39) return $"T0SZ {cd.T0SZ} is out of range";
+            built.Ttb0 = Stage1Regime(g, cd.TTB0, 64 - (int)cd.T0SZ, outBits, ha, cd.AFFD);
+            built.Ttb0InputBits = 64 - (int)cd.T0SZ;
+        }
+        if (!cd.EPD1)
+        {
+            if (GranuleGeometry.FromTg1(cd.TG1) is not { } g || !GranuleSupported(g)) return $"TG1 {cd.TG1} names an unimplemented granule";
+            if (cd.T1SZ < MinTxSz(g) || cd.T1SZ > 39) return $"T1SZ {cd.T1SZ} is out of range";
+            built.Ttb1 = Stage1Regime(g, cd.TTB1, 64 - (int)cd.T1SZ, outBits, ha, cd.AFFD);
+            built.Ttb1InputBits = 64 - (int)cd.T1SZ;
+        }
+        built.Tbi0 = cd.TBI0;
+        built.Tbi1 = cd.TBI1;
+        return null;
+    }
+
+    private WalkRegime Stage1Regime(Granule g, ulong ttb, int inputBits, int outBits, bool ha, bool affd)
+    {
+        int start = GranuleGeometry.Stage1StartLevel(g, inputBits);
+        int bitsAtStart = inputBits - GranuleGeometry.LevelShift(g, start);
+        ulong tableBytes = Math.Max(64UL, 8UL << bitsAtStart);
+        return new WalkRegime(1, g, ttb & ~(tableBytes - 1), inputBits, start, 0, outBits, ha, affd, Features.OasBits == 52);
+    }
+}
