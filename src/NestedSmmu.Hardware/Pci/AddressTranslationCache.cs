@@ -1,0 +1,47 @@
+using NestedSmmu.Hardware.Smmu;
+
+namespace NestedSmmu.Hardware.Pci;
+
+/// <summary>
+/// An endpoint's ATC (PCIe ATS): translations the SMMU returned to ATS translation requests,
+/// per PASID, at 4 KiB granularity. ATC_INV commands (through the SMMU) remove them.
+/// </summary>
+public sealed class AddressTranslationCache : IAtcInvalidationTarget
+{
+    private const int PageShift = 12;
+    private const uint NoPasid = uint.MaxValue;
+    private readonly Dictionary<(uint Pasid, ulong Page), (ulong PaPage, Permissions Perms)> _entries = new();
+
+    public int Count => _entries.Count;
+    public long Invalidations { get; private set; }
+
+    public bool TryLookup(uint? pasid, ulong address, out ulong pa, out Permissions perms)
+    {
+        if (_entries.TryGetValue((pasid ?? NoPasid, address >> PageShift), out var e))
+        {
+            pa = (e.PaPage << PageShift) | (address & ((1UL << PageShift) - 1));
+            perms = e.Perms;
+            return true;
+        }
+        pa = 0;
+        perms = Permissions.None;
+        return false;
+    }
+
+    public void Insert(uint? pasid, ulong address, ulong pa, Permissions perms) =>
+        _entries[(pasid ?? NoPasid, address >> PageShift)] = (pa >> PageShift, perms);
+
+    public void InvalidateAtc(uint? ssid, bool global, ulong address, ulong length)
+    {
+        Invalidations++;
+        ulong end = length == ulong.MaxValue ? ulong.MaxValue : address + length;
+        foreach (var key in _entries.Keys.ToList())
+        {
+            bool pasidMatch = global || key.Pasid == (ssid ?? NoPasid);
+            ulong a = key.Page << PageShift;
+            if (pasidMatch && a >= address && a < end) _entries.Remove(key);
+        }
+    }
+
+    public void Clear() => _entries.Clear();
+}
