@@ -81,7 +81,8 @@ public static class PhysicalMemoryExtensions
     /// <summary>Reads consecutive 64-bit words into <paramref name="words"/> (descriptors are arrays of them).</summary>
     public static void ReadUInt64s(this IPhysicalMemory m, ulong address, Span<ulong> words)
     {
-        Span<byte> b = stackalloc byte[words.Length * 8];
+        // Descriptors are at most 64 bytes; larger blocks go through the heap rather than the stack.
+        Span<byte> b = words.Length <= 16 ? stackalloc byte[words.Length * 8] : new byte[words.Length * 8];
         m.Read(address, b);
         for (int i = 0; i < words.Length; i++)
             words[i] = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(b[(i * 8)..]);
@@ -89,7 +90,7 @@ public static class PhysicalMemoryExtensions
 
     public static void WriteUInt64s(this IPhysicalMemory m, ulong address, ReadOnlySpan<ulong> words)
     {
-        Span<byte> b = stackalloc byte[words.Length * 8];
+        Span<byte> b = words.Length <= 16 ? stackalloc byte[words.Length * 8] : new byte[words.Length * 8];
         for (int i = 0; i < words.Length; i++)
             System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(b[(i * 8)..], words[i]);
         m.Write(address, b);

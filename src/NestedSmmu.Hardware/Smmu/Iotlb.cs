@@ -79,18 +79,56 @@ public sealed class Iotlb
         _entries[new Key(entry.Regime, entry.Vmid, asid, input >> IndexShift)] = entry;
     }
 
-    /// <summary>Removes every entry <paramref name="match"/> selects; returns how many page slots went.</summary>
-    public int Invalidate(Func<TlbEntry, bool> match)
+    /// <summary>Removes every entry <paramref name="scope"/> selects; returns how many page slots went.</summary>
+    public int Invalidate(in TlbInvalidation scope)
     {
-        List<Key>? doomed = null;
+        if (_entries.Count == 0) return 0;
+        int removed = 0;
+        // Removing during enumeration is allowed for Dictionary since .NET Core 3.0.
         foreach (var (k, e) in _entries)
         {
-            if (match(e)) (doomed ??= new()).Add(k);
+            if (scope.Matches(e)) { _entries.Remove(k); removed++; }
         }
-        if (doomed is null) return 0;
-        foreach (var k in doomed) _entries.Remove(k);
-        return doomed.Count;
+        return removed;
+    }
+
+    public int Invalidate(Func<TlbEntry, bool> match)
+    {
+        int removed = 0;
+        foreach (var (k, e) in _entries)
+        {
+            if (match(e)) { _entries.Remove(k); removed++; }
+        }
+        return removed;
     }
 
     public void Clear() => _entries.Clear();
+}
+
+/// <summary>
+/// What a TLB invalidation command selects (IHI 0070 4.4), without allocating per command.
+/// AndStage2 also matches stage-2 entries (S12_VMALL, NSNH_ALL). GlobalAlsoMatches: operations by
+/// ASID and address also hit global entries; by ASID alone they do not.
+/// </summary>
+public readonly record struct TlbInvalidation(
+    TlbRegime Regime,
+    bool AndStage2,
+    bool MatchVmid, ushort Vmid,
+    bool MatchAsid, ushort Asid,
+    bool GlobalAlsoMatches,
+    bool MatchAddress, ulong Start, ulong Length,
+    int Ttl, Granule? Granule)
+{
+    public bool Matches(in TlbEntry e)
+    {
+        if (e.Regime != Regime && !(AndStage2 && e.Regime == TlbRegime.Stage2)) return false;
+        if (MatchVmid && e.Vmid != Vmid) return false;
+        if (MatchAsid && (e.Global ? !GlobalAlsoMatches : e.Asid != Asid)) return false;
+        if (MatchAddress)
+        {
+            if (!e.Overlaps(Start, Length)) return false;
+            if (Ttl != 0 && (e.Level != Ttl || e.Granule != Granule)) return false;
+        }
+        return true;
+    }
 }

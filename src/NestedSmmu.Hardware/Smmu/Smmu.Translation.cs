@@ -84,25 +84,24 @@ public sealed partial class Smmu
                     length = ((ulong)cmd.NUM + 1) << (int)(5 * cmd.SCALE + 1) << GranuleGeometry.PageShift(g);
             }
         }
-        bool AddressMatch(in TlbEntry e) =>
-            e.Overlaps(start, length) && (ttl == 0 || (e.Level == ttl && e.Granule == tg));
-
-        return op switch
+        bool byAddr = length != 0;
+        TlbInvalidation? scope = op switch
         {
-            CommandOpcode.TLBI_NH_ALL => Tlb.Invalidate(e => e.Regime == TlbRegime.NonHyp && e.Vmid == vmid),
-            CommandOpcode.TLBI_NH_ASID => Tlb.Invalidate(e => e.Regime == TlbRegime.NonHyp && e.Vmid == vmid && !e.Global && e.Asid == asid),
-            CommandOpcode.TLBI_NH_VA => Tlb.Invalidate(e => e.Regime == TlbRegime.NonHyp && e.Vmid == vmid && (e.Global || e.Asid == asid) && AddressMatch(e)),
-            CommandOpcode.TLBI_NH_VAA => Tlb.Invalidate(e => e.Regime == TlbRegime.NonHyp && e.Vmid == vmid && AddressMatch(e)),
-            CommandOpcode.TLBI_EL2_ALL => Tlb.Invalidate(e => e.Regime == TlbRegime.El2),
-            CommandOpcode.TLBI_EL2_ASID => Tlb.Invalidate(e => e.Regime == TlbRegime.El2 && !e.Global && e.Asid == asid),
-            CommandOpcode.TLBI_EL2_VA => Tlb.Invalidate(e => e.Regime == TlbRegime.El2 && (e.Global || e.Asid == asid) && AddressMatch(e)),
-            CommandOpcode.TLBI_EL2_VAA => Tlb.Invalidate(e => e.Regime == TlbRegime.El2 && AddressMatch(e)),
-            CommandOpcode.TLBI_S12_VMALL => Tlb.Invalidate(e => e.Regime != TlbRegime.El2 && e.Vmid == vmid),
+            CommandOpcode.TLBI_NH_ALL => new(TlbRegime.NonHyp, false, true, vmid, false, 0, false, false, 0, 0, 0, null),
+            CommandOpcode.TLBI_NH_ASID => new(TlbRegime.NonHyp, false, true, vmid, true, asid, false, false, 0, 0, 0, null),
+            CommandOpcode.TLBI_NH_VA => new(TlbRegime.NonHyp, false, true, vmid, true, asid, true, byAddr, start, length, ttl, tg),
+            CommandOpcode.TLBI_NH_VAA => new(TlbRegime.NonHyp, false, true, vmid, false, 0, false, byAddr, start, length, ttl, tg),
+            CommandOpcode.TLBI_EL2_ALL => new(TlbRegime.El2, false, false, 0, false, 0, false, false, 0, 0, 0, null),
+            CommandOpcode.TLBI_EL2_ASID => new(TlbRegime.El2, false, false, 0, true, asid, false, false, 0, 0, 0, null),
+            CommandOpcode.TLBI_EL2_VA => new(TlbRegime.El2, false, false, 0, true, asid, true, byAddr, start, length, ttl, tg),
+            CommandOpcode.TLBI_EL2_VAA => new(TlbRegime.El2, false, false, 0, false, 0, false, byAddr, start, length, ttl, tg),
+            CommandOpcode.TLBI_S12_VMALL => new(TlbRegime.NonHyp, true, true, vmid, false, 0, false, false, 0, 0, 0, null),
             // Stage-2 entries only: combined stage-1+2 entries need TLBI_NH_* or S12_VMALL (IHI 0070 4.4.4).
-            CommandOpcode.TLBI_S2_IPA => Tlb.Invalidate(e => e.Regime == TlbRegime.Stage2 && e.Vmid == vmid && AddressMatch(e)),
-            CommandOpcode.TLBI_NSNH_ALL => Tlb.Invalidate(e => e.Regime != TlbRegime.El2),
-            _ => 0,
+            CommandOpcode.TLBI_S2_IPA => new(TlbRegime.Stage2, false, true, vmid, false, 0, false, byAddr, start, length, ttl, tg),
+            CommandOpcode.TLBI_NSNH_ALL => new(TlbRegime.NonHyp, true, false, 0, false, 0, false, false, 0, 0, 0, null),
+            _ => null,
         };
+        return scope is { } sc ? Tlb.Invalidate(sc) : 0;
     }
 
     /// <summary>

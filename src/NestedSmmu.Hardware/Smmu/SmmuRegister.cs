@@ -72,6 +72,13 @@ public static class SmmuRegisters
         if (n.StartsWith("SMMU_", StringComparison.Ordinal)) n = n[5..];
         if (n.StartsWith("EVTQ_", StringComparison.Ordinal)) n = "EVENTQ_" + n[5..];
         if (n == nameof(SmmuRegister.Page1).ToUpperInvariant()) { register = default; return false; }
+        register = default;
+        // Names only: Enum.TryParse would also take numbers and comma lists.
+        if (n.Length == 0 || !char.IsLetter(n[0]) || n.Contains(',')) return false;
         return Enum.TryParse(n, ignoreCase: false, out register) && Enum.IsDefined(register);
     }
+
+    /// <summary>The read-only identification registers a scenario or dump may override.</summary>
+    public static bool IsIdRegister(SmmuRegister r) => r is SmmuRegister.IDR0 or SmmuRegister.IDR1 or SmmuRegister.IDR2
+        or SmmuRegister.IDR3 or SmmuRegister.IDR4 or SmmuRegister.IDR5 or SmmuRegister.IIDR or SmmuRegister.AIDR;
 }
