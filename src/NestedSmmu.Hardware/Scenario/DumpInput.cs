@@ -102,7 +102,7 @@ public static class DumpInput
         {
             if (!ScenarioNumber.TryParse(name, out offset, out string? error)) throw new DumpFormatException(source, number, error!);
         }
-        else if (SmmuRegisters.TryParse(name.ToString(), out var named) && ScenarioRegisters.IsNamed(named))
+        else if (ScenarioRegisters.TryParseName(name, out var named))
         {
             register = named;
             offset = (uint)named;
@@ -159,14 +159,17 @@ public static class DumpInput
         long written = 0, skipped = 0;
         try
         {
-            int n;
-            while ((n = image.ReadAtLeast(buffer.AsSpan(0, ChunkSize), ChunkSize, throwOnEndOfStream: false)) > 0)
+            while (true)
             {
+                // Chunks end on page boundaries of the physical address, so each page is one piece.
+                int want = ChunkSize - (int)(address & SparseMemory.PageMask);
+                int n = image.ReadAtLeast(buffer.AsSpan(0, want), want, throwOnEndOfStream: false);
+                if (n == 0) break;
                 CheckFits(label, physicalBase, address - physicalBase + (ulong)n);
                 ReadOnlySpan<byte> chunk = buffer.AsSpan(0, n);
                 while (!chunk.IsEmpty)
                 {
-                    // Split at page boundaries of the physical address, so a skipped piece is a whole page's share.
+                    // One piece per page: a skipped piece is the image's whole share of that page.
                     int piece = (int)Math.Min((ulong)chunk.Length, SparseMemory.PageSize - (address & SparseMemory.PageMask));
                     var bytes = chunk[..piece];
                     if (bytes.ContainsAnyExcept((byte)0) || memory.IsAllocated(address))
@@ -226,8 +229,8 @@ public readonly record struct DumpedRegister(int Line, RegisterWrite Write);
 /// <summary>What <see cref="DumpInput.LoadMemoryImage(Stream, ulong, SparseMemory, string?)"/> loaded.</summary>
 /// <param name="Base">Physical address of the image's first byte.</param>
 /// <param name="Length">Bytes in the image.</param>
-/// <param name="PiecesWritten">Page-sized (or smaller, at the edges) pieces copied into memory.</param>
-/// <param name="ZeroPiecesSkipped">All-zero pieces left unallocated.</param>
+/// <param name="PiecesWritten">Pages (partial at the image's ends) copied into memory.</param>
+/// <param name="ZeroPiecesSkipped">All-zero pages (or partial pages) left unallocated.</param>
 public readonly record struct MemoryImageInfo(ulong Base, ulong Length, long PiecesWritten, long ZeroPiecesSkipped);
 
 /// <summary>A register list line that does not follow the format; the message starts with <c>file:line:</c>.</summary>

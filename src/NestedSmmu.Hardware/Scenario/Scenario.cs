@@ -236,6 +236,21 @@ internal static class ScenarioRegisters
     /// <summary>A register <see cref="SmmuRegisters.TryParse"/> can name (Page1 is a base, not a register).</summary>
     public static bool IsNamed(SmmuRegister r) => r != SmmuRegister.Page1 && Enum.IsDefined(r);
 
+    /// <summary>
+    /// A register by spec name. Only names are accepted: <see cref="SmmuRegisters.TryParse"/> goes
+    /// through <see cref="Enum.TryParse{TEnum}(string, out TEnum)"/>, which would also take "0" (IDR0)
+    /// or "CR0,CR1" (the OR of the two, CR1); offsets are parsed as numbers by the callers instead.
+    /// </summary>
+    public static bool TryParseName(ReadOnlySpan<char> name, out SmmuRegister register)
+    {
+        register = default;
+        return !name.IsEmpty && char.IsAsciiLetter(name[0]) && !name.ContainsAnyExcept(NameChars)
+            && SmmuRegisters.TryParse(name.ToString(), out register) && IsNamed(register);
+    }
+
+    private static readonly System.Buffers.SearchValues<char> NameChars =
+        System.Buffers.SearchValues.Create("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
+
     /// <summary>Null when <paramref name="width"/> is 32 or 64, otherwise why not.</summary>
     public static string? CheckWidth(ulong width) => width is 32 or 64 ? null : $"{width} is not 32 or 64";
 

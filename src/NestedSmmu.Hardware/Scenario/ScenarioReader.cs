@@ -88,7 +88,7 @@ public static class ScenarioReader
         foreach (var p in e.EnumerateObject())
         {
             string memberPath = Member(path, p.Name);
-            if (!SmmuRegisters.TryParse(p.Name, out var register) || !ScenarioRegisters.IsNamed(register))
+            if (!ScenarioRegisters.TryParseName(p.Name, out var register))
                 throw Error(memberPath, $"'{p.Name}' is not an SMMUv3 register name; expected an ID register ({ScenarioRegisters.IdRegisterList})");
             if (!ScenarioRegisters.IsIdRegister(register))
                 throw Error(memberPath, $"{register} is not an ID register ({ScenarioRegisters.IdRegisterList})");
@@ -114,7 +114,7 @@ public static class ScenarioReader
         {
             if (!ScenarioNumber.TryParse(regText, out offset, out string? error)) throw Error(regPath, error!);
         }
-        else if (SmmuRegisters.TryParse(regText, out var named) && ScenarioRegisters.IsNamed(named))
+        else if (ScenarioRegisters.TryParseName(regText, out var named))
         {
             register = named;
             offset = (uint)named;
