@@ -244,12 +244,9 @@ internal static class ScenarioRegisters
     public static bool TryParseName(ReadOnlySpan<char> name, out SmmuRegister register)
     {
         register = default;
-        return !name.IsEmpty && char.IsAsciiLetter(name[0]) && !name.ContainsAnyExcept(NameChars)
+        return !name.IsEmpty && char.IsAsciiLetter(name[0]) && !name.ContainsAnyExcept(ScenarioJson.IdentifierChars)
             && SmmuRegisters.TryParse(name.ToString(), out register) && IsNamed(register);
     }
-
-    private static readonly System.Buffers.SearchValues<char> NameChars =
-        System.Buffers.SearchValues.Create("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
 
     /// <summary>Null when <paramref name="width"/> is 32 or 64, otherwise why not.</summary>
     public static string? CheckWidth(ulong width) => width is 32 or 64 ? null : $"{width} is not 32 or 64";

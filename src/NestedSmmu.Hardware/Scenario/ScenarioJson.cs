@@ -11,8 +11,8 @@ namespace NestedSmmu.Hardware.Scenarios;
 internal static class ScenarioJson
 {
     /// <summary>
-    /// The vectors' style (Python's <c>json.dump(indent=1)</c>): one-space indent, "\n" line ends,
-    /// no newline after the closing brace, and no escaping of ASCII punctuation such as <c>'</c>.
+    /// The reference vectors' layout: one-space indent, "\n" line ends, no newline after the
+    /// closing brace, and no escaping of ASCII punctuation such as <c>'</c>.
     /// </summary>
     public static readonly JsonWriterOptions WriterOptions = new()
     {
@@ -136,7 +136,8 @@ internal static class ScenarioJson
 
     private static string Shorten(string text) => text.Length <= 40 ? text : text[..37] + "...";
 
-    private static readonly System.Buffers.SearchValues<char> IdentifierChars =
+    /// <summary>Letters, digits and underscore: what a plain path member or a register name is made of.</summary>
+    internal static readonly System.Buffers.SearchValues<char> IdentifierChars =
         System.Buffers.SearchValues.Create("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
 }
 
