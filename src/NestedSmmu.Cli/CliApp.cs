@@ -7,7 +7,11 @@ public static class CliApp
 {
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        var root = new RootCommand("NestedSmmu: accelerated, nested Arm SMMUv3 virtualization, modelled end to end.");
+        var root = new RootCommand("NestedSmmu: accelerated, nested Arm SMMUv3 virtualization, modelled end to end.")
+        {
+            RunCommand.Create(stdout, stderr),
+            TranslateCommand.Create(stdout, stderr),
+        };
         var config = new InvocationConfiguration { Output = stdout, Error = stderr };
         return root.Parse(args).Invoke(config);
     }

@@ -188,13 +188,6 @@ public sealed record MemoryBlock
     public override string ToString() => $"{ScenarioNumber.ToHex(Address)}: {_qwords.Length} qwords";
 }
 
-/// <summary>Whether a device access reads or writes.</summary>
-public enum AccessKind
-{
-    Read,
-    Write,
-}
-
 /// <summary>
 /// One 4-byte DMA from the device with stream ID <see cref="Sid"/> (and substream ID
 /// <see cref="Ssid"/> when not null, at most 20 bits) at <see cref="Iova"/>.
@@ -230,17 +223,12 @@ internal static class ScenarioRegisters
 {
     public const string IdRegisterList = "IDR0-IDR5, IIDR, AIDR";
 
-    /// <summary>IDR0..IDR5, IIDR, AIDR: the read-only identification block at the start of page 0.</summary>
-    public static bool IsIdRegister(SmmuRegister r) => (uint)r <= (uint)SmmuRegister.AIDR && (uint)r % 4 == 0;
+    public static bool IsIdRegister(SmmuRegister r) => SmmuRegisters.IsIdRegister(r);
 
     /// <summary>A register <see cref="SmmuRegisters.TryParse"/> can name (Page1 is a base, not a register).</summary>
     public static bool IsNamed(SmmuRegister r) => r != SmmuRegister.Page1 && Enum.IsDefined(r);
 
-    /// <summary>
-    /// A register by spec name. Only names are accepted: <see cref="SmmuRegisters.TryParse"/> goes
-    /// through <see cref="Enum.TryParse{TEnum}(string, out TEnum)"/>, which would also take "0" (IDR0)
-    /// or "CR0,CR1" (the OR of the two, CR1); offsets are parsed as numbers by the callers instead.
-    /// </summary>
+    /// <summary>A register by spec name (offsets are parsed as numbers by the callers).</summary>
     public static bool TryParseName(ReadOnlySpan<char> name, out SmmuRegister register)
     {
         register = default;

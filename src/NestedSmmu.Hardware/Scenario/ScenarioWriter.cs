@@ -1,3 +1,4 @@
+using NestedSmmu.Hardware.Smmu;
 using System.Text;
 using System.Text.Json;
 using static NestedSmmu.Hardware.Scenarios.ScenarioJson;
