@@ -157,7 +157,7 @@ public sealed partial class Smmu
             return ConfigFault(EventRecord.Config(EventType.F_STREAM_DISABLED, sid), trace);
         }
 
-        if (!TryGetCd(cfg, sid, ssid, cdIndex, access, trace, out var cd, out var cdFault, out bool cdFaultRecorded))
+        if (!TryGetCd(cfg, sid, ssid, cdIndex, iova, access, trace, out var cd, out var cdFault, out bool cdFaultRecorded))
         {
             if (cdFault.Type is EventType.F_TRANSLATION or EventType.F_ADDR_SIZE or EventType.F_ACCESS or EventType.F_PERMISSION)
                 return TranslationFault(cdFault, 2, cdFaultRecorded, trace);
@@ -425,7 +425,7 @@ public sealed partial class Smmu
     /// <summary>Smallest TxSZ: 48-bit inputs, or 52-bit with 64K pages when IDR5.VAX says so.</summary>
     private uint MinTxSz(Granule g) => g == Granule.G64K && Features.Vax == 1 ? 12u : 16u;
 
-    private bool TryGetCd(StreamConfig cfg, uint sid, uint? ssid, uint index, AccessKind access, TranslationTrace? trace,
+    private bool TryGetCd(StreamConfig cfg, uint sid, uint? ssid, uint index, ulong iova, AccessKind access, TranslationTrace? trace,
         out CdConfig cd, out EventRecord fault, out bool faultRecorded)
     {
         faultRecorded = false;
@@ -442,7 +442,7 @@ public sealed partial class Smmu
         {
             int split = ste.S1Fmt == 1 ? 6 : 10; // 4 KiB or 64 KiB leaf tables of 64-byte CDs
             ulong l1Address = ptr + (index >> split) * (ulong)L1ContextDescriptor.Size;
-            if (!FetchCdPart(cfg, sid, ssid, l1Address, L1ContextDescriptor.Size, access, trace, out ulong l1Pa, ref fault, ref faultRecorded)) return false;
+            if (!FetchCdPart(cfg, sid, ssid, iova, l1Address, L1ContextDescriptor.Size, access, trace, out ulong l1Pa, ref fault, ref faultRecorded)) return false;
             var l1 = new L1ContextDescriptor(_memory.ReadUInt64(l1Pa));
             trace?.Add("l1cd", 1, 1, l1Pa, l1.Word, $"L1CD[{index >> split}]: V={(l1.V ? 1 : 0)} L2Ptr 0x{l1.L2Ptr:X}");
             if (!l1.V)
@@ -456,7 +456,7 @@ public sealed partial class Smmu
         {
             cdAddress = ptr + (ulong)index * ContextDescriptor.Size;
         }
-        if (!FetchCdPart(cfg, sid, ssid, cdAddress, ContextDescriptor.Size, access, trace, out ulong cdPa, ref fault, ref faultRecorded)) return false;
+        if (!FetchCdPart(cfg, sid, ssid, iova, cdAddress, ContextDescriptor.Size, access, trace, out ulong cdPa, ref fault, ref faultRecorded)) return false;
         Span<ulong> words = stackalloc ulong[ContextDescriptor.Words];
         _memory.ReadUInt64s(cdPa, words);
         var desc = ContextDescriptor.FromWords(words);
@@ -475,7 +475,7 @@ public sealed partial class Smmu
     }
 
     /// <summary>Fetches part of the CD table: through stage 2 when nested (CLASS = CD faults), then checks the bus.</summary>
-    private bool FetchCdPart(StreamConfig cfg, uint sid, uint? ssid, ulong address, ulong length, AccessKind access,
+    private bool FetchCdPart(StreamConfig cfg, uint sid, uint? ssid, ulong iova, ulong address, ulong length, AccessKind access,
         TranslationTrace? trace, out ulong pa, ref EventRecord fault, ref bool faultRecorded)
     {
         pa = address;
@@ -486,7 +486,7 @@ public sealed partial class Smmu
             if (trace is not null) trace.Depth--;
             if (!w.Ok)
             {
-                fault = EventRecord.Translation(w.EventType, sid, ssid, 0, access == AccessKind.Read, true, FaultClass.CD, address);
+                fault = EventRecord.Translation(w.EventType, sid, ssid, iova, access == AccessKind.Read, true, FaultClass.CD, address);
                 faultRecorded = cfg.Ste.S2R;
                 return false;
             }
