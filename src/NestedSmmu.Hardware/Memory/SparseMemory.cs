@@ -19,9 +19,18 @@ public sealed class SparseMemory : IPhysicalMemory
 
     private readonly Dictionary<ulong, byte[]> _pages = new();
     private readonly List<(ulong Start, ulong End)> _abortRanges = new();
-    // One-entry cache: descriptor walks hit the same table page repeatedly.
-    private ulong _lastPageNumber = ulong.MaxValue;
-    private byte[]? _lastPage;
+    // A small direct-mapped cache of page lookups: a nested walk alternates between a handful of
+    // stage-1 and stage-2 table pages, and a dictionary probe per descriptor would dominate it.
+    private const int CacheWays = 64;
+    private readonly ulong[] _cacheTag = CreateEmptyTags();
+    private readonly byte[]?[] _cachePage = new byte[]?[CacheWays];
+
+    private static ulong[] CreateEmptyTags()
+    {
+        var tags = new ulong[CacheWays];
+        Array.Fill(tags, ulong.MaxValue);
+        return tags;
+    }
 
     /// <summary>Pages that hold data (for diagnostics and tests).</summary>
     public int AllocatedPages => _pages.Count;
@@ -87,17 +96,19 @@ public sealed class SparseMemory : IPhysicalMemory
     public void Clear()
     {
         _pages.Clear();
-        _lastPage = null;
-        _lastPageNumber = ulong.MaxValue;
+        Array.Fill(_cacheTag, ulong.MaxValue);
+        Array.Clear(_cachePage);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private byte[]? FindPage(ulong pageNumber)
     {
-        if (pageNumber == _lastPageNumber) return _lastPage;
+        int way = (int)(pageNumber & (CacheWays - 1));
+        if (_cacheTag[way] == pageNumber) return _cachePage[way];
+        // Only present pages are cached, so a later first write cannot be hidden by a cached miss.
         if (!_pages.TryGetValue(pageNumber, out byte[]? page)) return null;
-        _lastPageNumber = pageNumber;
-        _lastPage = page;
+        _cacheTag[way] = pageNumber;
+        _cachePage[way] = page;
         return page;
     }
 
@@ -107,8 +118,9 @@ public sealed class SparseMemory : IPhysicalMemory
         if (page is not null) return page;
         page = new byte[PageSize];
         _pages.Add(pageNumber, page);
-        _lastPageNumber = pageNumber;
-        _lastPage = page;
+        int way = (int)(pageNumber & (CacheWays - 1));
+        _cacheTag[way] = pageNumber;
+        _cachePage[way] = page;
         return page;
     }
 

@@ -46,9 +46,27 @@ public sealed class Iotlb
     /// <summary>Global entries are stored under this ASID key so any ASID finds them.</summary>
     private const int GlobalAsidKey = -1;
 
-    private readonly record struct Key(TlbRegime Regime, ushort Vmid, int Asid, ulong Page);
+    /// <summary>Page number plus one word of tags (regime, VMID, ASID or the global marker), hashed cheaply.</summary>
+    private readonly struct Key : IEquatable<Key>
+    {
+        public readonly ulong Page;
+        public readonly ulong Tag;
+        public Key(TlbRegime regime, ushort vmid, int asid, ulong page)
+        {
+            Page = page;
+            Tag = ((ulong)regime << 48) | ((ulong)vmid << 32) | (uint)asid;
+        }
+        public bool Equals(Key other) => Page == other.Page && Tag == other.Tag;
+        public override bool Equals(object? obj) => obj is Key k && Equals(k);
+        public override int GetHashCode() => (int)(Page ^ (Page >> 29) ^ (Tag * 0x9E3779B97F4A7C15 >> 32));
+    }
 
     private readonly Dictionary<Key, TlbEntry> _entries = new();
+    // A one-entry micro-TLB in front of the main one, as SMMUs have per-port: repeated accesses
+    // to one page skip the hash. Any change to the TLB empties it.
+    private Key _lastKey;
+    private TlbEntry _lastEntry;
+    private bool _lastValid;
 
     public int Capacity { get; }
     public int Count => _entries.Count;
@@ -62,10 +80,20 @@ public sealed class Iotlb
     public bool TryLookup(TlbRegime regime, ushort vmid, ushort asid, ulong input, out TlbEntry entry)
     {
         ulong page = input >> IndexShift;
-        if (_entries.TryGetValue(new Key(regime, vmid, asid, page), out entry) ||
+        var key = new Key(regime, vmid, asid, page);
+        if (_lastValid && _lastKey.Equals(key))
+        {
+            Hits++;
+            entry = _lastEntry;
+            return true;
+        }
+        if (_entries.TryGetValue(key, out entry) ||
             (regime != TlbRegime.Stage2 && _entries.TryGetValue(new Key(regime, vmid, GlobalAsidKey, page), out entry)))
         {
             Hits++;
+            _lastKey = key;
+            _lastEntry = entry;
+            _lastValid = true;
             return true;
         }
         Misses++;
@@ -74,6 +102,7 @@ public sealed class Iotlb
 
     public void Insert(TlbEntry entry, ulong input)
     {
+        _lastValid = false;
         if (_entries.Count >= Capacity) _entries.Clear(); // whole-TLB eviction: simple and deterministic
         int asid = entry.Global ? GlobalAsidKey : entry.Asid;
         _entries[new Key(entry.Regime, entry.Vmid, asid, input >> IndexShift)] = entry;
@@ -83,6 +112,7 @@ public sealed class Iotlb
     public int Invalidate(in TlbInvalidation scope)
     {
         if (_entries.Count == 0) return 0;
+        _lastValid = false;
         int removed = 0;
         // Removing during enumeration is allowed for Dictionary since .NET Core 3.0.
         foreach (var (k, e) in _entries)
@@ -94,6 +124,7 @@ public sealed class Iotlb
 
     public int Invalidate(Func<TlbEntry, bool> match)
     {
+        _lastValid = false;
         int removed = 0;
         foreach (var (k, e) in _entries)
         {
@@ -102,7 +133,11 @@ public sealed class Iotlb
         return removed;
     }
 
-    public void Clear() => _entries.Clear();
+    public void Clear()
+    {
+        _lastValid = false;
+        _entries.Clear();
+    }
 }
 
 /// <summary>

@@ -106,8 +106,16 @@ public struct WalkResult
 public sealed class PageTableWalker
 {
     private readonly IPhysicalMemory _memory;
+    // The common backing store, called directly on the hot path (no interface dispatch or type test).
+    private readonly SparseMemory? _sparse;
 
-    public PageTableWalker(IPhysicalMemory memory) => _memory = memory;
+    public PageTableWalker(IPhysicalMemory memory)
+    {
+        _memory = memory;
+        _sparse = memory as SparseMemory;
+    }
+
+    private ulong ReadDescriptor(ulong address) => _sparse is not null ? _sparse.ReadUInt64(address) : _memory.ReadUInt64(address);
 
     // Descriptor fields (Arm ARM D8.3)
     private const ulong DescValid = 1UL << 0;
@@ -174,7 +182,7 @@ public sealed class PageTableWalker
                 tableWritable = (s2res.Permissions & Permissions.Write) != 0;
             }
 
-            ulong desc = _memory.ReadUInt64(descPa);
+            ulong desc = ReadDescriptor(descPa);
             res.Level = level;
 
             if ((desc & DescValid) == 0)

@@ -28,19 +28,42 @@ public sealed partial class Smmu
     }
 
     private readonly Dictionary<uint, StreamConfig> _streams = new();
+    // The last stream and CD used: consecutive DMA from one device skips the cache probes.
+    // Every configuration invalidation forgets them (ForgetLastConfig).
+    private StreamConfig? _lastStream;
+    private uint _lastSid;
+    private CdConfig? _lastCd;
+    private StreamConfig? _lastCdStream;
+    private uint _lastCdIndex;
+
+    private void ForgetLastConfig()
+    {
+        _lastStream = null;
+        _lastCd = null;
+        _lastCdStream = null;
+    }
 
     /// <summary>Number of STEs held in the configuration cache (diagnostics).</summary>
     public int CachedStreamCount => _streams.Count;
     public int CachedCdCount => _streams.Values.Sum(s => s.Cds.Count);
 
-    private void InvalidateAllConfig() => _streams.Clear();
+    private void InvalidateAllConfig()
+    {
+        ForgetLastConfig();
+        _streams.Clear();
+    }
 
     /// <summary>CFGI_STE: forget the STE of one StreamID (and, with it, its cached CDs).</summary>
-    public void InvalidateStreamTableEntry(uint sid) => _streams.Remove(sid);
+    public void InvalidateStreamTableEntry(uint sid)
+    {
+        ForgetLastConfig();
+        _streams.Remove(sid);
+    }
 
     /// <summary>CFGI_STE_RANGE: 2^(Range+1) StreamIDs aligned down from <paramref name="sid"/>; Range 31 is every StreamID.</summary>
     public void InvalidateStreamTableRange(uint sid, uint range)
     {
+        ForgetLastConfig();
         if (range >= 31) { _streams.Clear(); return; }
         ulong count = 1UL << (int)(range + 1);
         ulong start = sid & ~(count - 1);
@@ -49,11 +72,13 @@ public sealed partial class Smmu
 
     public void InvalidateContextDescriptor(uint sid, uint ssid)
     {
+        ForgetLastConfig();
         if (_streams.TryGetValue(sid, out var cfg)) cfg.Cds.Remove(ssid);
     }
 
     public void InvalidateContextDescriptors(uint sid)
     {
+        ForgetLastConfig();
         if (_streams.TryGetValue(sid, out var cfg)) cfg.Cds.Clear();
     }
 
@@ -290,8 +315,16 @@ public sealed partial class Smmu
 
     private bool TryGetStream(uint sid, TranslationTrace? trace, out StreamConfig cfg, out EventRecord fault)
     {
+        if (_lastStream is not null && _lastSid == sid && trace is null)
+        {
+            cfg = _lastStream;
+            fault = default;
+            return true;
+        }
         if (_streams.TryGetValue(sid, out cfg!))
         {
+            _lastStream = cfg;
+            _lastSid = sid;
             trace?.Add("ste", 0, -1, cfg.SteAddress, cfg.Ste.W0, $"STE for SID 0x{sid:X} from the configuration cache: {DescribeSte(cfg.Ste)}");
             fault = default;
             return true;
@@ -363,6 +396,8 @@ public sealed partial class Smmu
             Regime = ste.TranslatesStage1 && ste.STRW == 2 ? TlbRegime.El2 : ste.Config == SteConfig.Stage2 ? TlbRegime.Stage2 : TlbRegime.NonHyp,
         };
         _streams[sid] = cfg;
+        _lastStream = cfg;
+        _lastSid = sid;
         return true;
     }
 
@@ -430,8 +465,14 @@ public sealed partial class Smmu
     {
         faultRecorded = false;
         fault = default;
+        if (_lastCd is not null && ReferenceEquals(_lastCdStream, cfg) && _lastCdIndex == index && trace is null)
+        {
+            cd = _lastCd;
+            return true;
+        }
         if (cfg.Cds.TryGetValue(index, out cd!))
         {
+            (_lastCd, _lastCdStream, _lastCdIndex) = (cd, cfg, index);
             trace?.Add("cd", 1, -1, cd.CdAddress, cd.Cd.W0, $"CD {index} from the configuration cache: {DescribeCd(cd.Cd)}");
             return true;
         }
@@ -471,6 +512,7 @@ public sealed partial class Smmu
         built.CdAddress = cdPa;
         cd = built;
         cfg.Cds[index] = cd;
+        (_lastCd, _lastCdStream, _lastCdIndex) = (cd, cfg, index);
         return true;
     }
 
