@@ -48,37 +48,44 @@ public readonly record struct ArmSmmuV3HwInfo(
     /// <summary>Bytes of the uAPI struct.</summary>
     public const int Size = 40;
 
-    // [28:27] ST_LEVEL: 0 linear stream table, 1 two-level.
+    /// <summary>IDR0[28:27] ST_LEVEL: 0 linear stream table, 1 two-level.</summary>
     public uint StLevel => Bits(Idr0, 27, 2);
-    // [26] TERM_MODEL: 1 = a terminated transaction aborts rather than RAZ/WI.
+    /// <summary>IDR0[26] TERM_MODEL: a terminated transaction aborts rather than reading as zero.</summary>
     public bool TermModel => Bit(Idr0, 26);
-    // [25:24] STALL_MODEL: 0 stall and terminate, 1 terminate only, 2 stall forced.
+    /// <summary>IDR0[25:24] STALL_MODEL: 0 stall and terminate, 1 terminate only, 2 stall forced.</summary>
     public uint StallModel => Bits(Idr0, 24, 2);
-    // [22:21] TTENDIAN: 0 mixed, 2 little-endian only, 3 big-endian only.
+    /// <summary>IDR0[22:21] TTENDIAN: 0 mixed, 2 little-endian only, 3 big-endian only.</summary>
     public uint TtEndian => Bits(Idr0, 21, 2);
-    // [19] CD2L: two-level CD tables.
+    /// <summary>IDR0[19] CD2L: two-level CD tables.</summary>
     public bool Cd2l => Bit(Idr0, 19);
-    // [12] ASID16: 16-bit ASIDs.
+    /// <summary>IDR0[12] ASID16: 16-bit ASIDs.</summary>
     public bool Asid16 => Bit(Idr0, 12);
-    // [3:2] TTF: 1 AArch32, 2 AArch64, 3 both.
+    /// <summary>IDR0[3:2] TTF: 1 AArch32, 2 AArch64, 3 both.</summary>
     public uint Ttf => Bits(Idr0, 2, 2);
-    // [1] S1P, [0] S2P: stage-1 / stage-2 translation.
+    /// <summary>IDR0[1] S1P: stage-1 translation.</summary>
     public bool S1p => Bit(Idr0, 1);
+    /// <summary>IDR0[0] S2P: stage-2 translation.</summary>
     public bool S2p => Bit(Idr0, 0);
 
-    // IDR1 [5:0] SIDSIZE, [10:6] SSIDSIZE.
+    /// <summary>IDR1[5:0] SIDSIZE: StreamID bits.</summary>
     public uint SidSize => Bits(Idr1, 0, 6);
+    /// <summary>IDR1[10:6] SSIDSIZE: SubstreamID bits.</summary>
     public uint SsidSize => Bits(Idr1, 6, 5);
 
-    // IDR3 [12:11] BBML, [10] RIL (range invalidation).
+    /// <summary>IDR3[12:11] BBML: break-before-make level.</summary>
     public uint Bbml => Bits(Idr3, 11, 2);
+    /// <summary>IDR3[10] RIL: range invalidation.</summary>
     public bool Ril => Bit(Idr3, 10);
 
-    // IDR5 [11:10] VAX, [6] GRAN64K, [5] GRAN16K, [4] GRAN4K, [2:0] OAS.
+    /// <summary>IDR5[11:10] VAX: 0 48-bit VA, 1 52-bit VA.</summary>
     public uint Vax => Bits(Idr5, 10, 2);
+    /// <summary>IDR5[6] GRAN64K.</summary>
     public bool Gran64K => Bit(Idr5, 6);
+    /// <summary>IDR5[5] GRAN16K.</summary>
     public bool Gran16K => Bit(Idr5, 5);
+    /// <summary>IDR5[4] GRAN4K.</summary>
     public bool Gran4K => Bit(Idr5, 4);
+    /// <summary>IDR5[2:0] OAS: output address size (0 32-bit ... 5 48-bit, 6 52-bit).</summary>
     public uint Oas => Bits(Idr5, 0, 3);
 
     /// <summary>IDRn by index 0..5.</summary>

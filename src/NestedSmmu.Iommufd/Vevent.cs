@@ -45,9 +45,10 @@ public readonly record struct ArmSmmuV3Vevent(ulong Evt0, ulong Evt1, ulong Evt2
     /// <summary>Bytes of the uAPI struct.</summary>
     public const int Size = 32;
 
-    // evt0 [7:0] event ID (F_TRANSLATION 0x10, C_BAD_STE 0x04, ...).
+    /// <summary>evt0[7:0] event ID (F_TRANSLATION 0x10, C_BAD_STE 0x04, ...).</summary>
     public byte EventId => (byte)Evt0;
-    // evt0 [63:32] StreamID: the vSID here.
+
+    /// <summary>evt0[63:32] StreamID: the vSID (the kernel replaced the physical one).</summary>
     public uint Sid => (uint)(Evt0 >> 32);
 
     /// <summary>Decodes the record.</summary>

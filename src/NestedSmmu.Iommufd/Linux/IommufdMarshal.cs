@@ -24,9 +24,11 @@ public static class IommufdMarshal
 
     // ------------------------------------------------------------------ builders
 
+    /// <summary>IOMMU_DESTROY of any object.</summary>
     public static IommuDestroy Destroy(ObjectId id) =>
         new() { Size = SizeOf<IommuDestroy>(), Id = id.Value };
 
+    /// <summary>IOMMU_IOAS_ALLOC (flags 0).</summary>
     public static IommuIoasAlloc IoasAlloc() =>
         new() { Size = SizeOf<IommuIoasAlloc>() };
 
@@ -34,6 +36,7 @@ public static class IommufdMarshal
     public static IommuIoasMap IoasMap(IoasId ioas, IoasMapFlags flags, ulong userVa, ulong length, ulong iova) =>
         new() { Size = SizeOf<IommuIoasMap>(), Flags = (uint)flags, IoasId = ioas.Value, UserVa = userVa, Length = length, Iova = iova };
 
+    /// <summary>IOMMU_IOAS_UNMAP of <c>[iova, iova + length)</c>.</summary>
     public static IommuIoasUnmap IoasUnmap(IoasId ioas, ulong iova, ulong length) =>
         new() { Size = SizeOf<IommuIoasUnmap>(), IoasId = ioas.Value, Iova = iova, Length = length };
 
@@ -66,6 +69,7 @@ public static class IommufdMarshal
         FaultId = faultId ?? 0,
     };
 
+    /// <summary>IOMMU_HWPT_INVALIDATE of <paramref name="entryCount"/> entries at <paramref name="dataUptr"/>.</summary>
     public static IommuHwptInvalidate HwptInvalidate(ObjectId target, HwptInvalidateDataType dataType, uint entryLength,
         uint entryCount, ulong dataUptr) => new()
     {
@@ -77,6 +81,7 @@ public static class IommufdMarshal
         EntryNum = entryCount,
     };
 
+    /// <summary>IOMMU_VIOMMU_ALLOC with in/out driver data at <paramref name="dataUptr"/>.</summary>
     public static IommuViommuAlloc ViommuAlloc(DeviceId device, HwptId nestParent, ViommuType type, uint flags,
         uint dataLength, ulong dataUptr) => new()
     {
@@ -89,9 +94,11 @@ public static class IommufdMarshal
         DataUptr = dataUptr,
     };
 
+    /// <summary>IOMMU_VDEVICE_ALLOC.</summary>
     public static IommuVdeviceAlloc VdeviceAlloc(ViommuId viommu, DeviceId device, ulong virtId) =>
         new() { Size = SizeOf<IommuVdeviceAlloc>(), ViommuId = viommu.Value, DevId = device.Value, VirtId = virtId };
 
+    /// <summary>IOMMU_VEVENTQ_ALLOC.</summary>
     public static IommuVeventqAlloc VeventqAlloc(ViommuId viommu, VeventqType type, uint depth, uint flags) => new()
     {
         Size = SizeOf<IommuVeventqAlloc>(),
@@ -101,6 +108,7 @@ public static class IommufdMarshal
         VeventqDepth = depth,
     };
 
+    /// <summary>IOMMU_HW_QUEUE_ALLOC.</summary>
     public static IommuHwQueueAlloc HwQueueAlloc(ViommuId viommu, HwQueueType type, uint index, ulong nestingParentIova,
         ulong length, uint flags) => new()
     {
@@ -113,12 +121,15 @@ public static class IommufdMarshal
         Length = length,
     };
 
+    /// <summary>VFIO_DEVICE_BIND_IOMMUFD to the iommufd <paramref name="iommufd"/> (no VF token).</summary>
     public static VfioDeviceBindIommufd VfioBind(int iommufd) =>
         new() { Argsz = SizeOf<VfioDeviceBindIommufd>(), Iommufd = iommufd };
 
+    /// <summary>VFIO_DEVICE_ATTACH_IOMMUFD_PT to an IOAS or HWPT (no PASID).</summary>
     public static VfioDeviceAttachIommufdPt VfioAttach(ObjectId pt) =>
         new() { Argsz = SizeOf<VfioDeviceAttachIommufdPt>(), PtId = pt.Value };
 
+    /// <summary>VFIO_DEVICE_DETACH_IOMMUFD_PT (no PASID).</summary>
     public static VfioDeviceDetachIommufdPt VfioDetach() =>
         new() { Argsz = SizeOf<VfioDeviceDetachIommufdPt>() };
 
@@ -143,25 +154,33 @@ public static class IommufdMarshal
 
     // ------------------------------------------------------------------ descriptions for messages
 
+    /// <summary>The arguments as a message fragment.</summary>
     public static string Describe(in IommuIoasMap a) =>
         $"ioas_id {a.IoasId}, flags 0x{a.Flags:X} ({(IoasMapFlags)a.Flags}), user_va 0x{a.UserVa:X}, length 0x{a.Length:X}, iova 0x{a.Iova:X}";
 
+    /// <summary>The arguments as a message fragment.</summary>
     public static string Describe(in IommuIoasUnmap a) => $"ioas_id {a.IoasId}, iova 0x{a.Iova:X}, length 0x{a.Length:X}";
 
+    /// <summary>The arguments as a message fragment.</summary>
     public static string Describe(in IommuHwInfo a) =>
         $"dev_id {a.DevId}, flags 0x{a.Flags:X}, in_data_type {(HwInfoType)a.InDataType} ({a.InDataType}), data_len {a.DataLen}";
 
+    /// <summary>The arguments as a message fragment.</summary>
     public static string Describe(in IommuHwptAlloc a) =>
         $"dev_id {a.DevId}, pt_id {a.PtId}, flags 0x{a.Flags:X} ({(HwptAllocFlags)a.Flags}), data_type {(HwptDataType)a.DataType} ({a.DataType}), data_len {a.DataLen}, fault_id {a.FaultId}";
 
+    /// <summary>The arguments as a message fragment.</summary>
     public static string Describe(in IommuViommuAlloc a) =>
         $"dev_id {a.DevId}, hwpt_id {a.HwptId}, type {(ViommuType)a.Type} ({a.Type}), flags 0x{a.Flags:X}, data_len {a.DataLen}";
 
+    /// <summary>The arguments as a message fragment.</summary>
     public static string Describe(in IommuVdeviceAlloc a) => $"viommu_id {a.ViommuId}, dev_id {a.DevId}, virt_id 0x{a.VirtId:X}";
 
+    /// <summary>The arguments as a message fragment.</summary>
     public static string Describe(in IommuVeventqAlloc a) =>
         $"viommu_id {a.ViommuId}, type {(VeventqType)a.Type} ({a.Type}), depth {a.VeventqDepth}, flags 0x{a.Flags:X}";
 
+    /// <summary>The arguments as a message fragment.</summary>
     public static string Describe(in IommuHwQueueAlloc a) =>
         $"viommu_id {a.ViommuId}, type {(HwQueueType)a.Type} ({a.Type}), index {a.Index}, nesting_parent_iova 0x{a.NestingParentIova:X}, length 0x{a.Length:X}, flags 0x{a.Flags:X}";
 }

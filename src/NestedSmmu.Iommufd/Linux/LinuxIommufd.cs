@@ -120,11 +120,11 @@ public sealed unsafe class LinuxIommufd : IIommufd
     {
         ArgumentNullException.ThrowIfNull(memory);
         if (memory is not NativeHostMemoryRegion native)
-            throw IommufdException.ForIoctl(IommufdIoctl.IoasMap, Errno.EFAULT,
+            throw new IommufdException(Errno.EFAULT, IommufdIoctl.IoasMap.CName(),
                 $"host memory region '{memory.Name}' is a {memory.GetType().Name}, not memory of this process: allocate guest RAM with this backend's AllocateHostMemory");
         ObjectDisposedException.ThrowIf(native.IsDisposed, native);
         if (!native.Contains(memoryOffset, length))
-            throw IommufdException.ForIoctl(IommufdIoctl.IoasMap, Errno.EFAULT,
+            throw new IommufdException(Errno.EFAULT, IommufdIoctl.IoasMap.CName(),
                 $"offset 0x{memoryOffset:X} + length 0x{length:X} leaves host memory region '{native.Name}' of 0x{native.Length:X} bytes");
 
         IoasMapFlags all = flags | (iova.HasValue ? IoasMapFlags.FixedIova : IoasMapFlags.None);
