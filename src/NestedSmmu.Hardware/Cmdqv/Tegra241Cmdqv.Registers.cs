@@ -16,12 +16,13 @@ public sealed partial class Tegra241Cmdqv
     public static readonly RegisterField CMDQV_MAX_CMD_BATCH = new(19, 12);
     /// <summary>Tagged (QEMU): kept; the DRAM copy of CONS it enables is not modelled.</summary>
     public const uint CMDQV_CONS_DRAM_EN = 1u << 20;
-    private const uint CONFIG_WritableMask = (1u << 21) - 1;
     /// <summary>
     /// CONFIG after reset: enabled, PER_CMD_OFFSET 1, MAX_CLK_BATCH 8, MAX_CMD_BATCH 32 (QEMU's reset value;
     /// Linux's disable_cmdqv option clears CMDQV_EN, so firmware leaves the block enabled).
     /// </summary>
     public const uint CONFIG_ResetValue = 0x0002_0083;
+    private static readonly uint CONFIG_WritableMask = CMDQV_EN | (uint)CMDQV_PER_CMD_OFFSET.Mask | (uint)CMDQV_MAX_CLK_BATCH.Mask
+        | (uint)CMDQV_MAX_CMD_BATCH.Mask | CMDQV_CONS_DRAM_EN;
 
     // PARAM (0x004), read-only
     public static readonly RegisterField CMDQV_VER = new(3, 0);

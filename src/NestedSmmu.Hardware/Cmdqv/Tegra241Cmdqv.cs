@@ -9,7 +9,8 @@ namespace NestedSmmu.Hardware.Cmdqv;
 /// it. A VCMDQ is an SMMU-format command queue in host physical memory; a PROD write makes the
 /// hardware run its commands at once on the SMMU, after filtering and rewriting them for guest
 /// (HYP_OWN = 0) VINTFs. Guest register accesses never throw; guest errors stop the queue with
-/// CONS.ERR and GERROR and raise <see cref="ErrorRaised"/>.
+/// CONS.ERR and GERROR and raise <see cref="ErrorRaised"/>. Not thread-safe: one model owns it, as
+/// with <see cref="Smmu.Smmu"/>.
 /// Split by concern: Tegra241Cmdqv.Registers.cs (fields, register dispatch), .Vintf.cs (VINTFs,
 /// command filter, substitution), .Queues.cs (VCMDQs, consumption, errors).
 /// Register facts: Linux drivers/iommu/arm/arm-smmu-v3/tegra241-cmdqv.c and QEMU's tegra241-cmdqv model.
