@@ -114,7 +114,7 @@ public sealed partial class Tegra241Cmdqv
     /// <summary>CONFIG.CMDQV_EN, which STATUS.ENABLED follows at once.</summary>
     public bool Enabled => (_config & CMDQV_EN) != 0;
 
-    private ulong VintfMaskBits => _vintfs.Length >= 64 ? ulong.MaxValue : (1UL << _vintfs.Length) - 1;
+    private ulong VintfMaskBits => _vintfs.Length >= 1 << L.MaxVintfLog2 ? ulong.MaxValue : (1UL << _vintfs.Length) - 1;
 
     // ---- MMIO. Every register is 32 bits; an 8-byte access is the pair at [offset, offset + 8). ----
 
