@@ -85,6 +85,7 @@ public sealed class SparseMemory : IPhysicalMemory
     public bool IsAbort(ulong address, ulong length)
     {
         if (address >= AddressLimit || length > AddressLimit - address) return true;
+        if (_abortRanges.Count == 0) return false;
         foreach (var (s, e) in _abortRanges)
         {
             if (address < e && s < address + length) return true;

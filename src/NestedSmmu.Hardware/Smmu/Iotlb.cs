@@ -72,6 +72,11 @@ public sealed class Iotlb
     public int Count => _entries.Count;
     public long Hits { get; private set; }
     public long Misses { get; private set; }
+    /// <summary>Changes on every insertion and invalidation: lets per-stream shortcuts know they are stale.</summary>
+    public long Generation { get; private set; }
+
+    /// <summary>Counts a hit served by a shortcut in front of the TLB (the SMMU's stream micro-TLB).</summary>
+    internal void CountHit() => Hits++;
 
     public Iotlb(int capacity = 1 << 16) => Capacity = capacity;
 
@@ -103,6 +108,7 @@ public sealed class Iotlb
     public void Insert(TlbEntry entry, ulong input)
     {
         _lastValid = false;
+        Generation++;
         if (_entries.Count >= Capacity) _entries.Clear(); // whole-TLB eviction: simple and deterministic
         int asid = entry.Global ? GlobalAsidKey : entry.Asid;
         _entries[new Key(entry.Regime, entry.Vmid, asid, input >> IndexShift)] = entry;
@@ -113,6 +119,7 @@ public sealed class Iotlb
     {
         if (_entries.Count == 0) return 0;
         _lastValid = false;
+        Generation++;
         int removed = 0;
         // Removing during enumeration is allowed for Dictionary since .NET Core 3.0.
         foreach (var (k, e) in _entries)
@@ -125,6 +132,7 @@ public sealed class Iotlb
     public int Invalidate(Func<TlbEntry, bool> match)
     {
         _lastValid = false;
+        Generation++;
         int removed = 0;
         foreach (var (k, e) in _entries)
         {
@@ -136,6 +144,7 @@ public sealed class Iotlb
     public void Clear()
     {
         _lastValid = false;
+        Generation++;
         _entries.Clear();
     }
 }

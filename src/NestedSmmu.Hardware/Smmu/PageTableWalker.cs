@@ -140,6 +140,13 @@ public sealed class PageTableWalker
     /// </summary>
     public WalkResult Walk(in WalkRegime r, ulong input, AccessKind access, in WalkRegime? s2, TranslationTrace? trace)
     {
+        if (s2 is { } s2r) return Walk(r, input, access, s2r, nested: true, trace);
+        return Walk(r, input, access, r, nested: false, trace);
+    }
+
+    /// <summary>The walk itself; <paramref name="s2"/> is used only when <paramref name="nested"/>.</summary>
+    public WalkResult Walk(in WalkRegime r, ulong input, AccessKind access, in WalkRegime s2, bool nested, TranslationTrace? trace)
+    {
         var res = new WalkResult { FaultStage = r.Stage };
         Granule g = r.Granule;
         int stride = GranuleGeometry.Stride(g);
@@ -165,11 +172,11 @@ public sealed class PageTableWalker
             // Nested: the descriptor's address is an IPA; translate it through stage 2.
             ulong descPa = descAddr;
             bool tableWritable = true;
-            if (s2 is { } s2r)
+            if (nested)
             {
                 trace?.Add("s1-table-ipa", 1, level, descAddr, 0, $"stage-1 L{level} descriptor at IPA 0x{descAddr:X}: walking stage 2");
                 if (trace is not null) trace.Depth++;
-                var s2res = WalkStage2Checked(s2r, descAddr, AccessKind.Read, trace);
+                var s2res = WalkStage2Checked(s2, descAddr, AccessKind.Read, trace);
                 if (trace is not null) trace.Depth--;
                 if (!s2res.Ok)
                 {
@@ -286,6 +293,6 @@ public sealed class PageTableWalker
             trace?.Add("range", 2, s2.StartLevel, ipa, 0, $"IPA 0x{ipa:X} is outside the {s2.InputBits}-bit stage-2 input range");
             return new WalkResult { Fault = WalkFault.Translation, FaultStage = 2, Level = s2.StartLevel };
         }
-        return Walk(s2, ipa, access, null, trace);
+        return Walk(s2, ipa, access, s2, nested: false, trace);
     }
 }

@@ -12,17 +12,15 @@ public sealed partial class Smmu
     private void ConsumeCommands()
     {
         if (!CommandQueueEnabled || _cmdqErr != CommandError.None) return;
-        Span<ulong> words = stackalloc ulong[2];
         while (!_cmdq.IsEmpty)
         {
             ulong address = _cmdq.EntryAddress(_cmdq.Cons);
-            if (_memory.IsAbort(address, Command.Size))
+            if (IsAbort(address, Command.Size))
             {
                 StopCommandQueue(CommandError.CERROR_ABT);
                 return;
             }
-            _memory.ReadUInt64s(address, words);
-            var error = Execute(new Command(words[0], words[1]));
+            var error = Execute(new Command(ReadQword(address), ReadQword(address + 8)));
             if (error != CommandError.None)
             {
                 StopCommandQueue(error);
@@ -134,7 +132,7 @@ public sealed partial class Smmu
             return false;
         }
         ulong address = _eventq.EntryAddress(_eventq.Prod);
-        if (_memory.IsAbort(address, EventRecord.Size))
+        if (IsAbort(address, EventRecord.Size))
         {
             SetGlobalError(GERROR_EVENTQ_ABT_ERR);
             Counters.EventsLost++;

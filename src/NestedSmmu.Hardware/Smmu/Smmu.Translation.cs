@@ -36,8 +36,20 @@ public sealed partial class Smmu
     private StreamConfig? _lastCdStream;
     private uint _lastCdIndex;
 
+    // Stream micro-TLB: the last successful translation per the last (SID, SSID, page), valid while
+    // neither the TLB nor the configuration changed (generation counters).
+    private const ulong NoSsid = ulong.MaxValue;
+    private bool _fastValid;
+    private uint _fastSid;
+    private ulong _fastSsid, _fastPage;
+    private long _fastTlbGeneration, _fastConfigGeneration;
+    private ulong _fastOutputPage;
+    private Permissions _fastPermissions;
+    private long _configGeneration;
+
     private void ForgetLastConfig()
     {
+        _configGeneration++;
         _lastStream = null;
         _lastCd = null;
         _lastCdStream = null;
@@ -137,6 +149,30 @@ public sealed partial class Smmu
     public TranslationResult Translate(uint sid, uint? ssid, ulong iova, AccessKind access, TranslationTrace? trace = null)
     {
         Counters.Translations++;
+        if (_fastValid && trace is null && _fastSid == sid && _fastPage == iova >> SparseMemory.PageShift
+            && _fastSsid == (ssid ?? NoSsid) && _fastTlbGeneration == Tlb.Generation && _fastConfigGeneration == _configGeneration
+            && Allows(_fastPermissions, access))
+        {
+            Tlb.CountHit();
+            return TranslationResult.Ok((_fastOutputPage << SparseMemory.PageShift) | (iova & SparseMemory.PageMask), _fastPermissions);
+        }
+        var result = TranslateSlow(sid, ssid, iova, access, trace);
+        if (result.IsSuccess && Enabled)
+        {
+            _fastValid = true;
+            _fastSid = sid;
+            _fastSsid = ssid ?? NoSsid;
+            _fastPage = iova >> SparseMemory.PageShift;
+            _fastOutputPage = result.PhysicalAddress >> SparseMemory.PageShift;
+            _fastPermissions = result.Permissions;
+            _fastTlbGeneration = Tlb.Generation;
+            _fastConfigGeneration = _configGeneration;
+        }
+        return result;
+    }
+
+    private TranslationResult TranslateSlow(uint sid, uint? ssid, ulong iova, AccessKind access, TranslationTrace? trace)
+    {
         if (!Enabled)
         {
             bool abort = (_gbpa & GBPA_ABORT) != 0;
@@ -311,7 +347,7 @@ public sealed partial class Smmu
 
     /// <summary>True when the SMMU can fetch [address, address + length): inside OAS and backed by memory.</summary>
     private bool CanFetch(ulong address, ulong length) =>
-        Bits.FitsIn(address + length - 1, Features.OasBits) && !_memory.IsAbort(address, length);
+        Bits.FitsIn(address + length - 1, Features.OasBits) && !IsAbort(address, length);
 
     private bool TryGetStream(uint sid, TranslationTrace? trace, out StreamConfig cfg, out EventRecord fault)
     {

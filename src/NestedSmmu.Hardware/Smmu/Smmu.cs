@@ -21,6 +21,8 @@ public interface IAtcInvalidationTarget
 public sealed partial class Smmu : IMmioDevice
 {
     private readonly IPhysicalMemory _memory;
+    // The usual backing store, read directly on hot paths (commands, descriptors).
+    private readonly SparseMemory? _sparse;
     private readonly PageTableWalker _walker;
     private readonly Dictionary<uint, List<IAtcInvalidationTarget>> _atcTargets = new();
 
@@ -35,6 +37,7 @@ public sealed partial class Smmu : IMmioDevice
         if (features.SidBits is < 0 or > 32 || features.SsidBits is < 0 or > 20)
             throw new ArgumentException($"SIDSIZE {features.SidBits} / SSIDSIZE {features.SsidBits} out of range (0..32 / 0..20).", nameof(features));
         _memory = memory;
+        _sparse = memory as SparseMemory;
         Features = features;
         Name = name;
         _walker = new PageTableWalker(memory);
@@ -84,6 +87,10 @@ public sealed partial class Smmu : IMmioDevice
         InvalidateAllConfig();
         Tlb.Clear();
     }
+
+    private ulong ReadQword(ulong address) => _sparse is not null ? _sparse.ReadUInt64(address) : _memory.ReadUInt64(address);
+
+    private bool IsAbort(ulong address, ulong length) => _sparse is not null ? _sparse.IsAbort(address, length) : _memory.IsAbort(address, length);
 
     private void Raise(SmmuInterrupt source, ulong msiAddress, uint msiData)
     {
