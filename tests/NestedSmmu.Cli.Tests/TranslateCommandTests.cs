@@ -61,7 +61,7 @@ public sealed class TranslateCommandTests
         const uint sid = 0x10;
         ulong iova = stage == 2 ? 0x80_0000_0000UL : 0x80_8000_0000UL;
         ulong ipa = 0x6000_0000, pa = stage == 3 ? 0x2_0000_0000UL : 0x6000_0000UL;
-        var t = BuildTranslation(b, sid, stage, pageShift, leafLevel, iova, ipa, pa, twoLevel);
+        var t = b.AddTranslation(sid, stage, pageShift, leafLevel, iova, ipa, pa, twoLevel);
         ulong leafSize = 1UL << t;
         b.Access(sid, iova + 0x10, AccessKind.Write);
         b.Access(sid, iova + leafSize - 8, AccessKind.Read);
@@ -78,7 +78,7 @@ public sealed class TranslateCommandTests
     {
         var b = new ScenarioBuilder();
         const ulong iova = 0x80_8060_4567, target = 0x4000_0000 + 0x0ecb_a000;
-        BuildTranslation(b, 0x10, stage, 12, 3, iova & ~0xFFFUL, stage == 3 ? 0x5ecb_a000 : target, target, twoLevel: false);
+        b.AddTranslation(0x10, stage, 12, 3, iova & ~0xFFFUL, stage == 3 ? 0x5ecb_a000 : target, target, twoLevel: false);
         b.Access(0x10, iova, AccessKind.Write);
         b.Access(0x10, iova, AccessKind.Read);
         RunScenario(b.Build("QEMU example")).ShouldBe([new AccessResult.Pa(0x4ecb_a567), new AccessResult.Pa(0x4ecb_a567)]);
@@ -88,7 +88,7 @@ public sealed class TranslateCommandTests
     public void Explain_shows_every_descriptor_read_of_a_nested_walk()
     {
         var b = new ScenarioBuilder();
-        BuildTranslation(b, 0x10, 3, 12, 3, 0x80_8000_0000, 0x6000_0000, 0x2_0000_0000, false);
+        b.AddTranslation(0x10, 3, 12, 3, 0x80_8000_0000, 0x6000_0000, 0x2_0000_0000, false);
         b.Access(0x10, 0x80_8000_0000, AccessKind.Write);
         string file = CliRunner.TempFile("nested.json", ScenarioWriter.ToJson(b.Build("nested explain")));
         var run = CliRunner.Run("translate", file, "--explain");
@@ -179,8 +179,8 @@ public sealed class TranslateCommandTests
             s1.Map(Iova, 0x6000_0000);
             s2.Map(ScenarioBuilder.CdBase, ScenarioBuilder.CdBase);
             s2.Map(0x6000_0000, 0x2_0000_0000);
-            b.Cd(ScenarioBuilder.CdBase, CdWord0(12), s1.Root);
-            b.Ste(Sid, ScenarioBuilder.CdBase | 0xF, 0xD4, Stage2Word2(12), s2.Root);
+            b.Cd(ScenarioBuilder.CdBase, ScenarioBuilder.CdWord0(12), s1.Root);
+            b.Ste(Sid, ScenarioBuilder.CdBase | 0xF, 0xD4, ScenarioBuilder.Stage2Word2(12), s2.Root);
             b.Enable(); b.Access(Sid, Iova, AccessKind.Write);
             ulong descIpa = s1.Root + s1.Index(Iova, 0) * 8;
             return (b.Build("stage-2 fault on a stage-1 table"), Fault("F_TRANSLATION", 2, W0(0x10), S2 | ClassTtd | TtRead, Iova, descIpa & ~0xFFFUL));
@@ -189,8 +189,8 @@ public sealed class TranslateCommandTests
         {
             var b = new ScenarioBuilder();
             var s2 = new Tables(b, 12, 40, 1, stage2: true);
-            b.Cd(ScenarioBuilder.CdBase, CdWord0(12), 0x4100_0000);
-            b.Ste(Sid, ScenarioBuilder.CdBase | 0xF, 0xD4, Stage2Word2(12), s2.Root);
+            b.Cd(ScenarioBuilder.CdBase, ScenarioBuilder.CdWord0(12), 0x4100_0000);
+            b.Ste(Sid, ScenarioBuilder.CdBase | 0xF, 0xD4, ScenarioBuilder.Stage2Word2(12), s2.Root);
             b.Enable(); b.Access(Sid, Iova, AccessKind.Read);
             return (b.Build("stage-2 fault fetching the CD"), Fault("F_TRANSLATION", 2, W0(0x10), Read | S2 | ClassCd | TtRead, Iova, ScenarioBuilder.CdBase));
         },
@@ -222,65 +222,11 @@ public sealed class TranslateCommandTests
         },
     };
 
-    private static ulong CdWord0(int pageShift)
-    {
-        ulong tg0 = pageShift switch { 12 => 0, 16 => 1, _ => 2 };
-        // T0SZ 16, TG0, IRGN0/ORGN0 WB, SH0 inner, EPD1, V, IPS 44 bits, AA64, R, A, ASID 5
-        return 16 | (tg0 << 6) | (1 << 8) | (1 << 10) | (3 << 12) | (1UL << 30) | (1UL << 31) | (4UL << 32)
-               | (1UL << 41) | (1UL << 45) | (1UL << 46) | (5UL << 48);
-    }
-
-    /// <summary>Stage-2 STE word 2 for a 40-bit IPA: 4K from level 1 (SL0 1), 16K from level 1 (SL0 2), 64K from level 2 (SL0 1).</summary>
-    private static ulong Stage2Word2(int pageShift)
-    {
-        ulong tg = pageShift switch { 12 => 0, 16 => 1, _ => 2 };
-        ulong sl0 = pageShift == 14 ? 2UL : 1UL;
-        // VMID 1, T0SZ 24, SL0, IR0/OR0 WB, SH0 inner, TG, PS 44 bits, S2AA64, S2R
-        return 1 | (24UL << 32) | (sl0 << 38) | (1UL << 40) | (1UL << 42) | (3UL << 44) | (tg << 46) | (4UL << 48) | (1UL << 51) | (1UL << 58);
-    }
-
-    /// <summary>Builds a whole translation; returns the log2 of the leaf size.</summary>
-    private static int BuildTranslation(ScenarioBuilder b, uint sid, int stage, int pageShift, int leafLevel, ulong iova, ulong ipa, ulong pa,
-        bool twoLevel, bool writable = true, bool af = true)
-    {
-        int stride = pageShift - 3;
-        int s1Start = 4 - (48 - pageShift + stride - 1) / stride;
-        int s2Start = pageShift == 16 ? 2 : 1;
-        ulong steAddressBase = ScenarioBuilder.StrtabBase;
-        uint cfg = 8;
-        if (twoLevel)
-        {
-            ulong l2 = b.AllocTable(64 * 64);
-            b.Word(ScenarioBuilder.StrtabBase + (sid >> 6) * 8, l2 | 7); // Span 7: 64 STEs
-            steAddressBase = l2 - (sid & ~63u) * 64UL;
-            cfg = (1u << 16) | (6u << 6) | 8;
-        }
-        Tables? s2 = stage >= 2 ? new Tables(b, pageShift, 40, s2Start, stage2: true) : null;
-        Tables? s1 = stage != 2 ? new Tables(b, pageShift, 48, s1Start, stage2: false) : null;
-        int leafShift = (s1 ?? s2)!.Shift(leafLevel);
-        if (stage == 1) s1!.Map(iova, pa, leafLevel, writable, af: af);
-        if (stage == 2) s2!.Map(iova, pa, leafLevel, writable, af: af);
-        if (stage == 3)
-        {
-            s1!.Map(iova, ipa, leafLevel, writable, af: af);
-            b.Cd(ScenarioBuilder.CdBase, CdWord0(pageShift), s1.Root);
-            // Identity-map every page of the CD and stage-1 tables through stage 2, then the output IPA.
-            foreach (ulong page in b.TablePages.Where(p => p < 0x4200_0000).Select(p => p & ~((1UL << pageShift) - 1)).Distinct().ToList())
-                s2!.Map(page, page);
-            s2!.Map(ipa, pa, leafLevel, writable, af: af);
-        }
-        if (stage == 1) b.Cd(ScenarioBuilder.CdBase, CdWord0(pageShift), s1!.Root);
-        ulong config = stage switch { 1 => 0xB, 2 => 0xD, _ => 0xF }; // V | Config S1 (5), S2 (6), nested (7)
-        b.Ste(sid, (stage == 2 ? 0 : ScenarioBuilder.CdBase) | config, 0xD4, stage >= 2 ? Stage2Word2(pageShift) : 0, s2?.Root ?? 0, steAddressBase);
-        b.Enable(cfg);
-        return leafShift;
-    }
-
     private static ScenarioBuilder Base(int stage, bool writable = true, bool af = true, ulong? output = null)
     {
         var b = new ScenarioBuilder();
         ulong iova = stage == 2 ? 0x80_0000_0000UL : Iova;
-        BuildTranslation(b, Sid, stage, 12, 3, iova, 0, output ?? 0x6000_0000, false, writable, af);
+        b.AddTranslation(Sid, stage, 12, 3, iova, 0, output ?? 0x6000_0000, false, writable, af);
         return b;
     }
 
