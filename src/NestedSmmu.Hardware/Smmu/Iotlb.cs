@@ -62,6 +62,8 @@ public sealed class Iotlb
     }
 
     private readonly Dictionary<Key, TlbEntry> _entries = new();
+    // Global (nG = 0) entries held; while there are none a miss needs no second probe.
+    private int _globalSlots;
     // A one-entry micro-TLB in front of the main one, as SMMUs have per-port: repeated accesses
     // to one page skip the hash. Any change to the TLB empties it.
     private Key _lastKey;
@@ -93,7 +95,7 @@ public sealed class Iotlb
             return true;
         }
         if (_entries.TryGetValue(key, out entry) ||
-            (regime != TlbRegime.Stage2 && _entries.TryGetValue(new Key(regime, vmid, GlobalAsidKey, page), out entry)))
+            (_globalSlots > 0 && regime != TlbRegime.Stage2 && _entries.TryGetValue(new Key(regime, vmid, GlobalAsidKey, page), out entry)))
         {
             Hits++;
             _lastKey = key;
@@ -109,9 +111,11 @@ public sealed class Iotlb
     {
         _lastValid = false;
         Generation++;
-        if (_entries.Count >= Capacity) _entries.Clear(); // whole-TLB eviction: simple and deterministic
+        if (_entries.Count >= Capacity) { _entries.Clear(); _globalSlots = 0; } // whole-TLB eviction: simple and deterministic
         int asid = entry.Global ? GlobalAsidKey : entry.Asid;
-        _entries[new Key(entry.Regime, entry.Vmid, asid, input >> IndexShift)] = entry;
+        var key = new Key(entry.Regime, entry.Vmid, asid, input >> IndexShift);
+        if (entry.Global && !_entries.ContainsKey(key)) _globalSlots++;
+        _entries[key] = entry;
     }
 
     /// <summary>Removes every entry <paramref name="scope"/> selects; returns how many page slots went.</summary>
@@ -124,7 +128,7 @@ public sealed class Iotlb
         // Removing during enumeration is allowed for Dictionary since .NET Core 3.0.
         foreach (var (k, e) in _entries)
         {
-            if (scope.Matches(e)) { _entries.Remove(k); removed++; }
+            if (scope.Matches(e)) { _entries.Remove(k); removed++; if (e.Global) _globalSlots--; }
         }
         return removed;
     }
@@ -136,7 +140,7 @@ public sealed class Iotlb
         int removed = 0;
         foreach (var (k, e) in _entries)
         {
-            if (match(e)) { _entries.Remove(k); removed++; }
+            if (match(e)) { _entries.Remove(k); removed++; if (e.Global) _globalSlots--; }
         }
         return removed;
     }
@@ -146,6 +150,7 @@ public sealed class Iotlb
         _lastValid = false;
         Generation++;
         _entries.Clear();
+        _globalSlots = 0;
     }
 }
 

@@ -23,6 +23,8 @@ public sealed partial class Smmu
         public required ulong CdAddress;
         public ushort Asid;
         public WalkRegime? Ttb0, Ttb1;
+        // The same regimes as plain fields, read by reference on the walk path (no nullable copies).
+        public WalkRegime Ttb0Regime, Ttb1Regime;
         public int Ttb0InputBits, Ttb1InputBits;
         public bool Tbi0, Tbi1;
     }
@@ -236,26 +238,25 @@ public sealed partial class Smmu
 
         // Select TTB0/TTB1 by VA[55] and check the unused top bits (they must all equal VA[55] unless TBI).
         bool upper = Bits.Get(iova, 55);
-        WalkRegime? regime = upper ? cd.Ttb1 : cd.Ttb0;
+        bool hasRegime = upper ? cd.Ttb1 is not null : cd.Ttb0 is not null;
         int inputBits = upper ? cd.Ttb1InputBits : cd.Ttb0InputBits;
         bool tbi = upper ? cd.Tbi1 : cd.Tbi0;
         int topBit = tbi ? 55 : 63;
         ulong top = Bits.Get(iova, topBit, inputBits);
         ulong expected = upper ? Bits.Mask(topBit - inputBits, 0) : 0;
-        if (regime is null || top != expected)
+        if (!hasRegime || top != expected)
         {
-            trace?.Note(regime is null
+            trace?.Note(!hasRegime
                 ? $"TTB{(upper ? 1 : 0)} walks are disabled (EPD{(upper ? 1 : 0)}) or its granule is unusable"
                 : $"input 0x{iova:X} is outside the {inputBits}-bit range of TTB{(upper ? 1 : 0)}");
             var evt = EventRecord.Translation(EventType.F_TRANSLATION, sid, ssid, iova, access == AccessKind.Read, false, FaultClass.IN, 0);
             return TranslationFault(evt, 1, cd.Cd.R, trace);
         }
-        var r1 = regime.Value;
+        ref readonly WalkRegime r1 = ref (upper ? ref cd.Ttb1Regime : ref cd.Ttb0Regime);
         trace?.Add("s1", 1, r1.StartLevel, r1.TableBase, 0,
             $"stage 1: TTB{(upper ? 1 : 0)} 0x{r1.TableBase:X}, {1 << r1.PageShift >> 10}K granule, {r1.InputBits}-bit input, start level {r1.StartLevel}, {r1.OutputBits}-bit output, ASID {asid}");
 
-        WalkRegime? s2 = cfg.HasStage2 ? cfg.Stage2 : null;
-        var w1 = _walker.Walk(r1, iova, access, s2, trace);
+        var w1 = _walker.Walk(r1, iova, access, cfg.Stage2, cfg.HasStage2, trace);
         if (!w1.Ok)
         {
             if (w1.FaultStage == 2)
@@ -269,8 +270,9 @@ public sealed partial class Smmu
         ulong output = w1.Output;
         int sizeShift = w1.BlockShift;
         Permissions perms = w1.Permissions;
-        if (s2 is { } r2)
+        if (cfg.HasStage2)
         {
+            ref readonly WalkRegime r2 = ref cfg.Stage2;
             trace?.Add("s2", 2, r2.StartLevel, r2.TableBase, 0, $"stage 2 of output IPA 0x{output:X}: " + DescribeStage2(r2, cfg.Vmid));
             var w2 = _walker.WalkStage2Checked(r2, output, access, trace);
             if (!w2.Ok)
@@ -594,14 +596,14 @@ public sealed partial class Smmu
         {
             if (GranuleGeometry.FromTg0(cd.TG0) is not { } g || !GranuleSupported(g)) return $"TG0 {cd.TG0} names an unimplemented granule";
             if (cd.T0SZ < MinTxSz(g) || cd.T0SZ > 39) return $"T0SZ {cd.T0SZ} is out of range";
-            built.Ttb0 = Stage1Regime(g, cd.TTB0, 64 - (int)cd.T0SZ, outBits, ha, cd.AFFD);
+            built.Ttb0 = built.Ttb0Regime = Stage1Regime(g, cd.TTB0, 64 - (int)cd.T0SZ, outBits, ha, cd.AFFD);
             built.Ttb0InputBits = 64 - (int)cd.T0SZ;
         }
         if (!cd.EPD1)
         {
             if (GranuleGeometry.FromTg1(cd.TG1) is not { } g || !GranuleSupported(g)) return $"TG1 {cd.TG1} names an unimplemented granule";
             if (cd.T1SZ < MinTxSz(g) || cd.T1SZ > 39) return $"T1SZ {cd.T1SZ} is out of range";
-            built.Ttb1 = Stage1Regime(g, cd.TTB1, 64 - (int)cd.T1SZ, outBits, ha, cd.AFFD);
+            built.Ttb1 = built.Ttb1Regime = Stage1Regime(g, cd.TTB1, 64 - (int)cd.T1SZ, outBits, ha, cd.AFFD);
             built.Ttb1InputBits = 64 - (int)cd.T1SZ;
         }
         built.Tbi0 = cd.TBI0;
