@@ -85,6 +85,8 @@ public struct WalkResult
     public FaultClass FaultClass;
     /// <summary>The stage-2 fault happened while updating (writing) a stage-1 descriptor.</summary>
     public bool FaultOnDescriptorWrite;
+    /// <summary>Address of the table the last descriptor was read from.</summary>
+    public ulong LastTable;
 
     public readonly bool Ok => Fault == WalkFault.None;
 
@@ -145,13 +147,24 @@ public sealed class PageTableWalker
     }
 
     /// <summary>The walk itself; <paramref name="s2"/> is used only when <paramref name="nested"/>.</summary>
-    public WalkResult Walk(in WalkRegime r, ulong input, AccessKind access, in WalkRegime s2, bool nested, TranslationTrace? trace)
+    public WalkResult Walk(in WalkRegime r, ulong input, AccessKind access, in WalkRegime s2, bool nested, TranslationTrace? trace) =>
+        WalkFrom(r, r.StartLevel, r.TableBase, input, access, s2, nested, trace);
+
+    private WalkResult WalkFrom(in WalkRegime r, int firstLevel, ulong firstTable, ulong input, AccessKind access,
+        in WalkRegime s2, bool nested, TranslationTrace? trace)
     {
         var res = new WalkResult { FaultStage = r.Stage };
         Granule g = r.Granule;
         int stride = GranuleGeometry.Stride(g);
-        ulong table = r.TableBase;
+        ulong table = firstTable;
         bool noWrite = false, noUnpriv = false;
+        // Within one nested walk the stage-1 tables usually sit in one small IPA region, so their
+        // stage-2 walks share everything down to the last-level table. The walker keeps that table
+        // for the duration of this walk only (so no invalidation can make it stale). With a trace
+        // every stage-2 walk is shown in full instead.
+        bool s2PathCached = false;
+        ulong s2PathRegion = 0, s2PathTable = 0;
+        int s2RegionShift = nested ? GranuleGeometry.LevelShift(s2.Granule, 2) : 0;
 
         // The table base itself must fit the output size (address size fault at the start level).
         if (!Bits.FitsIn(table, r.OutputBits))
@@ -162,7 +175,7 @@ public sealed class PageTableWalker
             return res;
         }
 
-        for (int level = r.StartLevel; level <= 3; level++)
+        for (int level = firstLevel; level <= 3; level++)
         {
             int shift = GranuleGeometry.LevelShift(g, level);
             int indexBits = level == r.StartLevel ? r.InputBits - shift : stride;
@@ -176,7 +189,19 @@ public sealed class PageTableWalker
             {
                 trace?.Add("s1-table-ipa", 1, level, descAddr, 0, $"stage-1 L{level} descriptor at IPA 0x{descAddr:X}: walking stage 2");
                 if (trace is not null) trace.Depth++;
-                var s2res = WalkStage2Checked(s2, descAddr, AccessKind.Read, trace);
+                WalkResult s2res;
+                if (s2PathCached && descAddr >> s2RegionShift == s2PathRegion)
+                {
+                    s2res = WalkFrom(s2, 3, s2PathTable, descAddr, AccessKind.Read, s2, false, null);
+                }
+                else
+                {
+                    s2res = WalkStage2Checked(s2, descAddr, AccessKind.Read, trace);
+                    if (trace is null && s2res.Ok && s2res.Level == 3 && s2.StartLevel < 3)
+                    {
+                        (s2PathCached, s2PathRegion, s2PathTable) = (true, descAddr >> s2RegionShift, s2res.LastTable);
+                    }
+                }
                 if (trace is not null) trace.Depth--;
                 if (!s2res.Ok)
                 {
@@ -191,6 +216,7 @@ public sealed class PageTableWalker
 
             ulong desc = ReadDescriptor(descPa);
             res.Level = level;
+            res.LastTable = table;
 
             if ((desc & DescValid) == 0)
             {
