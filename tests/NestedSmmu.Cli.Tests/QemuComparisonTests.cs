@@ -33,4 +33,16 @@ public sealed class QemuComparisonTests
         var qemu = ScenarioResultReader.ReadFile(Path.Combine(VectorDir, name + ".qemu.json"));
         ScenarioResult.FindFirstDifference(qemu, ScenarioResultReader.Parse(run.Stdout)).ShouldBeNull();
     }
+
+    /// <summary>Tracing turns the walker's in-walk stage-2 path reuse off; the outcome must not change.</summary>
+    [Theory]
+    [MemberData(nameof(Vectors))]
+    public void Explaining_does_not_change_the_outcome(string name)
+    {
+        var scenario = ScenarioReader.ReadFile(Path.Combine(VectorDir, name + ".json"));
+        var plain = ScenarioRunner.Run(scenario);
+        var traced = ScenarioRunner.Run(scenario, explain: true);
+        ScenarioResult.FindFirstDifference(plain.Result, traced.Result).ShouldBeNull();
+        traced.Outcomes.ShouldAllBe(o => o.Trace != null && o.Trace.Steps.Count > 0);
+    }
 }
