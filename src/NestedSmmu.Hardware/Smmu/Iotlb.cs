@@ -62,8 +62,9 @@ public sealed class Iotlb
     public bool TryLookup(TlbRegime regime, ushort vmid, ushort asid, ulong input, out TlbEntry entry)
     {
         ulong page = input >> IndexShift;
+        // Stage-2 entries carry no ASID: they are inserted as global and found by the second probe.
         if (_entries.TryGetValue(new Key(regime, vmid, asid, page), out entry) ||
-            (regime != TlbRegime.Stage2 && _entries.TryGetValue(new Key(regime, vmid, GlobalAsidKey, page), out entry)))
+            _entries.TryGetValue(new Key(regime, vmid, GlobalAsidKey, page), out entry))
         {
             Hits++;
             return true;
