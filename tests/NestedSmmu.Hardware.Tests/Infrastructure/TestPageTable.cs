@@ -74,8 +74,8 @@ public sealed class TestPageTable
         return field;
     }
 
-    /// <summary>Leaf attributes: stage 1 read/write for EL0 by default; stage 2 read/write.</summary>
-    public ulong DefaultAttributes => Stage2 ? S2ApRead | S2ApWrite | S2MemAttrNormalWb | ShInner | AF : S1ApEl0 | ShInner | AF;
+    /// <summary>Leaf attributes: stage 1 read/write for EL0, not global (as Linux's io-pgtable maps); stage 2 read/write.</summary>
+    public ulong DefaultAttributes => Stage2 ? S2ApRead | S2ApWrite | S2MemAttrNormalWb | ShInner | AF : S1ApEl0 | ShInner | AF | NG;
 
     /// <summary>
     /// Maps the leaf at <paramref name="leafLevel"/> containing <paramref name="ia"/> to <paramref name="oa"/>
