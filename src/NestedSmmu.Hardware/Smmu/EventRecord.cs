@@ -71,6 +71,13 @@ public readonly record struct EventRecord(ulong W0, ulong W1, ulong W2, ulong W3
     /// <summary>Configuration errors (C_BAD_*, F_STREAM_DISABLED, F_UUT...): just the stream and, for some, the substream.</summary>
     public static EventRecord Config(EventType type, uint sid, uint? ssid = null) => new(Header(type, sid, ssid), 0, 0, 0);
 
+    /// <summary>
+    /// C_BAD_SUBSTREAMID (IHI 0070 7.3.9): the SubstreamID is always valid in this record, so there
+    /// is no SSV qualifier; bit [11] is RES0.
+    /// </summary>
+    public static EventRecord BadSubstream(uint sid, uint ssid) =>
+        new((byte)EventType.C_BAD_SUBSTREAMID | ((ulong)(ssid & 0xFFFFF) << 12) | ((ulong)sid << 32), 0, 0, 0);
+
     /// <summary>F_STE_FETCH / F_CD_FETCH / F_VMS_FETCH: fetch address in word 3 [51:3].</summary>
     public static EventRecord Fetch(EventType type, uint sid, uint? ssid, ulong fetchAddress) =>
         new(Header(type, sid, ssid), 0, 0, fetchAddress & Bits.Mask(51, 3));

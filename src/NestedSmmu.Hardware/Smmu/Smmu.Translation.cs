@@ -13,6 +13,8 @@ public sealed partial class Smmu
         public bool HasStage2;
         public ushort Vmid;
         public TlbRegime Regime;
+        /// <summary>Effective S1CDMax, S1Fmt and S1DSS: IGNORED fields read as 0, reserved encodings behave as 0b00 (IHI 0070 5.2).</summary>
+        public uint CdMax, S1Fmt, S1Dss;
         public readonly Dictionary<uint, CdConfig> Cds = new();
     }
 
@@ -122,17 +124,20 @@ public sealed partial class Smmu
         if (!TryGetStream(sid, trace, out var cfg, out var cfgFault)) return ConfigFault(cfgFault, trace);
 
         var ste = cfg.Ste;
+        if (ste.ConfigRaw < 0b100)
+        {
+            // 0b000 aborts; 0b001..0b011 are Reserved and behave as 0b000 (IHI 0070 5.2, STE.Config).
+            trace?.Note(ste.ConfigRaw == 0 ? "STE.Config = abort: terminated without an event" : $"STE.Config 0b{Convert.ToString(ste.ConfigRaw, 2).PadLeft(3, '0')} is reserved and behaves as abort: terminated without an event");
+            return TranslationResult.Aborted();
+        }
+        // A SubstreamID without stage 1 is a C_BAD_SUBSTREAMID (IHI 0070 7.3.9).
+        if (!ste.TranslatesStage1 && ssid is { } unexpected) return ConfigFault(EventRecord.BadSubstream(sid, unexpected), trace);
         switch (ste.Config)
         {
-            case SteConfig.Abort:
-                trace?.Note("STE.Config = abort: terminated without an event");
-                return TranslationResult.Aborted();
             case SteConfig.Bypass:
-                if (ssid is not null) return ConfigFault(EventRecord.Config(EventType.C_BAD_SUBSTREAMID, sid, ssid), trace);
                 trace?.Note("STE.Config = bypass");
                 return TranslationResult.Ok(iova, Permissions.ReadWrite);
             case SteConfig.Stage2:
-                if (ssid is not null) return ConfigFault(EventRecord.Config(EventType.C_BAD_SUBSTREAMID, sid, ssid), trace);
                 return TranslateStage2Only(cfg, sid, iova, access, trace);
         }
 
@@ -140,15 +145,18 @@ public sealed partial class Smmu
         uint cdIndex;
         if (ssid is { } s)
         {
-            if (ste.S1CDMax == 0 || s >= (1u << (int)ste.S1CDMax) || (ste.S1DSS == 2 && s == 0))
-                return ConfigFault(EventRecord.Config(EventType.C_BAD_SUBSTREAMID, sid, ssid), trace);
+            if (cfg.CdMax == 0 || s >= (1u << (int)cfg.CdMax))
+                return ConfigFault(EventRecord.BadSubstream(sid, s), trace);
+            // CD 0 belongs to transactions without a SubstreamID: SubstreamID 0 is F_STREAM_DISABLED (IHI 0070 7.3.7).
+            if (cfg.S1Dss == 2 && s == 0)
+                return ConfigFault(EventRecord.Config(EventType.F_STREAM_DISABLED, sid), trace);
             cdIndex = s;
         }
-        else if (ste.S1CDMax == 0 || ste.S1DSS == 2)
+        else if (cfg.CdMax == 0 || cfg.S1Dss == 2)
         {
             cdIndex = 0;
         }
-        else if (ste.S1DSS == 1)
+        else if (cfg.S1Dss == 1)
         {
             trace?.Note("no SubstreamID and STE.S1DSS = bypass: stage 1 bypassed");
             return cfg.HasStage2 ? TranslateStage2Only(cfg, sid, iova, access, trace) : TranslationResult.Ok(iova, Permissions.ReadWrite);
@@ -353,15 +361,22 @@ public sealed partial class Smmu
             fault = EventRecord.Config(EventType.C_BAD_STE, sid);
             return false;
         }
+        bool el2 = StrwUsed(ste) && ste.STRW == 2;
+        // S1CDMax, S1Fmt and S1DSS are IGNORED without substreams (IDR1.SSIDSIZE = 0 or S1CDMax = 0);
+        // S1Fmt 0b11 and S1DSS 0b11 are Reserved and behave as 0b00 (IHI 0070 5.2).
+        uint cdMax = Features.SsidBits == 0 ? 0 : ste.S1CDMax;
         cfg = new StreamConfig
         {
             Ste = ste,
             SteAddress = steAddress,
             Stage2 = s2,
             HasStage2 = hasS2,
-            // Stage-1-only streams are tagged with S2VMID when stage 2 exists (IHI 0070 5.2, S2VMID).
-            Vmid = Features.Stage2 ? MaskVmid(ste.S2VMID) : (ushort)0,
-            Regime = ste.TranslatesStage1 && ste.STRW == 2 ? TlbRegime.El2 : ste.Config == SteConfig.Stage2 ? TlbRegime.Stage2 : TlbRegime.NonHyp,
+            // Stage-1-only EL1 streams are tagged with S2VMID when stage 2 exists; EL2 streams ignore it (IHI 0070 5.2.2, IgnoreSTES2VMID).
+            Vmid = Features.Stage2 && !el2 ? MaskVmid(ste.S2VMID) : (ushort)0,
+            Regime = el2 ? TlbRegime.El2 : ste.Config == SteConfig.Stage2 ? TlbRegime.Stage2 : TlbRegime.NonHyp,
+            CdMax = cdMax,
+            S1Fmt = cdMax == 0 || ste.S1Fmt == 3 ? 0 : ste.S1Fmt,
+            S1Dss = cdMax == 0 || ste.S1DSS == 3 ? 0 : ste.S1DSS,
         };
         _streams[sid] = cfg;
         return true;
@@ -372,47 +387,65 @@ public sealed partial class Smmu
         (ste.TranslatesStage1 ? $" S1ContextPtr=0x{ste.S1ContextPtr:X} S1Fmt={ste.S1Fmt} S1CDMax={ste.S1CDMax} S1DSS={ste.S1DSS}" : "") +
         (ste.TranslatesStage2 ? $" S2VMID={ste.S2VMID} S2T0SZ={ste.S2T0SZ} S2SL0={ste.S2SL0} S2TG={ste.S2TG} S2PS={ste.S2PS} S2TTB=0x{ste.S2TTB:X} S2R={(ste.S2R ? 1 : 0)}" : "");
 
-    /// <summary>Checks an STE against IHI 0070 5.2's ILLEGAL conditions; null when valid.</summary>
+    /// <summary>
+    /// STE.STRW is used only by a stage-1-only stream on an SMMU with IDR0.Hyp; otherwise it is
+    /// IGNORED and the StreamWorld is NS-EL1 (IHI 0070 5.2.2, IgnoreSTESTRW).
+    /// </summary>
+    private bool StrwUsed(in StreamTableEntry ste) => Features.Stage1 && Features.Hyp && ste.Config == SteConfig.Stage1;
+
+    /// <summary>Checks an STE against IHI 0070 5.2.2's SteIllegal(); null when valid.</summary>
     private string? ValidateSte(in StreamTableEntry ste, out WalkRegime s2, out bool hasS2)
     {
         s2 = default;
         hasS2 = false;
         if (!ste.V) return "STE.V = 0";
-        if (ste.ConfigRaw is >= 1 and <= 3) return $"STE.Config 0b{Convert.ToString(ste.ConfigRaw, 2).PadLeft(3, '0')} is reserved";
-        if (ste.Config is SteConfig.Abort or SteConfig.Bypass) return null;
+        // Config 0b0xx (abort, and the reserved values that behave as abort) and bypass translate nothing.
+        if (ste.ConfigRaw < 0b100 || ste.Config == SteConfig.Bypass) return null;
         if (ste.TranslatesStage1 && !Features.Stage1) return "stage 1 is not implemented (IDR0.S1P = 0)";
         if (ste.TranslatesStage2 && !Features.Stage2) return "stage 2 is not implemented (IDR0.S2P = 0)";
+        if (Features.Ats)
+        {
+            // EATS 0b11 (full ATS with DPT checks) is Reserved without IDR3.DPT and behaves as 0b00.
+            if (ste.EATS == 2 && (ste.Config != SteConfig.Nested || ste.S2S)) return "EATS = 0b10 (split-stage ATS) needs Config = nested and S2S = 0";
+            if (ste.EATS == 1 && ste.S2S && ste.TranslatesStage2) return "EATS = 0b01 (full ATS) with S2S = 1";
+        }
+        if (StrwUsed(ste) && (ste.STRW & 1) != 0) return $"STRW 0b{Convert.ToString(ste.STRW, 2).PadLeft(2, '0')} is reserved";
         if (ste.TranslatesStage1)
         {
-            if (ste.S1CDMax > Features.SsidBits) return $"S1CDMax {ste.S1CDMax} exceeds SSIDSIZE {Features.SsidBits}";
-            if (ste.S1CDMax != 0)
+            if (ste.S1STALLD && Features.StallModel != 0) return "S1STALLD = 1, but IDR0.STALL_MODEL does not make stalls configurable";
+            if (Features.SsidBits != 0)
             {
-                if (ste.S1Fmt == 3) return "S1Fmt 0b11 is reserved";
-                if (ste.S1Fmt != 0 && !Features.TwoLevelCd) return "2-level CD tables are not implemented (IDR0.CD2L = 0)";
-                if (ste.S1DSS == 3) return "S1DSS 0b11 is reserved";
+                if (ste.S1CDMax > Features.SsidBits) return $"S1CDMax {ste.S1CDMax} exceeds SSIDSIZE {Features.SsidBits}";
+                if (ste.S1CDMax != 0 && ste.S1Fmt is 1 or 2 && !Features.TwoLevelCd) return "2-level CD tables are not implemented (IDR0.CD2L = 0)";
             }
-            if (ste.STRW is 1 or 3 || (ste.STRW == 2 && (!Features.Hyp || ste.TranslatesStage2)))
-                return $"STRW {ste.STRW} is not usable here";
             if (!ste.TranslatesStage2 && !Bits.FitsIn(ste.S1ContextPtr, Features.OasBits))
                 return $"S1ContextPtr 0x{ste.S1ContextPtr:X} exceeds the {Features.OasBits}-bit OAS";
         }
-        if (Features.Ats && (ste.EATS == 3 || (ste.EATS == 2 && ste.Config != SteConfig.Nested)))
-            return $"EATS {ste.EATS} is not allowed with Config {ste.Config}";
+        bool s2VmidUsed = Features.Stage2 && !(StrwUsed(ste) && ste.STRW != 0);
+        if (s2VmidUsed && !Features.Vmid16 && (ste.S2VMID >> 8) != 0) return $"S2VMID 0x{ste.S2VMID:X} has bits [15:8] set with 8-bit VMIDs";
         if (!ste.TranslatesStage2) return null;
 
+        if (ste.S2S && Features.StallModel == 1) return "S2S = 1, but IDR0.STALL_MODEL is terminate-only";
+        if (!ste.S2S && Features.StallModel == 2) return "S2S = 0, but IDR0.STALL_MODEL is stall-only";
         if (!ste.S2AA64) return "S2AA64 = 0: AArch32 stage-2 tables are not implemented (IDR0.TTF = AArch64)";
-        if (ste.S2ENDI) return "S2ENDI = 1: big-endian tables are not implemented (IDR0.TTENDIAN = LE)";
+        if ((ste.S2HA || ste.S2HD) && Features.Httu == 0) return "S2HA/S2HD set without HTTU (IDR0.HTTU = 0)";
+        if (ste.S2HD && Features.Httu == 1) return "S2HD set, but IDR0.HTTU offers the access flag only";
         if (GranuleGeometry.FromTg0(ste.S2TG) is not { } g || !GranuleSupported(g)) return $"S2TG {ste.S2TG} names an unimplemented granule";
+        int outBits = Math.Min(AddressSize.FromEncoding(ste.S2PS), Features.OasBits);
+        // The start-level table address must fit the effective S2PS, and 48 bits below 64 KiB pages (IHI 0070 5.2, S2TTB).
+        if (!Bits.FitsIn(ste.S2TTB, outBits) || (g != Granule.G64K && !Bits.FitsIn(ste.S2TTB, 48)))
+            return $"S2TTB 0x{ste.S2TTB:X} is outside the {outBits}-bit effective S2PS";
         int ia = 64 - (int)ste.S2T0SZ;
-        if (ste.S2T0SZ < MinTxSz(g) || ste.S2T0SZ > 39) return $"S2T0SZ {ste.S2T0SZ} is out of range";
+        // S2T0SZ: MAX(16, 64 - IAS) for 4 and 16 KiB, MAX(12, 64 - IAS) for 64 KiB, up to 39 (IHI 0070 5.2.2, STES2T0SZInvalid).
+        if (ste.S2T0SZ < (g == Granule.G64K ? 12u : 16u) || ste.S2T0SZ > 39) return $"S2T0SZ {ste.S2T0SZ} is out of range";
         if (ia > Features.IasBits) return $"S2T0SZ {ste.S2T0SZ} gives a {ia}-bit IPA, beyond the {Features.IasBits}-bit IAS";
         if (GranuleGeometry.Stage2StartLevel(g, ste.S2SL0) is not { } start) return $"S2SL0 {ste.S2SL0} is reserved for the {1 << (int)g >> 10}K granule";
         int stride = GranuleGeometry.Stride(g);
         int bitsAtStart = ia - GranuleGeometry.LevelShift(g, start);
         // The start level must resolve at least one bit and at most 16 concatenated tables' worth.
         if (bitsAtStart < 1 || bitsAtStart > stride + 4) return $"S2SL0 {ste.S2SL0} (start level {start}) is inconsistent with S2T0SZ {ste.S2T0SZ}";
+        if (ste.S2ENDI) return "S2ENDI = 1: big-endian tables are not implemented (IDR0.TTENDIAN = LE)";
         int concat = Math.Max(0, bitsAtStart - stride);
-        int outBits = Math.Min(AddressSize.FromEncoding(ste.S2PS), Features.OasBits);
         // The start table(s) are aligned to their size; lower S2TTB bits are ignored.
         ulong tableBytes = Math.Max(64UL, 8UL << bitsAtStart);
         s2 = new WalkRegime(2, g, ste.S2TTB & ~(tableBytes - 1), ia, start, concat, outBits,
@@ -439,16 +472,17 @@ public sealed partial class Smmu
         var ste = cfg.Ste;
         ulong cdAddress;
         ulong ptr = ste.S1ContextPtr;
-        if (ste.S1CDMax != 0 && ste.S1Fmt != 0)
+        if (cfg.CdMax != 0 && cfg.S1Fmt != 0)
         {
-            int split = ste.S1Fmt == 1 ? 6 : 10; // 4 KiB or 64 KiB leaf tables of 64-byte CDs
+            int split = cfg.S1Fmt == 1 ? 6 : 10; // 4 KiB or 64 KiB leaf tables of 64-byte CDs
             ulong l1Address = ptr + (index >> split) * (ulong)L1ContextDescriptor.Size;
             if (!FetchCdPart(cfg, sid, ssid, l1Address, L1ContextDescriptor.Size, access, trace, out ulong l1Pa, ref fault, ref faultRecorded)) return false;
             var l1 = new L1ContextDescriptor(_memory.ReadUInt64(l1Pa));
             trace?.Add("l1cd", 1, 1, l1Pa, l1.Word, $"L1CD[{index >> split}]: V={(l1.V ? 1 : 0)} L2Ptr 0x{l1.L2Ptr:X}");
             if (!l1.V)
             {
-                fault = EventRecord.Config(EventType.C_BAD_SUBSTREAMID, sid, ssid);
+                // Without a SubstreamID (S1DSS = 0b10 fetching CD 0) the record names SubstreamID 0 (IHI 0070 7.3.9).
+                fault = EventRecord.BadSubstream(sid, ssid ?? 0);
                 return false;
             }
             cdAddress = l1.L2Ptr + (index & ((1u << split) - 1)) * (ulong)ContextDescriptor.Size;
