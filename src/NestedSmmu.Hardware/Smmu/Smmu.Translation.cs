@@ -27,6 +27,8 @@ public sealed partial class Smmu
         public WalkRegime? Ttb0, Ttb1;
         public int Ttb0InputBits, Ttb1InputBits;
         public bool Tbi0, Tbi1;
+        /// <summary>The StreamWorld has no ASIDs (NS-EL2): every translation is global.</summary>
+        public bool NoAsid;
     }
 
     private readonly Dictionary<uint, StreamConfig> _streams = new();
@@ -231,7 +233,7 @@ public sealed partial class Smmu
             perms &= w2.Permissions;
         }
         ulong sizeMask = (1UL << sizeShift) - 1;
-        Tlb.Insert(new TlbEntry(cfg.Regime, cfg.Vmid, asid, w1.Global, iova & ~sizeMask, sizeShift, w1.Level, r1.Granule, output & ~sizeMask, perms), iova);
+        Tlb.Insert(new TlbEntry(cfg.Regime, cfg.Vmid, asid, w1.Global || cd.NoAsid, iova & ~sizeMask, sizeShift, w1.Level, r1.Granule, output & ~sizeMask, perms), iova);
         trace?.Add("result", 0, -1, iova, output, $"PA 0x{output:X} ({perms})");
         return TranslationResult.Ok(output, perms);
     }
@@ -496,7 +498,7 @@ public sealed partial class Smmu
         _memory.ReadUInt64s(cdPa, words);
         var desc = ContextDescriptor.FromWords(words);
         trace?.Add("cd", 1, -1, cdPa, desc.W0, $"CD {index} at 0x{cdPa:X}: [0x{desc.W0:X16}, 0x{desc.W1:X16}, 0x{desc.W2:X16}, 0x{desc.W3:X16}] {DescribeCd(desc)}");
-        string? why = ValidateCd(desc, out var built);
+        string? why = ValidateCd(desc, cfg, out var built);
         if (why is not null)
         {
             trace?.Note($"C_BAD_CD: {why}");
@@ -538,33 +540,52 @@ public sealed partial class Smmu
     private static string DescribeCd(in ContextDescriptor cd) =>
         $"V={(cd.V ? 1 : 0)} AA64={(cd.AA64 ? 1 : 0)} T0SZ={cd.T0SZ} TG0={cd.TG0} EPD0={(cd.EPD0 ? 1 : 0)} IPS={cd.IPS} ASID={cd.ASID} TTB0=0x{cd.TTB0:X} R={(cd.R ? 1 : 0)} A={(cd.A ? 1 : 0)} HA={(cd.HA ? 1 : 0)}";
 
-    /// <summary>Checks a CD against IHI 0070 5.4's ILLEGAL conditions; null when valid.</summary>
-    private string? ValidateCd(in ContextDescriptor cd, out CdConfig built)
+    /// <summary>Checks a CD against IHI 0070 5.4's ILLEGAL conditions (5.4.2, 5.5); null when valid.</summary>
+    private string? ValidateCd(in ContextDescriptor cd, StreamConfig cfg, out CdConfig built)
     {
-        built = new CdConfig { Cd = cd, CdAddress = 0, Asid = MaskAsid(cd.ASID) };
+        // StreamWorld NS-EL2 (STRW = EL2 with CR2.E2H = 0) has one VA range and no ASID: CD.ASID is
+        // IGNORED, EPD0/EPD1 are IGNORED with an effective value of 0 and there is no TTB1 region.
+        bool el2NoE2h = cfg.Regime == TlbRegime.El2 && (_cr2 & CR2_E2H) == 0;
+        built = new CdConfig { Cd = cd, CdAddress = 0, Asid = el2NoE2h ? (ushort)0 : MaskAsid(cd.ASID), NoAsid = el2NoE2h };
         if (!cd.V) return "CD.V = 0";
         if (!cd.AA64) return "AA64 = 0: AArch32 stage-1 tables are not implemented (IDR0.TTF = AArch64)";
-        if (cd.ENDI) return "ENDI = 1: big-endian tables are not implemented";
+        bool epd0 = cd.EPD0 && !el2NoE2h, epd1 = cd.EPD1 || el2NoE2h;
+        if (cd.ENDI && !(epd0 && epd1)) return "ENDI = 1: big-endian tables are not implemented (IDR0.TTENDIAN = LE)";
+        if (cd.HA && Features.Httu == 0) return "HA = 1 without HTTU (IDR0.HTTU = 0)";
+        if (cd.HD && Features.Httu < 2) return "HD = 1, but IDR0.HTTU does not offer dirty state";
+        if (!cd.A && Features.TermModel) return "A = 0 (RAZ/WI termination), but IDR0.TERM_MODEL = 1 (abort only)";
+        if (cd.S && (Features.StallModel == 1 || (Features.StallModel == 0 && cfg.Ste.S1STALLD))) return "S = 1, but stalls are not allowed (STALL_MODEL or STE.S1STALLD)";
+        if (!cd.S && Features.StallModel == 2) return "S = 0, but IDR0.STALL_MODEL is stall-only";
+        if (!el2NoE2h && !Features.Asid16 && (cd.ASID >> 8) != 0) return $"ASID 0x{cd.ASID:X} has bits [15:8] set with 8-bit ASIDs";
         int outBits = Math.Min(AddressSize.FromEncoding(cd.IPS), Features.OasBits);
         bool ha = cd.HA && Features.Httu >= 1;
-        if (!cd.EPD0)
+        if (!epd0)
         {
             if (GranuleGeometry.FromTg0(cd.TG0) is not { } g || !GranuleSupported(g)) return $"TG0 {cd.TG0} names an unimplemented granule";
             if (cd.T0SZ < MinTxSz(g) || cd.T0SZ > 39) return $"T0SZ {cd.T0SZ} is out of range";
+            if (TtbOutOfRange(cd.TTB0, g, outBits)) return $"TTB0 0x{cd.TTB0:X} is outside the {outBits}-bit effective IPS";
             built.Ttb0 = Stage1Regime(g, cd.TTB0, 64 - (int)cd.T0SZ, outBits, ha, cd.AFFD);
             built.Ttb0InputBits = 64 - (int)cd.T0SZ;
         }
-        if (!cd.EPD1)
+        if (!epd1)
         {
             if (GranuleGeometry.FromTg1(cd.TG1) is not { } g || !GranuleSupported(g)) return $"TG1 {cd.TG1} names an unimplemented granule";
             if (cd.T1SZ < MinTxSz(g) || cd.T1SZ > 39) return $"T1SZ {cd.T1SZ} is out of range";
+            if (TtbOutOfRange(cd.TTB1, g, outBits)) return $"TTB1 0x{cd.TTB1:X} is outside the {outBits}-bit effective IPS";
             built.Ttb1 = Stage1Regime(g, cd.TTB1, 64 - (int)cd.T1SZ, outBits, ha, cd.AFFD);
             built.Ttb1InputBits = 64 - (int)cd.T1SZ;
         }
         built.Tbi0 = cd.TBI0;
-        built.Tbi1 = cd.TBI1;
+        built.Tbi1 = cd.TBI1 && !el2NoE2h;
         return null;
     }
+
+    /// <summary>
+    /// CD.TTBx must lie within the effective IPS, and within 48 bits below 64 KiB pages (no DS):
+    /// otherwise the CD is ILLEGAL, not an Address Size fault (IHI 0070 5.4 CD.TTB0, 3.4).
+    /// </summary>
+    private static bool TtbOutOfRange(ulong ttb, Granule g, int outBits) =>
+        !Bits.FitsIn(ttb, outBits) || (g != Granule.G64K && !Bits.FitsIn(ttb, 48));
 
     private WalkRegime Stage1Regime(Granule g, ulong ttb, int inputBits, int outBits, bool ha, bool affd)
     {
