@@ -83,13 +83,15 @@ public readonly record struct EventRecord(ulong W0, ulong W1, ulong W2, ulong W3
         new(Header(type, sid, ssid), 0, 0, fetchAddress & Bits.Mask(51, 3));
 
     /// <summary>Translation faults (F_TRANSLATION, F_ADDR_SIZE, F_ACCESS, F_PERMISSION).</summary>
+    /// <param name="descriptorRead">TTRnW for CLASS = TT: whether the faulting descriptor access was a read (false for an HTTU write).</param>
     public static EventRecord Translation(EventType type, uint sid, uint? ssid, ulong inputAddress, bool read,
-        bool stage2, FaultClass cls, ulong ipa, bool privileged = false, bool instruction = false)
+        bool stage2, FaultClass cls, ulong ipa, bool privileged = false, bool instruction = false, bool descriptorRead = true)
     {
         ulong w1 = (privileged ? 1UL << 33 : 0) | (instruction ? 1UL << 34 : 0) | (read ? 1UL << 35 : 0)
             | (stage2 ? 1UL << 39 : 0) | ((ulong)cls << 40)
-            // TTRnW: the descriptor access that faulted was a read (no hardware update was being made).
-            | (stage2 && cls != FaultClass.IN ? 1UL << 44 : 0);
+            // TTRnW (valid for CLASS = TT, UNKNOWN otherwise): 1 when the faulting descriptor access was a read,
+            // 0 when it was the hardware's update of a stage-1 descriptor (IHI 0070 7.3.16).
+            | (stage2 && cls != FaultClass.IN && descriptorRead ? 1UL << 44 : 0);
         return new EventRecord(Header(type, sid, ssid), w1, inputAddress, stage2 ? ipa & Bits.Mask(51, 12) : 0);
     }
 

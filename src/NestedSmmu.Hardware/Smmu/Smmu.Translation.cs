@@ -123,7 +123,7 @@ public sealed partial class Smmu
             trace?.Note($"SMMU disabled (CR0.SMMUEN = 0): GBPA.ABORT = {(abort ? 1 : 0)}, {(abort ? "abort" : "bypass")}");
             return abort ? TranslationResult.Aborted() : TranslationResult.Ok(iova, Permissions.ReadWrite);
         }
-        if (!TryGetStream(sid, trace, out var cfg, out var cfgFault)) return ConfigFault(cfgFault, trace);
+        if (!TryGetStream(sid, ssid, trace, out var cfg, out var cfgFault)) return ConfigFault(cfgFault, trace);
 
         var ste = cfg.Ste;
         if (ste.ConfigRaw < 0b100)
@@ -168,7 +168,7 @@ public sealed partial class Smmu
             return ConfigFault(EventRecord.Config(EventType.F_STREAM_DISABLED, sid), trace);
         }
 
-        if (!TryGetCd(cfg, sid, ssid, cdIndex, access, trace, out var cd, out var cdFault, out bool cdFaultRecorded))
+        if (!TryGetCd(cfg, sid, ssid, cdIndex, iova, access, trace, out var cd, out var cdFault, out bool cdFaultRecorded))
         {
             if (cdFault.Type is EventType.F_TRANSLATION or EventType.F_ADDR_SIZE or EventType.F_ACCESS or EventType.F_PERMISSION)
                 return TranslationFault(cdFault, 2, cdFaultRecorded, trace);
@@ -210,7 +210,9 @@ public sealed partial class Smmu
         {
             if (w1.FaultStage == 2)
             {
-                var e2 = EventRecord.Translation(w1.EventType, sid, ssid, iova, access == AccessKind.Read, true, w1.FaultClass, w1.FaultIpa);
+                // TTRnW: 0 when the faulting descriptor access was the hardware's access-flag write (IHI 0070 7.3.16).
+                var e2 = EventRecord.Translation(w1.EventType, sid, ssid, iova, access == AccessKind.Read, true, w1.FaultClass, w1.FaultIpa,
+                    descriptorRead: !w1.FaultOnDescriptorWrite);
                 return TranslationFault(e2, 2, ste.S2R, trace);
             }
             var e1 = EventRecord.Translation(w1.EventType, sid, ssid, iova, access == AccessKind.Read, false, FaultClass.IN, 0);
@@ -299,7 +301,8 @@ public sealed partial class Smmu
     private bool CanFetch(ulong address, ulong length) =>
         Bits.FitsIn(address + length - 1, Features.OasBits) && !_memory.IsAbort(address, length);
 
-    private bool TryGetStream(uint sid, TranslationTrace? trace, out StreamConfig cfg, out EventRecord fault)
+    /// <remarks>C_BAD_STREAMID, F_STE_FETCH and C_BAD_STE record the transaction's SubstreamID and SSV (IHI 0070 7.3.3-7.3.5).</remarks>
+    private bool TryGetStream(uint sid, uint? ssid, TranslationTrace? trace, out StreamConfig cfg, out EventRecord fault)
     {
         if (_streams.TryGetValue(sid, out cfg!))
         {
@@ -317,7 +320,7 @@ public sealed partial class Smmu
         if (sid >= (1UL << Math.Min(log2Size, Features.SidBits)))
         {
             trace?.Note($"SID 0x{sid:X} is beyond the stream table (LOG2SIZE {log2Size}, SIDSIZE {Features.SidBits})");
-            fault = EventRecord.Config(EventType.C_BAD_STREAMID, sid);
+            fault = EventRecord.Config(EventType.C_BAD_STREAMID, sid, ssid);
             return false;
         }
         ulong steAddress;
@@ -328,7 +331,7 @@ public sealed partial class Smmu
             ulong l1Address = strtab + (sid >> split) * (ulong)L1StreamTableDescriptor.Size;
             if (!CanFetch(l1Address, L1StreamTableDescriptor.Size))
             {
-                fault = EventRecord.Fetch(EventType.F_STE_FETCH, sid, null, l1Address);
+                fault = EventRecord.Fetch(EventType.F_STE_FETCH, sid, ssid, l1Address);
                 return false;
             }
             var l1 = new L1StreamTableDescriptor(_memory.ReadUInt64(l1Address));
@@ -338,7 +341,7 @@ public sealed partial class Smmu
             if (l1.Span == 0 || l1.Span > split + 1 || l2Index >= (1UL << (int)(l1.Span - 1)))
             {
                 trace?.Note(l1.Span == 0 ? "L1STD.Span = 0: invalid" : $"L2 index {l2Index} is beyond Span {l1.Span} ({1UL << (int)Math.Max(0, (int)l1.Span - 1)} STEs)");
-                fault = EventRecord.Config(EventType.C_BAD_STREAMID, sid);
+                fault = EventRecord.Config(EventType.C_BAD_STREAMID, sid, ssid);
                 return false;
             }
             steAddress = l1.L2Ptr + l2Index * StreamTableEntry.Size;
@@ -349,7 +352,7 @@ public sealed partial class Smmu
         }
         if (!CanFetch(steAddress, StreamTableEntry.Size))
         {
-            fault = EventRecord.Fetch(EventType.F_STE_FETCH, sid, null, steAddress);
+            fault = EventRecord.Fetch(EventType.F_STE_FETCH, sid, ssid, steAddress);
             return false;
         }
         Span<ulong> words = stackalloc ulong[StreamTableEntry.Words];
@@ -360,7 +363,7 @@ public sealed partial class Smmu
         if (why is not null)
         {
             trace?.Note($"C_BAD_STE: {why}");
-            fault = EventRecord.Config(EventType.C_BAD_STE, sid);
+            fault = EventRecord.Config(EventType.C_BAD_STE, sid, ssid);
             return false;
         }
         bool el2 = StrwUsed(ste) && ste.STRW == 2;
@@ -461,7 +464,7 @@ public sealed partial class Smmu
     /// <summary>Smallest TxSZ: 48-bit inputs, or 52-bit with 64K pages when IDR5.VAX says so.</summary>
     private uint MinTxSz(Granule g) => g == Granule.G64K && Features.Vax == 1 ? 12u : 16u;
 
-    private bool TryGetCd(StreamConfig cfg, uint sid, uint? ssid, uint index, AccessKind access, TranslationTrace? trace,
+    private bool TryGetCd(StreamConfig cfg, uint sid, uint? ssid, uint index, ulong iova, AccessKind access, TranslationTrace? trace,
         out CdConfig cd, out EventRecord fault, out bool faultRecorded)
     {
         faultRecorded = false;
@@ -478,12 +481,19 @@ public sealed partial class Smmu
         {
             int split = cfg.S1Fmt == 1 ? 6 : 10; // 4 KiB or 64 KiB leaf tables of 64-byte CDs
             ulong l1Address = ptr + (index >> split) * (ulong)L1ContextDescriptor.Size;
-            if (!FetchCdPart(cfg, sid, ssid, l1Address, L1ContextDescriptor.Size, access, trace, out ulong l1Pa, ref fault, ref faultRecorded)) return false;
+            if (!FetchCdPart(cfg, sid, ssid, l1Address, L1ContextDescriptor.Size, iova, access, trace, out ulong l1Pa, ref fault, ref faultRecorded)) return false;
             var l1 = new L1ContextDescriptor(_memory.ReadUInt64(l1Pa));
             trace?.Add("l1cd", 1, 1, l1Pa, l1.Word, $"L1CD[{index >> split}]: V={(l1.V ? 1 : 0)} L2Ptr 0x{l1.L2Ptr:X}");
             if (!l1.V)
             {
                 // Without a SubstreamID (S1DSS = 0b10 fetching CD 0) the record names SubstreamID 0 (IHI 0070 7.3.9).
+                fault = EventRecord.BadSubstream(sid, ssid ?? 0);
+                return false;
+            }
+            // An L2Ptr beyond the OAS of a stage-1-only stream is a C_BAD_SUBSTREAMID in SMMUv3.1 and later
+            // (IHI 0070 3.4.3 note 3); through stage 2 the IPA faults at stage 2 (note 4).
+            if (!cfg.HasStage2 && !Bits.FitsIn(l1.L2Ptr, Features.OasBits))
+            {
                 fault = EventRecord.BadSubstream(sid, ssid ?? 0);
                 return false;
             }
@@ -493,7 +503,7 @@ public sealed partial class Smmu
         {
             cdAddress = ptr + (ulong)index * ContextDescriptor.Size;
         }
-        if (!FetchCdPart(cfg, sid, ssid, cdAddress, ContextDescriptor.Size, access, trace, out ulong cdPa, ref fault, ref faultRecorded)) return false;
+        if (!FetchCdPart(cfg, sid, ssid, cdAddress, ContextDescriptor.Size, iova, access, trace, out ulong cdPa, ref fault, ref faultRecorded)) return false;
         Span<ulong> words = stackalloc ulong[ContextDescriptor.Words];
         _memory.ReadUInt64s(cdPa, words);
         var desc = ContextDescriptor.FromWords(words);
@@ -512,7 +522,7 @@ public sealed partial class Smmu
     }
 
     /// <summary>Fetches part of the CD table: through stage 2 when nested (CLASS = CD faults), then checks the bus.</summary>
-    private bool FetchCdPart(StreamConfig cfg, uint sid, uint? ssid, ulong address, ulong length, AccessKind access,
+    private bool FetchCdPart(StreamConfig cfg, uint sid, uint? ssid, ulong address, ulong length, ulong iova, AccessKind access,
         TranslationTrace? trace, out ulong pa, ref EventRecord fault, ref bool faultRecorded)
     {
         pa = address;
@@ -523,7 +533,8 @@ public sealed partial class Smmu
             if (trace is not null) trace.Depth--;
             if (!w.Ok)
             {
-                fault = EventRecord.Translation(w.EventType, sid, ssid, 0, access == AccessKind.Read, true, FaultClass.CD, address);
+                // InputAddr is the transaction's input address, as for every translation-related fault (IHI 0070 7.3, 7.3.12).
+                fault = EventRecord.Translation(w.EventType, sid, ssid, iova, access == AccessKind.Read, true, FaultClass.CD, address);
                 faultRecorded = cfg.Ste.S2R;
                 return false;
             }
