@@ -121,6 +121,12 @@ public sealed partial class Smmu
         {
             bool abort = (_gbpa & GBPA_ABORT) != 0;
             trace?.Note($"SMMU disabled (CR0.SMMUEN = 0): GBPA.ABORT = {(abort ? 1 : 0)}, {(abort ? "abort" : "bypass")}");
+            // Bypass passes the input to the output PA; an input beyond the OAS aborts without an event (IHI 0070 3.4).
+            if (!abort && !Bits.FitsIn(iova, Features.OasBits))
+            {
+                trace?.Note($"input 0x{iova:X} exceeds the {Features.OasBits}-bit OAS: aborted");
+                return TranslationResult.Aborted();
+            }
             return abort ? TranslationResult.Aborted() : TranslationResult.Ok(iova, Permissions.ReadWrite);
         }
         if (!TryGetStream(sid, ssid, trace, out var cfg, out var cfgFault)) return ConfigFault(cfgFault, trace);
@@ -138,7 +144,7 @@ public sealed partial class Smmu
         {
             case SteConfig.Bypass:
                 trace?.Note("STE.Config = bypass");
-                return TranslationResult.Ok(iova, Permissions.ReadWrite);
+                return BypassBothStages(sid, iova, access, Features.OasBits, trace);
             case SteConfig.Stage2:
                 return TranslateStage2Only(cfg, sid, iova, access, trace);
         }
@@ -161,7 +167,7 @@ public sealed partial class Smmu
         else if (cfg.S1Dss == 1)
         {
             trace?.Note("no SubstreamID and STE.S1DSS = bypass: stage 1 bypassed");
-            return cfg.HasStage2 ? TranslateStage2Only(cfg, sid, iova, access, trace) : TranslationResult.Ok(iova, Permissions.ReadWrite);
+            return cfg.HasStage2 ? TranslateStage2Only(cfg, sid, iova, access, trace) : BypassBothStages(sid, iova, access, Features.IasBits, trace);
         }
         else
         {
@@ -238,6 +244,19 @@ public sealed partial class Smmu
         Tlb.Insert(new TlbEntry(cfg.Regime, cfg.Vmid, asid, w1.Global || cd.NoAsid, iova & ~sizeMask, sizeShift, w1.Level, r1.Granule, output & ~sizeMask, perms), iova);
         trace?.Add("result", 0, -1, iova, output, $"PA 0x{output:X} ({perms})");
         return TranslationResult.Ok(output, perms);
+    }
+
+    /// <summary>
+    /// No stage translates: the input is the output. An input beyond the OAS (STE.Config = bypass) or
+    /// the IAS (stage 1 bypassed by S1DSS, stage 2 off) is a stage-1 F_ADDR_SIZE, CLASS = IN (IHI 0070
+    /// 3.4, 7.3.14). No CD gives an R bit, so the fault is recorded.
+    /// </summary>
+    private TranslationResult BypassBothStages(uint sid, ulong iova, AccessKind access, int bits, TranslationTrace? trace)
+    {
+        if (Bits.FitsIn(iova, bits)) return TranslationResult.Ok(iova, Permissions.ReadWrite);
+        trace?.Note($"input 0x{iova:X} exceeds the {bits}-bit address size of a bypassed stage 1");
+        var e = EventRecord.Translation(EventType.F_ADDR_SIZE, sid, null, iova, access == AccessKind.Read, false, FaultClass.IN, 0);
+        return TranslationFault(e, 1, record: true, trace);
     }
 
     private static bool Allows(Permissions p, AccessKind a) => (p & (a == AccessKind.Read ? Permissions.Read : Permissions.Write)) != 0;
