@@ -77,15 +77,16 @@ public sealed partial class Smmu
         {
             start = cmd.Address;
             if (op == CommandOpcode.TLBI_S2_IPA) start &= Bits.Mask(51, 12);
-            tg = GranuleGeometry.FromCommandTg(cmd.TG);
             length = 1;
+            // Without IDR3.RIL, TG, TTL, NUM and SCALE are RES0 and ignored: one address (IHI 0070 4.4.1.1).
+            tg = Features.Ril ? GranuleGeometry.FromCommandTg(cmd.TG) : null;
             if (tg is { } g)
             {
-                // TTL names the level of the leaf being invalidated (a hint: other levels stay).
-                ttl = (int)cmd.TTL;
-                // Range invalidation (IHI 0070 4.4.1.1): (NUM + 1) * 2^(5 * SCALE + 1) granules from Address.
-                if (Features.Ril)
-                    length = ((ulong)cmd.NUM + 1) << (int)(5 * cmd.SCALE + 1) << GranuleGeometry.PageShift(g);
+                // TTL names the level of the leaf being invalidated (entries at other levels need not go).
+                ttl = (int)CommandCodec.EffectiveTtl(cmd);
+                // Range = ((NUM + 1) * 2^SCALE) * Translation_Granule_Size from Address (IHI 0070 4.4.1.1;
+                // unlike a PE's TLBI R*, the SMMU's SCALE is not multiplied by 5).
+                length = ((ulong)cmd.NUM + 1) << (int)cmd.SCALE << GranuleGeometry.PageShift(g);
             }
         }
         bool AddressMatch(in TlbEntry e) =>
