@@ -122,10 +122,10 @@ public readonly record struct StreamTableEntry(ulong W0, ulong W1, ulong W2, ulo
         w1 = Bits.Set(w1, 29, 28, eats);
         w1 = Bits.Set(w1, 31, 30, strw);
         w1 = Bits.Set(w1, 45, 44, shcfg);
-        ulong w2 = 0, w3 = 0;
+        // S2VMID also tags the TLB entries of a stage-1-only stream when stage 2 is implemented (IHI 0070 5.2, S2VMID).
+        ulong w2 = s2Vmid, w3 = 0;
         if (config is SteConfig.Stage2 or SteConfig.Nested)
         {
-            w2 = s2Vmid;
             w2 = Bits.Set(w2, 37, 32, s2T0sz);
             w2 = Bits.Set(w2, 39, 38, s2Sl0);
             w2 = Bits.Set(w2, 41, 40, s2Ir0);
