@@ -166,7 +166,7 @@ public class DescriptorVectorTests
             if (ste.TranslatesStage2)
                 (ste.S2VMID, ste.S2T0SZ, ste.S2SL0, ste.S2TG, ste.S2PS, ste.S2TTB).ShouldBe((vmid, t0sz, sl0, tg, ps, ttb));
             else
-                (ste.W2, ste.W3).ShouldBe((0UL, 0UL));
+                (ste.W2, ste.W3).ShouldBe(((ulong)vmid, 0UL)); // S2VMID still tags stage-1-only streams
 
             ushort asid = (ushort)rng.Next(65536);
             uint ips = (uint)rng.Next(8);
