@@ -95,6 +95,15 @@ public readonly record struct EventRecord(ulong W0, ulong W1, ulong W2, ulong W3
         return new EventRecord(Header(type, sid, ssid), w1, inputAddress, stage2 ? ipa & Bits.Mask(51, 12) : 0);
     }
 
+    /// <summary>
+    /// F_WALK_EABT (IHI 0070 7.3.12): an external abort fetching a translation table descriptor. S2 and
+    /// CLASS say which walk (a stage-1 descriptor's own fetch is S2 = 0, CLASS = TT); word 3 holds the
+    /// descriptor's PA [51:3]; InputAddr and RnW are the transaction's.
+    /// </summary>
+    public static EventRecord WalkAbort(uint sid, uint? ssid, ulong inputAddress, bool read, bool stage2, FaultClass cls, ulong fetchAddress) =>
+        new(Header(EventType.F_WALK_EABT, sid, ssid), (read ? 1UL << 35 : 0) | (stage2 ? 1UL << 39 : 0) | ((ulong)cls << 40),
+            inputAddress, fetchAddress & Bits.Mask(51, 3));
+
     public override string ToString() =>
         $"{Enum.GetName(Type) ?? $"0x{(byte)W0:X2}"} sid=0x{SID:X} [0x{W0:X16}, 0x{W1:X16}, 0x{W2:X16}, 0x{W3:X16}]";
 }

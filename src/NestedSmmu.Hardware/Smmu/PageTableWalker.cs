@@ -65,7 +65,7 @@ public readonly record struct WalkRegime(
 }
 
 /// <summary>Why a walk stopped.</summary>
-public enum WalkFault : byte { None, Translation, AddressSize, AccessFlag, Permission }
+public enum WalkFault : byte { None, Translation, AddressSize, AccessFlag, Permission, ExternalAbort }
 
 /// <summary>Result of one stage's walk (or of a nested stage-1 walk with its stage-2 table fetches).</summary>
 public struct WalkResult
@@ -85,6 +85,8 @@ public struct WalkResult
     public FaultClass FaultClass;
     /// <summary>The stage-2 fault happened while updating (writing) a stage-1 descriptor.</summary>
     public bool FaultOnDescriptorWrite;
+    /// <summary>For <see cref="WalkFault.ExternalAbort"/>: the PA of the descriptor whose fetch aborted.</summary>
+    public ulong FetchAddress;
 
     public readonly bool Ok => Fault == WalkFault.None;
 
@@ -93,6 +95,7 @@ public struct WalkResult
         WalkFault.Translation => EventType.F_TRANSLATION,
         WalkFault.AddressSize => EventType.F_ADDR_SIZE,
         WalkFault.AccessFlag => EventType.F_ACCESS,
+        WalkFault.ExternalAbort => EventType.F_WALK_EABT,
         _ => EventType.F_PERMISSION,
     };
 }
@@ -174,8 +177,16 @@ public sealed class PageTableWalker
                 tableWritable = (s2res.Permissions & Permissions.Write) != 0;
             }
 
-            ulong desc = _memory.ReadUInt64(descPa);
             res.Level = level;
+            if (_memory.IsAbort(descPa, 8))
+            {
+                // An external abort on a descriptor fetch is F_WALK_EABT, not a Translation fault (IHI 0070 7.3.12).
+                trace?.Add("descriptor", r.Stage, level, descPa, 0, $"index {index}: descriptor fetch at 0x{descPa:X} aborted");
+                res.Fault = WalkFault.ExternalAbort;
+                res.FetchAddress = descPa;
+                return res;
+            }
+            ulong desc = _memory.ReadUInt64(descPa);
 
             if ((desc & DescValid) == 0)
             {

@@ -177,7 +177,7 @@ public sealed partial class Smmu
 
         if (!TryGetCd(cfg, sid, ssid, cdIndex, iova, access, trace, out var cd, out var cdFault, out bool cdFaultRecorded))
         {
-            if (cdFault.Type is EventType.F_TRANSLATION or EventType.F_ADDR_SIZE or EventType.F_ACCESS or EventType.F_PERMISSION)
+            if (cdFault.Type is EventType.F_TRANSLATION or EventType.F_ADDR_SIZE or EventType.F_ACCESS or EventType.F_PERMISSION or EventType.F_WALK_EABT)
                 return TranslationFault(cdFault, 2, cdFaultRecorded, trace);
             return ConfigFault(cdFault, trace);
         }
@@ -215,6 +215,10 @@ public sealed partial class Smmu
         var w1 = _walker.Walk(r1, iova, access, s2, trace);
         if (!w1.Ok)
         {
+            // F_WALK_EABT is not a translation-related fault: CD.R / STE.S2R do not apply (IHI 0070 5.5).
+            if (w1.Fault == WalkFault.ExternalAbort)
+                return TranslationFault(EventRecord.WalkAbort(sid, ssid, iova, access == AccessKind.Read, w1.FaultStage == 2, FaultClass.TTD, w1.FetchAddress),
+                    w1.FaultStage, record: true, trace);
             if (w1.FaultStage == 2)
             {
                 // TTRnW: 0 when the faulting descriptor access was the hardware's access-flag write (IHI 0070 7.3.16).
@@ -232,6 +236,8 @@ public sealed partial class Smmu
         {
             trace?.Add("s2", 2, r2.StartLevel, r2.TableBase, 0, $"stage 2 of output IPA 0x{output:X}: " + DescribeStage2(r2, cfg.Vmid));
             var w2 = _walker.WalkStage2Checked(r2, output, access, trace);
+            if (w2.Fault == WalkFault.ExternalAbort)
+                return TranslationFault(EventRecord.WalkAbort(sid, ssid, iova, access == AccessKind.Read, true, FaultClass.IN, w2.FetchAddress), 2, record: true, trace);
             if (!w2.Ok)
             {
                 var e2 = EventRecord.Translation(w2.EventType, sid, ssid, iova, access == AccessKind.Read, true, FaultClass.IN, output);
@@ -285,6 +291,8 @@ public sealed partial class Smmu
         }
         trace?.Add("s2", 2, r2.StartLevel, r2.TableBase, 0, "stage 2: " + DescribeStage2(r2, cfg.Vmid));
         var w = _walker.WalkStage2Checked(r2, iova, access, trace);
+        if (w.Fault == WalkFault.ExternalAbort)
+            return TranslationFault(EventRecord.WalkAbort(sid, null, iova, access == AccessKind.Read, true, FaultClass.IN, w.FetchAddress), 2, record: true, trace);
         if (!w.Ok)
         {
             var e = EventRecord.Translation(w.EventType, sid, null, iova, access == AccessKind.Read, true, FaultClass.IN, iova);
@@ -551,6 +559,12 @@ public sealed partial class Smmu
             if (trace is not null) { trace.Add("cd-ipa", 1, -1, address, 0, $"CD table address IPA 0x{address:X}: walking stage 2"); trace.Depth++; }
             var w = _walker.WalkStage2Checked(cfg.Stage2, address, AccessKind.Read, trace);
             if (trace is not null) trace.Depth--;
+            if (w.Fault == WalkFault.ExternalAbort)
+            {
+                fault = EventRecord.WalkAbort(sid, ssid, iova, access == AccessKind.Read, true, FaultClass.CD, w.FetchAddress);
+                faultRecorded = true;
+                return false;
+            }
             if (!w.Ok)
             {
                 // InputAddr is the transaction's input address, as for every translation-related fault (IHI 0070 7.3, 7.3.12).
