@@ -285,4 +285,68 @@ public class TranslationFaultTests
         h.Translate(4, Iova).Status.ShouldBe(TranslationStatus.Abort); // the output IPA is unmapped at stage 2: S2R = 0
         h.NoEvents();
     }
+    private static EventRecord WalkAbort(uint sid, ulong input, AccessKind access, bool s2, uint cls, ulong fetch) =>
+        new(Evt.W0(Evt.F_WALK_EABT, sid), (access == AccessKind.Read ? 1UL << 35 : 0) | (s2 ? 1UL << 39 : 0) | ((ulong)cls << 40),
+            input, fetch & 0x000F_FFFF_FFFF_FFF8);
+
+    [Fact]
+    public void ExternalAbortOnAStage1DescriptorIsWalkEabt()
+    {
+        var h = NewHarness();
+        // CD.R = 0: F_WALK_EABT is not a translation-related fault, so it is recorded anyway (IHI 0070 5.5).
+        var t = Streams.Stage1(h, 1, new TestAllocator(0x2000_0000), cd: c => c with { W0 = Bits.Set(c.W0, 45, false) });
+        t.Map(Iova, Pa, 3);
+        ulong l3 = t.WalkTo(Iova, 3);
+        h.Memory.AddAbortRange(l3 & ~0xFFFUL, 0x1000);
+        h.Translate(1, Iova, AccessKind.Write).Event.Type.ShouldBe(EventType.F_WALK_EABT);
+        // 7.3.12: a stage-1-only walk's abort is S2 = 0, CLASS = TT, with the descriptor's PA.
+        h.SingleEvent().ShouldBe(WalkAbort(1, Iova, AccessKind.Write, s2: false, Evt.ClassTt, l3));
+    }
+
+    [Fact]
+    public void ExternalAbortOnAStage2DescriptorIsWalkEabtClassIn()
+    {
+        var h = NewHarness();
+        var t = Streams.Stage2(h, 2, new TestAllocator(0x2000_0000), s2R: false);
+        t.Map(Iova, Pa, 3);
+        ulong l2 = t.WalkTo(Iova, 2);
+        h.Memory.AddAbortRange(l2, 8);
+        h.Translate(2, Iova).Event.Type.ShouldBe(EventType.F_WALK_EABT);
+        h.SingleEvent().ShouldBe(WalkAbort(2, Iova, AccessKind.Read, s2: true, Evt.ClassIn, l2));
+    }
+
+    [Fact]
+    public void ExternalAbortsDuringANestedWalk()
+    {
+        var h = NewHarness();
+        var pa = new TestAllocator(0x2000_0000);
+        // Stage-2 start table aborts: the first stage-2 walk is the CD fetch's: S2 = 1, CLASS = CD.
+        var n = Streams.NestedStream(h, 3, pa);
+        n.MapPage(Iova, 0x4000_0000, Pa);
+        n.MapTables();
+        ulong s2Root = n.S2.DescriptorAddress(n.S2.Root, 1, n.CdIpa);
+        h.Memory.AddAbortRange(s2Root, 8);
+        h.Translate(3, Iova).Event.Type.ShouldBe(EventType.F_WALK_EABT);
+        h.SingleEvent().ShouldBe(WalkAbort(3, Iova, AccessKind.Read, s2: true, Evt.ClassCd, s2Root));
+
+        // A stage-1 table whose IPA translates, but whose PA aborts: S2 = 0, CLASS = TT (7.3.12).
+        var m = Streams.NestedStream(h, 4, pa, vmid: 4, delta: 0x60_0000_0000);
+        m.MapPage(Iova, 0x4000_0000, Pa);
+        m.MapTables();
+        ulong s1Leaf = m.S1.WalkTo(Iova, 3);
+        h.Memory.AddAbortRange(s1Leaf + m.Delta, 8);
+        h.Translate(4, Iova, AccessKind.Write).Event.Type.ShouldBe(EventType.F_WALK_EABT);
+        h.SingleEvent().ShouldBe(WalkAbort(4, Iova, AccessKind.Write, s2: false, Evt.ClassTt, s1Leaf + m.Delta));
+
+        // The stage-2 walk of a stage-1 table's IPA aborts: S2 = 1, CLASS = TT.
+        var k = Streams.NestedStream(h, 5, pa, vmid: 5, delta: 0x70_0000_0000);
+        k.MapPage(Iova, 0x4000_0000, Pa);
+        k.MapTables();
+        h.TranslateOk(5, Iova); // caches the CD
+        h.SubmitAndSync(Command.TlbiS12Vmall(5));
+        ulong s2Leaf = k.S2.WalkTo(k.S1.Root, 3);
+        h.Memory.AddAbortRange(s2Leaf, 8);
+        h.Translate(5, Iova).Event.Type.ShouldBe(EventType.F_WALK_EABT);
+        h.SingleEvent().ShouldBe(WalkAbort(5, Iova, AccessKind.Read, s2: true, Evt.ClassTt, s2Leaf));
+    }
 }
