@@ -66,66 +66,70 @@ public class ConfigurationFaultTests
         h.SingleEvent().ShouldBe(Evt.Fetch(Evt.F_STE_FETCH, 1, 0x100_0000_0040));
     }
 
-    public static TheoryData<string, SmmuFeatures, StreamTableEntry> IllegalStes()
+    private static readonly Dictionary<string, (SmmuFeatures Features, StreamTableEntry Ste)> IllegalSteTable = BuildIllegalStes();
+    public static TheoryData<string> IllegalStes() => new(IllegalSteTable.Keys);
+
+    private static Dictionary<string, (SmmuFeatures, StreamTableEntry)> BuildIllegalStes()
     {
         var full = new SmmuFeatures { OasBits = 48, SsidBits = 8, Ats = true, Hyp = true };
         var s2 = StreamTableEntry.Create(SteConfig.Stage2, s2Vmid: 1, s2T0sz: 25, s2Sl0: 1, s2Tg: 0, s2Ps: 5, s2Ttb: 0x2000_0000);
         StreamTableEntry S2(Func<ulong, ulong> w2 = null!, Func<ulong, ulong>? w1 = null, Func<ulong, ulong>? w3 = null) =>
             s2 with { W1 = w1?.Invoke(s2.W1) ?? s2.W1, W2 = w2?.Invoke(s2.W2) ?? s2.W2, W3 = w3?.Invoke(s2.W3) ?? s2.W3 };
         var s1 = StreamTableEntry.Create(SteConfig.Stage1, s1ContextPtr: Streams.CdPa);
-        return new TheoryData<string, SmmuFeatures, StreamTableEntry>
+        return new Dictionary<string, (SmmuFeatures, StreamTableEntry)>
         {
             // 5.2 STE.V
-            { "V = 0", full, StreamTableEntry.Create(SteConfig.Bypass, valid: false) },
-            { "V = 0 with an otherwise good stage 2", full, s2 with { W0 = s2.W0 & ~1UL } },
+            ["V = 0"] = (full, StreamTableEntry.Create(SteConfig.Bypass, valid: false)),
+            ["V = 0 with an otherwise good stage 2"] = (full, s2 with { W0 = s2.W0 & ~1UL }),
             // 5.2 STE.Config: a stage the SMMU does not implement
-            { "stage 2 on a stage-1-only SMMU", full with { Stage2 = false }, s2 },
-            { "stage 1 on a stage-2-only SMMU", full with { Stage1 = false }, s1 },
+            ["stage 2 on a stage-1-only SMMU"] = (full with { Stage2 = false }, s2),
+            ["stage 1 on a stage-2-only SMMU"] = (full with { Stage1 = false }, s1),
             // 5.2 STE.S1CDMax: 0..SSIDSIZE
-            { "S1CDMax above SSIDSIZE", full, s1 with { W0 = Bits.Set(s1.W0, 63, 59, 9) } },
+            ["S1CDMax above SSIDSIZE"] = (full, s1 with { W0 = Bits.Set(s1.W0, 63, 59, 9) }),
             // 5.2 STE.S1Fmt: 2-level CD tables need IDR0.CD2L
-            { "2-level CD table without CD2L", full with { TwoLevelCd = false }, s1 with { W0 = Bits.Set(Bits.Set(s1.W0, 63, 59, 4), 5, 4, 1) } },
+            ["2-level CD table without CD2L"] = (full with { TwoLevelCd = false }, s1 with { W0 = Bits.Set(Bits.Set(s1.W0, 63, 59, 4), 5, 4, 1) }),
             // 5.2 STE.S1ContextPtr: a PA within the OAS for stage 1 only
-            { "S1ContextPtr beyond the OAS", full, StreamTableEntry.Create(SteConfig.Stage1, s1ContextPtr: 1UL << 48) },
+            ["S1ContextPtr beyond the OAS"] = (full, StreamTableEntry.Create(SteConfig.Stage1, s1ContextPtr: 1UL << 48)),
             // 5.2 STE.S2TG
-            { "S2TG reserved", full, S2(w2 => Bits.Set(w2, 47, 46, 3)) },
-            { "S2TG unimplemented granule", full with { Gran4K = false }, s2 },
+            ["S2TG reserved"] = (full, S2(w2 => Bits.Set(w2, 47, 46, 3))),
+            ["S2TG unimplemented granule"] = (full with { Gran4K = false }, s2),
             // 5.2 STE.S2T0SZ: MAX(16, 64 - IAS) .. 39
-            { "S2T0SZ above 39", full, S2(w2 => Bits.Set(w2, 37, 32, 40)) },
-            { "S2T0SZ below 64 - IAS", full with { OasBits = 40 }, S2(w2 => Bits.Set(Bits.Set(w2, 37, 32, 23), 39, 38, 1)) },
-            { "S2T0SZ below 16 (4 KiB)", full with { OasBits = 52 }, S2(w2 => Bits.Set(Bits.Set(w2, 37, 32, 15), 39, 38, 2)) },
+            ["S2T0SZ above 39"] = (full, S2(w2 => Bits.Set(w2, 37, 32, 40))),
+            ["S2T0SZ below 64 - IAS"] = (full with { OasBits = 40 }, S2(w2 => Bits.Set(Bits.Set(w2, 37, 32, 23), 39, 38, 1))),
+            ["S2T0SZ below 16 (4 KiB)"] = (full with { OasBits = 52 }, S2(w2 => Bits.Set(Bits.Set(w2, 37, 32, 15), 39, 38, 2))),
             // 5.2 STE.S2SL0: consistent with S2T0SZ and S2TG
-            { "S2SL0 level 2 for a 39-bit IPA", full, S2(w2 => Bits.Set(w2, 39, 38, 0)) },
-            { "S2SL0 reserved for 4 KiB", full, S2(w2 => Bits.Set(w2, 39, 38, 3)) },
-            { "S2SL0 level 0 for a 25-bit IPA", full, S2(w2 => Bits.Set(Bits.Set(w2, 37, 32, 39), 39, 38, 2)) },
+            ["S2SL0 level 2 for a 39-bit IPA"] = (full, S2(w2 => Bits.Set(w2, 39, 38, 0))),
+            ["S2SL0 reserved for 4 KiB"] = (full, S2(w2 => Bits.Set(w2, 39, 38, 3))),
+            ["S2SL0 level 0 for a 25-bit IPA"] = (full, S2(w2 => Bits.Set(Bits.Set(w2, 37, 32, 39), 39, 38, 2))),
             // 5.2 STE.S2AA64 / S2ENDI against IDR0.TTF / TTENDIAN
-            { "S2AA64 = 0 without AArch32 tables", full, S2(w2 => Bits.Set(w2, 51, false)) },
-            { "S2ENDI = 1 on a little-endian SMMU", full, S2(w2 => Bits.Set(w2, 52, true)) },
+            ["S2AA64 = 0 without AArch32 tables"] = (full, S2(w2 => Bits.Set(w2, 51, false))),
+            ["S2ENDI = 1 on a little-endian SMMU"] = (full, S2(w2 => Bits.Set(w2, 52, true))),
             // 5.2 STE.EATS
-            { "EATS split-stage without nesting", full, s1 with { W1 = Bits.Set(s1.W1, 29, 28, 2) } },
-            { "EATS full ATS with stall-enabled stage 2", full with { StallModel = 0 }, S2(w2 => Bits.Set(w2, 57, true), w1 => Bits.Set(w1, 29, 28, 1)) },
+            ["EATS split-stage without nesting"] = (full, s1 with { W1 = Bits.Set(s1.W1, 29, 28, 2) }),
+            ["EATS full ATS with stall-enabled stage 2"] = (full with { StallModel = 0 }, S2(w2 => Bits.Set(w2, 57, true), w1 => Bits.Set(w1, 29, 28, 1))),
             // 5.2 STE.STRW (used by a stage-1-only stream when IDR0.Hyp = 1)
-            { "STRW reserved 0b01", full, s1 with { W1 = Bits.Set(s1.W1, 31, 30, 1) } },
-            { "STRW reserved 0b11", full, s1 with { W1 = Bits.Set(s1.W1, 31, 30, 3) } },
+            ["STRW reserved 0b01"] = (full, s1 with { W1 = Bits.Set(s1.W1, 31, 30, 1) }),
+            ["STRW reserved 0b11"] = (full, s1 with { W1 = Bits.Set(s1.W1, 31, 30, 3) }),
             // 5.2 STE.S2TTB: within the effective S2PS and 48 bits for 4 KiB
-            { "S2TTB beyond S2PS", full, S2(w2 => Bits.Set(w2, 50, 48, 0), w3: _ => 0x1_0000_0000) },
-            { "S2TTB beyond 48 bits with 4 KiB", full with { OasBits = 52 }, S2(w2 => Bits.Set(w2, 50, 48, 6), w3: _ => 1UL << 48) },
+            ["S2TTB beyond S2PS"] = (full, S2(w2 => Bits.Set(w2, 50, 48, 0), w3: _ => 0x1_0000_0000)),
+            ["S2TTB beyond 48 bits with 4 KiB"] = (full with { OasBits = 52 }, S2(w2 => Bits.Set(w2, 50, 48, 6), w3: _ => 1UL << 48)),
             // 5.2 STE.S2HA / S2HD against IDR0.HTTU
-            { "S2HA without HTTU", full, S2(w2 => Bits.Set(w2, 56, true)) },
-            { "S2HD with access-flag-only HTTU", full with { Httu = 1 }, S2(w2 => Bits.Set(Bits.Set(w2, 56, true), 55, true)) },
+            ["S2HA without HTTU"] = (full, S2(w2 => Bits.Set(w2, 56, true))),
+            ["S2HD with access-flag-only HTTU"] = (full with { Httu = 1 }, S2(w2 => Bits.Set(Bits.Set(w2, 56, true), 55, true))),
             // 5.5: stall configuration against IDR0.STALL_MODEL
-            { "S1STALLD with terminate-only STALL_MODEL", full with { StallModel = 1 }, s1 with { W1 = Bits.Set(s1.W1, 27, true) } },
-            { "S2S with terminate-only STALL_MODEL", full with { StallModel = 1 }, S2(w2 => Bits.Set(w2, 57, true)) },
-            { "S2S = 0 with stall-only STALL_MODEL", full with { StallModel = 2 }, s2 },
+            ["S1STALLD with terminate-only STALL_MODEL"] = (full with { StallModel = 1 }, s1 with { W1 = Bits.Set(s1.W1, 27, true) }),
+            ["S2S with terminate-only STALL_MODEL"] = (full with { StallModel = 1 }, S2(w2 => Bits.Set(w2, 57, true))),
+            ["S2S = 0 with stall-only STALL_MODEL"] = (full with { StallModel = 2 }, s2),
             // 5.2 STE.S2VMID: 8-bit VMIDs
-            { "S2VMID[15:8] with 8-bit VMIDs", full with { Vmid16 = false }, S2(w2 => Bits.Set(w2, 15, 0, 0x100)) },
+            ["S2VMID[15:8] with 8-bit VMIDs"] = (full with { Vmid16 = false }, S2(w2 => Bits.Set(w2, 15, 0, 0x100))),
         };
     }
 
     [Theory]
     [MemberData(nameof(IllegalStes))]
-    public void IllegalSteIsABadSte(string reason, SmmuFeatures features, StreamTableEntry ste)
+    public void IllegalSteIsABadSte(string reason)
     {
+        var (features, ste) = IllegalSteTable[reason];
         var h = new SmmuHarness(features);
         h.WriteSte(6, ste);
         var r = h.Translate(6, Iova);
@@ -143,36 +147,40 @@ public class ConfigurationFaultTests
         h.SingleEvent().ShouldBe(Evt.Config(Evt.C_BAD_STE, 6, 0x7F)); // 7.3.5: SubstreamID and SSV are recorded
     }
 
-    public static TheoryData<string, SmmuFeatures, StreamTableEntry> LegalOddStes()
+    private static readonly Dictionary<string, (SmmuFeatures Features, StreamTableEntry Ste)> LegalOddSteTable = BuildLegalOddStes();
+    public static TheoryData<string> LegalOddStes() => new(LegalOddSteTable.Keys);
+
+    private static Dictionary<string, (SmmuFeatures, StreamTableEntry)> BuildLegalOddStes()
     {
         var f = new SmmuFeatures { OasBits = 48, SsidBits = 8, Ats = true };
         var s2 = StreamTableEntry.Create(SteConfig.Stage2, s2Vmid: 1, s2T0sz: 25, s2Sl0: 1, s2Tg: 0, s2Ps: 5, s2Ttb: 0x2000_0000);
         var s1 = StreamTableEntry.Create(SteConfig.Stage1, s1ContextPtr: Streams.CdPa);
-        return new TheoryData<string, SmmuFeatures, StreamTableEntry>
+        return new Dictionary<string, (SmmuFeatures, StreamTableEntry)>
         {
             // 5.2.2 IgnoreSTESTRW: STRW is unused with stage 2 enabled, or without IDR0.Hyp.
-            { "STRW EL2 on a nested stream", f with { Hyp = true }, s2 with { W0 = StreamTableEntry.Create(SteConfig.Nested, s1ContextPtr: Streams.CdPa).W0, W1 = Bits.Set(s2.W1, 31, 30, 2) } },
-            { "STRW reserved on a stage-2 stream", f with { Hyp = true }, s2 with { W1 = Bits.Set(s2.W1, 31, 30, 1) } },
-            { "STRW EL2 without IDR0.Hyp", f, s1 with { W1 = Bits.Set(s1.W1, 31, 30, 2) } },
+            ["STRW EL2 on a nested stream"] = (f with { Hyp = true }, s2 with { W0 = StreamTableEntry.Create(SteConfig.Nested, s1ContextPtr: Streams.CdPa).W0, W1 = Bits.Set(s2.W1, 31, 30, 2) }),
+            ["STRW reserved on a stage-2 stream"] = (f with { Hyp = true }, s2 with { W1 = Bits.Set(s2.W1, 31, 30, 1) }),
+            ["STRW EL2 without IDR0.Hyp"] = (f, s1 with { W1 = Bits.Set(s1.W1, 31, 30, 2) }),
             // 5.2 STE.S1DSS 0b11 and STE.S1Fmt 0b11: "Reserved (behaves as 0b00)", not ILLEGAL.
-            { "S1DSS reserved", f, s1 with { W0 = Bits.Set(s1.W0, 63, 59, 2), W1 = Bits.Set(s1.W1, 1, 0, 3) } },
-            { "S1Fmt reserved", f, s1 with { W0 = Bits.Set(Bits.Set(s1.W0, 63, 59, 2), 5, 4, 3) } },
+            ["S1DSS reserved"] = (f, s1 with { W0 = Bits.Set(s1.W0, 63, 59, 2), W1 = Bits.Set(s1.W1, 1, 0, 3) }),
+            ["S1Fmt reserved"] = (f, s1 with { W0 = Bits.Set(Bits.Set(s1.W0, 63, 59, 2), 5, 4, 3) }),
             // 5.2 STE.EATS 0b11 without DPT: Reserved, behaves as 0b00.
-            { "EATS 0b11 without DPT", f, s1 with { W1 = Bits.Set(s1.W1, 29, 28, 3) } },
+            ["EATS 0b11 without DPT"] = (f, s1 with { W1 = Bits.Set(s1.W1, 29, 28, 3) }),
             // 5.2 STE.S1CDMax is IGNORED when SSIDSIZE == 0.
-            { "S1CDMax with SSIDSIZE 0", f with { SsidBits = 0 }, s1 with { W0 = Bits.Set(Bits.Set(s1.W0, 63, 59, 5), 5, 4, 3) } },
+            ["S1CDMax with SSIDSIZE 0"] = (f with { SsidBits = 0 }, s1 with { W0 = Bits.Set(Bits.Set(s1.W0, 63, 59, 5), 5, 4, 3) }),
             // Fields of a disabled stage are IGNORED.
-            { "garbage stage-2 fields on a stage-1 stream", f, s1 with { W2 = ulong.MaxValue, W3 = ulong.MaxValue } },
-            { "garbage stage-1 fields on a stage-2 stream", f, s2 with { W0 = s2.W0 | 0xFFFF_FFFF_FFFF_FFF0 } },
+            ["garbage stage-2 fields on a stage-1 stream"] = (f, s1 with { W2 = ulong.MaxValue, W3 = ulong.MaxValue }),
+            ["garbage stage-1 fields on a stage-2 stream"] = (f, s2 with { W0 = s2.W0 | 0xFFFF_FFFF_FFFF_FFF0 }),
             // EATS is IGNORED for bypass.
-            { "EATS split-stage on a bypass stream", f, StreamTableEntry.Create(SteConfig.Bypass, eats: 2) },
+            ["EATS split-stage on a bypass stream"] = (f, StreamTableEntry.Create(SteConfig.Bypass, eats: 2)),
         };
     }
 
     [Theory]
     [MemberData(nameof(LegalOddStes))]
-    public void UnusedOrIgnoredFieldsDoNotMakeAnSteIllegal(string reason, SmmuFeatures features, StreamTableEntry ste)
+    public void UnusedOrIgnoredFieldsDoNotMakeAnSteIllegal(string reason)
     {
+        var (features, ste) = LegalOddSteTable[reason];
         var h = new SmmuHarness(features);
         h.WriteSte(6, ste);
         h.Translate(6, Iova);
@@ -295,39 +303,43 @@ public class ConfigurationFaultTests
         h.SingleEvent().ShouldBe(Evt.Fetch(Evt.F_CD_FETCH, 3, 0x3000_0010, ssid: 0x85));
     }
 
-    public static TheoryData<string, SmmuFeatures, Func<ContextDescriptor, ContextDescriptor>> IllegalCds()
+    private static readonly Dictionary<string, (SmmuFeatures Features, Func<ContextDescriptor, ContextDescriptor> Change)> IllegalCdTable = BuildIllegalCds();
+    public static TheoryData<string> IllegalCds() => new(IllegalCdTable.Keys);
+
+    private static Dictionary<string, (SmmuFeatures, Func<ContextDescriptor, ContextDescriptor>)> BuildIllegalCds()
     {
         var f = new SmmuFeatures { OasBits = 48 };
-        return new TheoryData<string, SmmuFeatures, Func<ContextDescriptor, ContextDescriptor>>
+        return new Dictionary<string, (SmmuFeatures, Func<ContextDescriptor, ContextDescriptor>)>
         {
-            { "V = 0", f, c => c with { W0 = Bits.Set(c.W0, 31, false) } },
-            { "TG0 reserved", f, c => c with { W0 = Bits.Set(c.W0, 7, 6, 3) } },
-            { "TG0 unimplemented granule", f with { Gran4K = false }, c => c },
-            { "T0SZ above 39", f, c => c with { W0 = Bits.Set(c.W0, 5, 0, 40) } },
-            { "T0SZ below 16", f, c => c with { W0 = Bits.Set(c.W0, 5, 0, 15) } },
-            { "AA64 = 0 without AArch32 tables", f, c => c with { W0 = Bits.Set(c.W0, 41, false) } },
-            { "ENDI = 1 on a little-endian SMMU", f, c => c with { W0 = Bits.Set(c.W0, 15, true) } },
-            { "TTB1 enabled with a reserved TG1", f, c => c with { W0 = Bits.Set(Bits.Set(c.W0, 30, false), 21, 16, 25) } },
+            ["V = 0"] = (f, c => c with { W0 = Bits.Set(c.W0, 31, false) }),
+            ["TG0 reserved"] = (f, c => c with { W0 = Bits.Set(c.W0, 7, 6, 3) }),
+            ["TG0 unimplemented granule"] = (f with { Gran4K = false }, c => c),
+            ["T0SZ above 39"] = (f, c => c with { W0 = Bits.Set(c.W0, 5, 0, 40) }),
+            ["T0SZ below 16"] = (f, c => c with { W0 = Bits.Set(c.W0, 5, 0, 15) }),
+            ["AA64 = 0 without AArch32 tables"] = (f, c => c with { W0 = Bits.Set(c.W0, 41, false) }),
+            ["ENDI = 1 on a little-endian SMMU"] = (f, c => c with { W0 = Bits.Set(c.W0, 15, true) }),
+            ["TTB1 enabled with a reserved TG1"] = (f, c => c with { W0 = Bits.Set(Bits.Set(c.W0, 30, false), 21, 16, 25) }),
             // 5.4 CD.TTB0: within the effective IPS, and within 48 bits for 4 KiB (DS = 0)
-            { "TTB0 beyond IPS", f, c => c with { W0 = Bits.Set(c.W0, 34, 32, 0), W1 = 0x1_0000_0000 } },
-            { "TTB0 beyond 48 bits with 4 KiB", f with { OasBits = 52 }, c => c with { W0 = Bits.Set(c.W0, 34, 32, 6), W1 = 1UL << 48 } },
+            ["TTB0 beyond IPS"] = (f, c => c with { W0 = Bits.Set(c.W0, 34, 32, 0), W1 = 0x1_0000_0000 }),
+            ["TTB0 beyond 48 bits with 4 KiB"] = (f with { OasBits = 52 }, c => c with { W0 = Bits.Set(c.W0, 34, 32, 6), W1 = 1UL << 48 }),
             // 5.4 CD.HA / CD.HD against IDR0.HTTU
-            { "HA without HTTU", f, c => c with { W0 = Bits.Set(c.W0, 43, true) } },
-            { "HD with access-flag-only HTTU", f with { Httu = 1 }, c => c with { W0 = Bits.Set(Bits.Set(c.W0, 43, true), 42, true) } },
+            ["HA without HTTU"] = (f, c => c with { W0 = Bits.Set(c.W0, 43, true) }),
+            ["HD with access-flag-only HTTU"] = (f with { Httu = 1 }, c => c with { W0 = Bits.Set(Bits.Set(c.W0, 43, true), 42, true) }),
             // 5.5: A = 0 needs RAZ/WI termination (IDR0.TERM_MODEL = 0)
-            { "A = 0 with abort-only TERM_MODEL", f with { TermModel = true }, c => c with { W0 = Bits.Set(c.W0, 46, false) } },
+            ["A = 0 with abort-only TERM_MODEL"] = (f with { TermModel = true }, c => c with { W0 = Bits.Set(c.W0, 46, false) }),
             // 5.5: CD.S against STALL_MODEL
-            { "S = 1 with terminate-only STALL_MODEL", f with { StallModel = 1 }, c => c with { W0 = Bits.Set(c.W0, 44, true) } },
-            { "S = 0 with stall-only STALL_MODEL", f with { StallModel = 2 }, c => c },
+            ["S = 1 with terminate-only STALL_MODEL"] = (f with { StallModel = 1 }, c => c with { W0 = Bits.Set(c.W0, 44, true) }),
+            ["S = 0 with stall-only STALL_MODEL"] = (f with { StallModel = 2 }, c => c),
             // 5.4 CD.ASID: 8-bit ASIDs
-            { "ASID[15:8] with 8-bit ASIDs", f with { Asid16 = false }, c => c with { W0 = Bits.Set(c.W0, 63, 48, 0x100) } },
+            ["ASID[15:8] with 8-bit ASIDs"] = (f with { Asid16 = false }, c => c with { W0 = Bits.Set(c.W0, 63, 48, 0x100) }),
         };
     }
 
     [Theory]
     [MemberData(nameof(IllegalCds))]
-    public void IllegalCdIsABadCd(string reason, SmmuFeatures features, Func<ContextDescriptor, ContextDescriptor> change)
+    public void IllegalCdIsABadCd(string reason)
     {
+        var (features, change) = IllegalCdTable[reason];
         var h = new SmmuHarness(features with { SsidBits = 4 });
         Streams.Stage1(h, 2, new TestAllocator(0x2000_0000), cd: change,
             ste: s => s with { W0 = Bits.Set(s.W0, 63, 59, 0) });
