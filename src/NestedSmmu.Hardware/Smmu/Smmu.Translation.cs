@@ -130,7 +130,17 @@ public sealed partial class Smmu
             }
             return abort ? TranslationResult.Aborted() : TranslationResult.Ok(iova, Permissions.ReadWrite);
         }
-        if (!TryGetStream(sid, ssid, trace, out var cfg, out var cfgFault)) return ConfigFault(cfgFault, trace);
+        if (!TryGetStream(sid, ssid, trace, out var cfg, out var cfgFault))
+        {
+            // An invalid StreamID aborts the transaction; C_BAD_STREAMID is recorded only when
+            // SMMU_CR2.RECINVSID = 1 (IHI 0070 7.3.3, 5.1.1).
+            if (cfgFault.Type == EventType.C_BAD_STREAMID && (_cr2 & CR2_RECINVSID) == 0)
+            {
+                trace?.Note("C_BAD_STREAMID not recorded: SMMU_CR2.RECINVSID = 0");
+                return TranslationResult.Aborted();
+            }
+            return ConfigFault(cfgFault, trace);
+        }
 
         var ste = cfg.Ste;
         if (ste.ConfigRaw < 0b100)
