@@ -23,6 +23,23 @@ public class ConfigurationFaultTests
     }
 
     [Fact]
+    public void BadStreamIdIsRecordedOnlyWithRecinvsid()
+    {
+        // 7.3.3: "Recorded when SMMU_(*_)CR2.RECINVSID == 1"; the transaction aborts either way (5.1.1).
+        var h = new SmmuHarness(streamIdBits: 6, cr2: SmmuHarness.CR2_PTM);
+        h.Translate(64, Iova).Status.ShouldBe(TranslationStatus.Abort);
+        h.NoEvents();
+        // CR2 is writable only while SMMUEN = 0.
+        h.Write(SmmuRegister.CR2, SmmuHarness.CR2_RECINVSID);
+        h.Read(SmmuRegister.CR2).ShouldBe(SmmuHarness.CR2_PTM);
+        h.Write(SmmuRegister.CR0, 0);
+        h.Write(SmmuRegister.CR2, SmmuHarness.CR2_RECINVSID);
+        h.Write(SmmuRegister.CR0, SmmuHarness.CR0_SMMUEN | SmmuHarness.CR0_EVENTQEN);
+        h.Translate(64, Iova).Event.Type.ShouldBe(EventType.C_BAD_STREAMID);
+        h.SingleEvent().ShouldBe(Evt.Config(Evt.C_BAD_STREAMID, 64));
+    }
+
+    [Fact]
     public void SteFetchAbortReportsTheSteAddress()
     {
         var h = new SmmuHarness();
