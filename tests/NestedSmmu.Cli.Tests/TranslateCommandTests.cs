@@ -11,6 +11,25 @@ public sealed class TranslateCommandTests
             .Where(f => !f.EndsWith(".intended.json") && !f.EndsWith(".qemu.json") && !f.EndsWith(".quirks.json"))
             .Select(Path.GetFileNameWithoutExtension).Order()!);
 
+    /// <summary>
+    /// Where a probe's .intended.json contradicts the text of IHI 0070 G.b, the specification wins
+    /// (the issue: "follow the architecture"; qemu-smmu-quirks.md: "Q7 and Q8 rest on our reading
+    /// of the spec: check the text"). Checked:
+    /// - 5.2 STE.Config: "0b0xx Reserved (behaves as 0b000)", i.e. abort with no event, so
+    ///   Config 0b001..0b011 is not C_BAD_STE.
+    /// - 7.3.3 C_BAD_STREAMID is "Recorded when SMMU_(*_)CR2.RECINVSID == 1"; 5.1.1: a StreamID
+    ///   beyond L1STD.Span "is terminated with an abort ... and optionally records an event, see
+    ///   SMMU_(*_)CR2.RECINVSID". probe-l1-span never writes CR2, so those accesses abort silently.
+    /// </summary>
+    private static readonly Dictionary<(string Probe, int Access), AccessResult> SpecOverrides = new()
+    {
+        [("probe-ste-config-reserved", 0)] = AccessResult.Abort.Instance,
+        [("probe-ste-config-reserved", 1)] = AccessResult.Abort.Instance,
+        [("probe-ste-config-reserved", 2)] = AccessResult.Abort.Instance,
+        [("probe-l1-span", 1)] = AccessResult.Abort.Instance,
+        [("probe-l1-span", 2)] = AccessResult.Abort.Instance,
+    };
+
     /// <summary>Each probe of shared/vectors/scenarios gives its .intended.json (the architecture's outcome, not QEMU's quirks).</summary>
     [Theory]
     [MemberData(nameof(Probes))]
@@ -19,13 +38,30 @@ public sealed class TranslateCommandTests
         string dir = Path.Combine(CliRunner.SharedDir, "vectors", "scenarios");
         var run = CliRunner.Run("translate", Path.Combine(dir, name + ".json"), "--json");
         run.ExitCode.ShouldBe(0, run.Stderr);
-        var actual = ScenarioResultReader.Parse(run.Stdout);
-        var intended = ScenarioResultReader.ReadFile(Path.Combine(dir, name + ".intended.json"));
-        ScenarioResult.FindFirstDifference(intended, actual).ShouldBeNull();
+        var actual = ScenarioResultReader.Parse(run.Stdout).Results;
+        var intended = ScenarioResultReader.ReadFile(Path.Combine(dir, name + ".intended.json")).Results;
+        actual.Count.ShouldBe(intended.Count);
+        for (int i = 0; i < intended.Count; i++)
+            actual[i].ShouldBe(SpecOverrides.GetValueOrDefault((name, i), intended[i]), $"{name} access {i}");
 
-        var viaExpect = CliRunner.Run("translate", Path.Combine(dir, name + ".json"), "--expect", Path.Combine(dir, name + ".intended.json"));
-        viaExpect.ExitCode.ShouldBe(0, viaExpect.Stderr);
-        viaExpect.Stdout.ShouldContain("matches");
+        if (!SpecOverrides.Keys.Any(k => k.Probe == name))
+        {
+            var viaExpect = CliRunner.Run("translate", Path.Combine(dir, name + ".json"), "--expect", Path.Combine(dir, name + ".intended.json"));
+            viaExpect.ExitCode.ShouldBe(0, viaExpect.Stderr);
+            viaExpect.Stdout.ShouldContain("matches");
+        }
+    }
+
+    /// <summary>With CR2.RECINVSID set, as Linux sets it, the bad StreamIDs of probe-l1-span are recorded as C_BAD_STREAMID (Q8: 2^(Span-1) STEs).</summary>
+    [Fact]
+    public void L1_span_probe_records_bad_streamids_when_recinvsid_is_set()
+    {
+        string dir = Path.Combine(CliRunner.SharedDir, "vectors", "scenarios");
+        var probe = ScenarioReader.ReadFile(Path.Combine(dir, "probe-l1-span.json"));
+        var withRecord = probe with { Writes = [new RegisterWrite(SmmuRegister.CR2, 0x2), .. probe.Writes] };
+        var results = ScenarioRunner.Run(withRecord).Result;
+        var intended = ScenarioResultReader.ReadFile(Path.Combine(dir, "probe-l1-span.intended.json"));
+        ScenarioResult.FindFirstDifference(intended, results).ShouldBeNull();
     }
 
     [Fact]
@@ -152,7 +188,8 @@ public sealed class TranslateCommandTests
         ["C_BAD_SUBSTREAMID"] = () =>
         {
             var b = Base(1); b.Access(Sid, Iova, AccessKind.Write, ssid: 1); // S1CDMax = 0: no substreams
-            return (b.Build("SSID with S1CDMax 0"), Fault("C_BAD_SUBSTREAMID", 1, W0(0x08, Sid, 1), 0, 0, 0));
+            // C_BAD_SUBSTREAMID always concerns a substream: its SubstreamID has no SSV qualifier (IHI 0070 7.3.9).
+            return (b.Build("SSID with S1CDMax 0"), Fault("C_BAD_SUBSTREAMID", 1, W0(0x08) | (1UL << 12), 0, 0, 0));
         },
         ["C_BAD_CD"] = () =>
         {

@@ -37,7 +37,9 @@ public sealed class AddressTranslationCache : IAtcInvalidationTarget
         ulong end = length == ulong.MaxValue ? ulong.MaxValue : address + length;
         foreach (var key in _entries.Keys.ToList())
         {
-            bool pasidMatch = global || key.Pasid == (ssid ?? NoPasid);
+            // An Invalidate Request without a PASID prefix (ATC_INV with SSV = 0) hits every entry in the range,
+            // PASID-tagged ones included; Global extends a PASID-tagged request to every PASID.
+            bool pasidMatch = global || ssid is null || key.Pasid == ssid.Value;
             ulong a = key.Page << PageShift;
             if (pasidMatch && a >= address && a < end) _entries.Remove(key);
         }

@@ -45,9 +45,13 @@ public sealed class ScenarioBuilder
         Word(address, w0); Word(address + 8, ttb0); Word(address + 16, 0); Word(address + 24, mair);
     }
 
-    /// <summary>Standard driver bring-up: linear (or given) stream table, event queue, SMMUEN.</summary>
+    /// <summary>
+    /// Standard driver bring-up, as Linux's arm-smmu-v3 does it: CR2.RECINVSID (so invalid
+    /// StreamIDs are recorded), the stream table, the event queue, then SMMUEN.
+    /// </summary>
     public void Enable(uint strtabCfg = 8, ulong strtab = StrtabBase)
     {
+        _writes.Add(new RegisterWrite(SmmuRegister.CR2, Smmu.Smmu.CR2_RECINVSID));
         _writes.Add(new RegisterWrite(SmmuRegister.STRTAB_BASE, strtab, 64));
         _writes.Add(new RegisterWrite(SmmuRegister.STRTAB_BASE_CFG, strtabCfg));
         _writes.Add(new RegisterWrite(SmmuRegister.EVENTQ_BASE, EventqBase | EventqLog2, 64));

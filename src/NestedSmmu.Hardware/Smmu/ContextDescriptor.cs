@@ -66,7 +66,7 @@ public readonly record struct ContextDescriptor(ulong W0, ulong W1, ulong W2, ul
 
     public static ContextDescriptor Create(ulong ttb0, ushort asid, uint t0sz, uint tg0 = 0, uint ips = 4, bool ha = false,
         bool affd = false, bool r = true, bool a = true, uint ir0 = 1, uint or0 = 1, uint sh0 = 3, bool epd0 = false,
-        bool epd1 = true, ulong mair = 0xFF, bool valid = true, bool aa64 = true)
+        bool epd1 = true, ulong mair = 0xFF, bool valid = true, bool aa64 = true, bool aset = false)
     {
         ulong w0 = Bits.Set(0, 5, 0, t0sz);
         w0 = Bits.Set(w0, 7, 6, tg0);
@@ -82,6 +82,7 @@ public readonly record struct ContextDescriptor(ulong W0, ulong W1, ulong W2, ul
         w0 = Bits.Set(w0, 43, ha);
         w0 = Bits.Set(w0, 45, r);
         w0 = Bits.Set(w0, 46, a);
+        w0 = Bits.Set(w0, 47, aset);
         w0 = Bits.Set(w0, 63, 48, asid);
         return new ContextDescriptor(w0, ttb0 & Bits.Mask(51, 4), 0, mair);
     }

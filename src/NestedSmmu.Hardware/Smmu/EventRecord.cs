@@ -71,20 +71,38 @@ public readonly record struct EventRecord(ulong W0, ulong W1, ulong W2, ulong W3
     /// <summary>Configuration errors (C_BAD_*, F_STREAM_DISABLED, F_UUT...): just the stream and, for some, the substream.</summary>
     public static EventRecord Config(EventType type, uint sid, uint? ssid = null) => new(Header(type, sid, ssid), 0, 0, 0);
 
+    /// <summary>
+    /// C_BAD_SUBSTREAMID (IHI 0070 7.3.9): the SubstreamID is always valid in this record, so there
+    /// is no SSV qualifier; bit [11] is RES0.
+    /// </summary>
+    public static EventRecord BadSubstream(uint sid, uint ssid) =>
+        new((byte)EventType.C_BAD_SUBSTREAMID | ((ulong)(ssid & 0xFFFFF) << 12) | ((ulong)sid << 32), 0, 0, 0);
+
     /// <summary>F_STE_FETCH / F_CD_FETCH / F_VMS_FETCH: fetch address in word 3 [51:3].</summary>
     public static EventRecord Fetch(EventType type, uint sid, uint? ssid, ulong fetchAddress) =>
         new(Header(type, sid, ssid), 0, 0, fetchAddress & Bits.Mask(51, 3));
 
     /// <summary>Translation faults (F_TRANSLATION, F_ADDR_SIZE, F_ACCESS, F_PERMISSION).</summary>
+    /// <param name="descriptorRead">TTRnW for CLASS = TT: whether the faulting descriptor access was a read (false for an HTTU write).</param>
     public static EventRecord Translation(EventType type, uint sid, uint? ssid, ulong inputAddress, bool read,
-        bool stage2, FaultClass cls, ulong ipa, bool privileged = false, bool instruction = false)
+        bool stage2, FaultClass cls, ulong ipa, bool privileged = false, bool instruction = false, bool descriptorRead = true)
     {
         ulong w1 = (privileged ? 1UL << 33 : 0) | (instruction ? 1UL << 34 : 0) | (read ? 1UL << 35 : 0)
             | (stage2 ? 1UL << 39 : 0) | ((ulong)cls << 40)
-            // TTRnW: the descriptor access that faulted was a read (no hardware update was being made).
-            | (stage2 && cls != FaultClass.IN ? 1UL << 44 : 0);
+            // TTRnW (valid for CLASS = TT, UNKNOWN otherwise): 1 when the faulting descriptor access was a read,
+            // 0 when it was the hardware's update of a stage-1 descriptor (IHI 0070 7.3.16).
+            | (stage2 && cls != FaultClass.IN && descriptorRead ? 1UL << 44 : 0);
         return new EventRecord(Header(type, sid, ssid), w1, inputAddress, stage2 ? ipa & Bits.Mask(51, 12) : 0);
     }
+
+    /// <summary>
+    /// F_WALK_EABT (IHI 0070 7.3.12): an external abort fetching a translation table descriptor. S2 and
+    /// CLASS say which walk (a stage-1 descriptor's own fetch is S2 = 0, CLASS = TT); word 3 holds the
+    /// descriptor's PA [51:3]; InputAddr and RnW are the transaction's.
+    /// </summary>
+    public static EventRecord WalkAbort(uint sid, uint? ssid, ulong inputAddress, bool read, bool stage2, FaultClass cls, ulong fetchAddress) =>
+        new(Header(EventType.F_WALK_EABT, sid, ssid), (read ? 1UL << 35 : 0) | (stage2 ? 1UL << 39 : 0) | ((ulong)cls << 40),
+            inputAddress, fetchAddress & Bits.Mask(51, 3));
 
     public override string ToString() =>
         $"{Enum.GetName(Type) ?? $"0x{(byte)W0:X2}"} sid=0x{SID:X} [0x{W0:X16}, 0x{W1:X16}, 0x{W2:X16}, 0x{W3:X16}]";

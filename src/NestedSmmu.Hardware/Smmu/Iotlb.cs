@@ -94,8 +94,9 @@ public sealed class Iotlb
             entry = _lastEntry;
             return true;
         }
+        // Stage-2 entries carry no ASID: they are inserted as global and found by the second probe.
         if (_entries.TryGetValue(key, out entry) ||
-            (_globalSlots > 0 && regime != TlbRegime.Stage2 && _entries.TryGetValue(new Key(regime, vmid, GlobalAsidKey, page), out entry)))
+            (_globalSlots > 0 && _entries.TryGetValue(new Key(regime, vmid, GlobalAsidKey, page), out entry)))
         {
             Hits++;
             _lastKey = key;

@@ -65,7 +65,7 @@ public readonly record struct WalkRegime(
 }
 
 /// <summary>Why a walk stopped.</summary>
-public enum WalkFault : byte { None, Translation, AddressSize, AccessFlag, Permission }
+public enum WalkFault : byte { None, Translation, AddressSize, AccessFlag, Permission, ExternalAbort }
 
 /// <summary>Result of one stage's walk (or of a nested stage-1 walk with its stage-2 table fetches).</summary>
 public struct WalkResult
@@ -87,6 +87,8 @@ public struct WalkResult
     public bool FaultOnDescriptorWrite;
     /// <summary>Address of the table the last descriptor was read from.</summary>
     public ulong LastTable;
+    /// <summary>For <see cref="WalkFault.ExternalAbort"/>: the PA of the descriptor whose fetch aborted.</summary>
+    public ulong FetchAddress;
 
     public readonly bool Ok => Fault == WalkFault.None;
 
@@ -95,6 +97,7 @@ public struct WalkResult
         WalkFault.Translation => EventType.F_TRANSLATION,
         WalkFault.AddressSize => EventType.F_ADDR_SIZE,
         WalkFault.AccessFlag => EventType.F_ACCESS,
+        WalkFault.ExternalAbort => EventType.F_WALK_EABT,
         _ => EventType.F_PERMISSION,
     };
 }
@@ -214,9 +217,17 @@ public sealed class PageTableWalker
                 tableWritable = (s2res.Permissions & Permissions.Write) != 0;
             }
 
-            ulong desc = ReadDescriptor(descPa);
             res.Level = level;
             res.LastTable = table;
+            if (_sparse is not null ? _sparse.IsAbort(descPa, 8) : _memory.IsAbort(descPa, 8))
+            {
+                // An external abort on a descriptor fetch is F_WALK_EABT, not a Translation fault (IHI 0070 7.3.12).
+                trace?.Add("descriptor", r.Stage, level, descPa, 0, $"index {index}: descriptor fetch at 0x{descPa:X} aborted");
+                res.Fault = WalkFault.ExternalAbort;
+                res.FetchAddress = descPa;
+                return res;
+            }
+            ulong desc = ReadDescriptor(descPa);
 
             if ((desc & DescValid) == 0)
             {

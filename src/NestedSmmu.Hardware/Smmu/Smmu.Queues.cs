@@ -194,10 +194,21 @@ public static class CommandCodec
         _ => null,
     };
 
+    /// <summary>
+    /// The TTL hint of a TLBI: 16 KiB level 1 (TTL 0b01 with TG 0b10) is Reserved without IDR5.DS and
+    /// treated as 0b00 (IHI 0070 4.4.1.1).
+    /// </summary>
+    public static uint EffectiveTtl(in Command cmd) => cmd.TG == 2 && cmd.TTL == 1 ? 0 : cmd.TTL;
+
     public static bool IsLegal(in Command cmd, SmmuFeatures f)
     {
         if (AllowedBits(cmd.Opcode) is not { } allowed) return false;
         if ((cmd.W0 & ~allowed.W0) != 0 || (cmd.W1 & ~allowed.W1) != 0) return false;
+        // A range TLBI (TG != 0) with NUM == 0, SCALE == 0 and TTL == 0b00 is Reserved: CERROR_ILL (IHI 0070 4.4.1.1).
+        if (f.Ril && cmd.Opcode is CommandOpcode.TLBI_NH_VA or CommandOpcode.TLBI_NH_VAA or CommandOpcode.TLBI_EL2_VA
+                or CommandOpcode.TLBI_EL2_VAA or CommandOpcode.TLBI_S2_IPA
+            && cmd.TG != 0 && cmd.NUM == 0 && cmd.SCALE == 0 && EffectiveTtl(cmd) == 0)
+            return false;
         return cmd.Opcode switch
         {
             CommandOpcode.TLBI_NH_ALL or CommandOpcode.TLBI_NH_ASID or CommandOpcode.TLBI_NH_VA or CommandOpcode.TLBI_NH_VAA

@@ -4,6 +4,8 @@ public sealed partial class Smmu
 {
     // CR0 (IHI 0070 6.3.9)
     public const uint CR0_SMMUEN = 1u << 0, CR0_PRIQEN = 1u << 1, CR0_EVENTQEN = 1u << 2, CR0_CMDQEN = 1u << 3, CR0_ATSCHK = 1u << 4;
+    // CR2 (6.3.12): E2H [0], RECINVSID [1], PTM [2]
+    public const uint CR2_E2H = 1u << 0, CR2_RECINVSID = 1u << 1, CR2_PTM = 1u << 2;
     private const uint CR0_WritableMask = CR0_SMMUEN | CR0_PRIQEN | CR0_EVENTQEN | CR0_CMDQEN | CR0_ATSCHK | (7u << 6) /* VMW */;
     // GBPA (6.3.14): ABORT [20], UPDATE [31]; reset SHCFG = 0b01 (use incoming).
     public const uint GBPA_ABORT = 1u << 20, GBPA_UPDATE = 1u << 31;

@@ -13,6 +13,8 @@ public sealed partial class Smmu
         public bool HasStage2;
         public ushort Vmid;
         public TlbRegime Regime;
+        /// <summary>Effective S1CDMax, S1Fmt and S1DSS: IGNORED fields read as 0, reserved encodings behave as 0b00 (IHI 0070 5.2).</summary>
+        public uint CdMax, S1Fmt, S1Dss;
         public readonly Dictionary<uint, CdConfig> Cds = new();
     }
 
@@ -27,6 +29,8 @@ public sealed partial class Smmu
         public WalkRegime Ttb0Regime, Ttb1Regime;
         public int Ttb0InputBits, Ttb1InputBits;
         public bool Tbi0, Tbi1;
+        /// <summary>The StreamWorld has no ASIDs (NS-EL2): every translation is global.</summary>
+        public bool NoAsid;
     }
 
     private readonly Dictionary<uint, StreamConfig> _streams = new();
@@ -112,15 +116,16 @@ public sealed partial class Smmu
         {
             start = cmd.Address;
             if (op == CommandOpcode.TLBI_S2_IPA) start &= Bits.Mask(51, 12);
-            tg = GranuleGeometry.FromCommandTg(cmd.TG);
             length = 1;
+            // Without IDR3.RIL, TG, TTL, NUM and SCALE are RES0 and ignored: one address (IHI 0070 4.4.1.1).
+            tg = Features.Ril ? GranuleGeometry.FromCommandTg(cmd.TG) : null;
             if (tg is { } g)
             {
-                // TTL names the level of the leaf being invalidated (a hint: other levels stay).
-                ttl = (int)cmd.TTL;
-                // Range invalidation (IHI 0070 4.4.1.1): (NUM + 1) * 2^(5 * SCALE + 1) granules from Address.
-                if (Features.Ril)
-                    length = ((ulong)cmd.NUM + 1) << (int)(5 * cmd.SCALE + 1) << GranuleGeometry.PageShift(g);
+                // TTL names the level of the leaf being invalidated (entries at other levels need not go).
+                ttl = (int)CommandCodec.EffectiveTtl(cmd);
+                // Range = ((NUM + 1) * 2^SCALE) * Translation_Granule_Size from Address (IHI 0070 4.4.1.1;
+                // unlike a PE's TLBI R*, the SMMU's SCALE is not multiplied by 5).
+                length = ((ulong)cmd.NUM + 1) << (int)cmd.SCALE << GranuleGeometry.PageShift(g);
             }
         }
         bool byAddr = length != 0;
@@ -179,22 +184,41 @@ public sealed partial class Smmu
         {
             bool abort = (_gbpa & GBPA_ABORT) != 0;
             trace?.Note($"SMMU disabled (CR0.SMMUEN = 0): GBPA.ABORT = {(abort ? 1 : 0)}, {(abort ? "abort" : "bypass")}");
+            // Bypass passes the input to the output PA; an input beyond the OAS aborts without an event (IHI 0070 3.4).
+            if (!abort && !Bits.FitsIn(iova, Features.OasBits))
+            {
+                trace?.Note($"input 0x{iova:X} exceeds the {Features.OasBits}-bit OAS: aborted");
+                return TranslationResult.Aborted();
+            }
             return abort ? TranslationResult.Aborted() : TranslationResult.Ok(iova, Permissions.ReadWrite);
         }
-        if (!TryGetStream(sid, trace, out var cfg, out var cfgFault)) return ConfigFault(cfgFault, trace);
+        if (!TryGetStream(sid, ssid, trace, out var cfg, out var cfgFault))
+        {
+            // An invalid StreamID aborts the transaction; C_BAD_STREAMID is recorded only when
+            // SMMU_CR2.RECINVSID = 1 (IHI 0070 7.3.3, 5.1.1).
+            if (cfgFault.Type == EventType.C_BAD_STREAMID && (_cr2 & CR2_RECINVSID) == 0)
+            {
+                trace?.Note("C_BAD_STREAMID not recorded: SMMU_CR2.RECINVSID = 0");
+                return TranslationResult.Aborted();
+            }
+            return ConfigFault(cfgFault, trace);
+        }
 
         var ste = cfg.Ste;
+        if (ste.ConfigRaw < 0b100)
+        {
+            // 0b000 aborts; 0b001..0b011 are Reserved and behave as 0b000 (IHI 0070 5.2, STE.Config).
+            trace?.Note(ste.ConfigRaw == 0 ? "STE.Config = abort: terminated without an event" : $"STE.Config 0b{Convert.ToString(ste.ConfigRaw, 2).PadLeft(3, '0')} is reserved and behaves as abort: terminated without an event");
+            return TranslationResult.Aborted();
+        }
+        // A SubstreamID without stage 1 is a C_BAD_SUBSTREAMID (IHI 0070 7.3.9).
+        if (!ste.TranslatesStage1 && ssid is { } unexpected) return ConfigFault(EventRecord.BadSubstream(sid, unexpected), trace);
         switch (ste.Config)
         {
-            case SteConfig.Abort:
-                trace?.Note("STE.Config = abort: terminated without an event");
-                return TranslationResult.Aborted();
             case SteConfig.Bypass:
-                if (ssid is not null) return ConfigFault(EventRecord.Config(EventType.C_BAD_SUBSTREAMID, sid, ssid), trace);
                 trace?.Note("STE.Config = bypass");
-                return TranslationResult.Ok(iova, Permissions.ReadWrite);
+                return BypassBothStages(sid, iova, access, Features.OasBits, trace);
             case SteConfig.Stage2:
-                if (ssid is not null) return ConfigFault(EventRecord.Config(EventType.C_BAD_SUBSTREAMID, sid, ssid), trace);
                 return TranslateStage2Only(cfg, sid, iova, access, trace);
         }
 
@@ -202,18 +226,21 @@ public sealed partial class Smmu
         uint cdIndex;
         if (ssid is { } s)
         {
-            if (ste.S1CDMax == 0 || s >= (1u << (int)ste.S1CDMax) || (ste.S1DSS == 2 && s == 0))
-                return ConfigFault(EventRecord.Config(EventType.C_BAD_SUBSTREAMID, sid, ssid), trace);
+            if (cfg.CdMax == 0 || s >= (1u << (int)cfg.CdMax))
+                return ConfigFault(EventRecord.BadSubstream(sid, s), trace);
+            // CD 0 belongs to transactions without a SubstreamID: SubstreamID 0 is F_STREAM_DISABLED (IHI 0070 7.3.7).
+            if (cfg.S1Dss == 2 && s == 0)
+                return ConfigFault(EventRecord.Config(EventType.F_STREAM_DISABLED, sid), trace);
             cdIndex = s;
         }
-        else if (ste.S1CDMax == 0 || ste.S1DSS == 2)
+        else if (cfg.CdMax == 0 || cfg.S1Dss == 2)
         {
             cdIndex = 0;
         }
-        else if (ste.S1DSS == 1)
+        else if (cfg.S1Dss == 1)
         {
             trace?.Note("no SubstreamID and STE.S1DSS = bypass: stage 1 bypassed");
-            return cfg.HasStage2 ? TranslateStage2Only(cfg, sid, iova, access, trace) : TranslationResult.Ok(iova, Permissions.ReadWrite);
+            return cfg.HasStage2 ? TranslateStage2Only(cfg, sid, iova, access, trace) : BypassBothStages(sid, iova, access, Features.IasBits, trace);
         }
         else
         {
@@ -222,7 +249,7 @@ public sealed partial class Smmu
 
         if (!TryGetCd(cfg, sid, ssid, cdIndex, iova, access, trace, out var cd, out var cdFault, out bool cdFaultRecorded))
         {
-            if (cdFault.Type is EventType.F_TRANSLATION or EventType.F_ADDR_SIZE or EventType.F_ACCESS or EventType.F_PERMISSION)
+            if (cdFault.Type is EventType.F_TRANSLATION or EventType.F_ADDR_SIZE or EventType.F_ACCESS or EventType.F_PERMISSION or EventType.F_WALK_EABT)
                 return TranslationFault(cdFault, 2, cdFaultRecorded, trace);
             return ConfigFault(cdFault, trace);
         }
@@ -259,9 +286,15 @@ public sealed partial class Smmu
         var w1 = _walker.Walk(r1, iova, access, cfg.Stage2, cfg.HasStage2, trace);
         if (!w1.Ok)
         {
+            // F_WALK_EABT is not a translation-related fault: CD.R / STE.S2R do not apply (IHI 0070 5.5).
+            if (w1.Fault == WalkFault.ExternalAbort)
+                return TranslationFault(EventRecord.WalkAbort(sid, ssid, iova, access == AccessKind.Read, w1.FaultStage == 2, FaultClass.TTD, w1.FetchAddress),
+                    w1.FaultStage, record: true, trace);
             if (w1.FaultStage == 2)
             {
-                var e2 = EventRecord.Translation(w1.EventType, sid, ssid, iova, access == AccessKind.Read, true, w1.FaultClass, w1.FaultIpa);
+                // TTRnW: 0 when the faulting descriptor access was the hardware's access-flag write (IHI 0070 7.3.16).
+                var e2 = EventRecord.Translation(w1.EventType, sid, ssid, iova, access == AccessKind.Read, true, w1.FaultClass, w1.FaultIpa,
+                    descriptorRead: !w1.FaultOnDescriptorWrite);
                 return TranslationFault(e2, 2, ste.S2R, trace);
             }
             var e1 = EventRecord.Translation(w1.EventType, sid, ssid, iova, access == AccessKind.Read, false, FaultClass.IN, 0);
@@ -275,6 +308,8 @@ public sealed partial class Smmu
             ref readonly WalkRegime r2 = ref cfg.Stage2;
             trace?.Add("s2", 2, r2.StartLevel, r2.TableBase, 0, $"stage 2 of output IPA 0x{output:X}: " + DescribeStage2(r2, cfg.Vmid));
             var w2 = _walker.WalkStage2Checked(r2, output, access, trace);
+            if (w2.Fault == WalkFault.ExternalAbort)
+                return TranslationFault(EventRecord.WalkAbort(sid, ssid, iova, access == AccessKind.Read, true, FaultClass.IN, w2.FetchAddress), 2, record: true, trace);
             if (!w2.Ok)
             {
                 var e2 = EventRecord.Translation(w2.EventType, sid, ssid, iova, access == AccessKind.Read, true, FaultClass.IN, output);
@@ -285,9 +320,22 @@ public sealed partial class Smmu
             perms &= w2.Permissions;
         }
         ulong sizeMask = (1UL << sizeShift) - 1;
-        Tlb.Insert(new TlbEntry(cfg.Regime, cfg.Vmid, asid, w1.Global, iova & ~sizeMask, sizeShift, w1.Level, r1.Granule, output & ~sizeMask, perms), iova);
+        Tlb.Insert(new TlbEntry(cfg.Regime, cfg.Vmid, asid, w1.Global || cd.NoAsid, iova & ~sizeMask, sizeShift, w1.Level, r1.Granule, output & ~sizeMask, perms), iova);
         trace?.Add("result", 0, -1, iova, output, $"PA 0x{output:X} ({perms})");
         return TranslationResult.Ok(output, perms);
+    }
+
+    /// <summary>
+    /// No stage translates: the input is the output. An input beyond the OAS (STE.Config = bypass) or
+    /// the IAS (stage 1 bypassed by S1DSS, stage 2 off) is a stage-1 F_ADDR_SIZE, CLASS = IN (IHI 0070
+    /// 3.4, 7.3.14). No CD gives an R bit, so the fault is recorded.
+    /// </summary>
+    private TranslationResult BypassBothStages(uint sid, ulong iova, AccessKind access, int bits, TranslationTrace? trace)
+    {
+        if (Bits.FitsIn(iova, bits)) return TranslationResult.Ok(iova, Permissions.ReadWrite);
+        trace?.Note($"input 0x{iova:X} exceeds the {bits}-bit address size of a bypassed stage 1");
+        var e = EventRecord.Translation(EventType.F_ADDR_SIZE, sid, null, iova, access == AccessKind.Read, false, FaultClass.IN, 0);
+        return TranslationFault(e, 1, record: true, trace);
     }
 
     private static bool Allows(Permissions p, AccessKind a) => (p & (a == AccessKind.Read ? Permissions.Read : Permissions.Write)) != 0;
@@ -315,6 +363,8 @@ public sealed partial class Smmu
         }
         trace?.Add("s2", 2, r2.StartLevel, r2.TableBase, 0, "stage 2: " + DescribeStage2(r2, cfg.Vmid));
         var w = _walker.WalkStage2Checked(r2, iova, access, trace);
+        if (w.Fault == WalkFault.ExternalAbort)
+            return TranslationFault(EventRecord.WalkAbort(sid, null, iova, access == AccessKind.Read, true, FaultClass.IN, w.FetchAddress), 2, record: true, trace);
         if (!w.Ok)
         {
             var e = EventRecord.Translation(w.EventType, sid, null, iova, access == AccessKind.Read, true, FaultClass.IN, iova);
@@ -351,7 +401,8 @@ public sealed partial class Smmu
     private bool CanFetch(ulong address, ulong length) =>
         Bits.FitsIn(address + length - 1, Features.OasBits) && !IsAbort(address, length);
 
-    private bool TryGetStream(uint sid, TranslationTrace? trace, out StreamConfig cfg, out EventRecord fault)
+    /// <remarks>C_BAD_STREAMID, F_STE_FETCH and C_BAD_STE record the transaction's SubstreamID and SSV (IHI 0070 7.3.3-7.3.5).</remarks>
+    private bool TryGetStream(uint sid, uint? ssid, TranslationTrace? trace, out StreamConfig cfg, out EventRecord fault)
     {
         if (_lastStream is not null && _lastSid == sid && trace is null)
         {
@@ -377,7 +428,7 @@ public sealed partial class Smmu
         if (sid >= (1UL << Math.Min(log2Size, Features.SidBits)))
         {
             trace?.Note($"SID 0x{sid:X} is beyond the stream table (LOG2SIZE {log2Size}, SIDSIZE {Features.SidBits})");
-            fault = EventRecord.Config(EventType.C_BAD_STREAMID, sid);
+            fault = EventRecord.Config(EventType.C_BAD_STREAMID, sid, ssid);
             return false;
         }
         ulong steAddress;
@@ -388,7 +439,7 @@ public sealed partial class Smmu
             ulong l1Address = strtab + (sid >> split) * (ulong)L1StreamTableDescriptor.Size;
             if (!CanFetch(l1Address, L1StreamTableDescriptor.Size))
             {
-                fault = EventRecord.Fetch(EventType.F_STE_FETCH, sid, null, l1Address);
+                fault = EventRecord.Fetch(EventType.F_STE_FETCH, sid, ssid, l1Address);
                 return false;
             }
             var l1 = new L1StreamTableDescriptor(_memory.ReadUInt64(l1Address));
@@ -398,7 +449,7 @@ public sealed partial class Smmu
             if (l1.Span == 0 || l1.Span > split + 1 || l2Index >= (1UL << (int)(l1.Span - 1)))
             {
                 trace?.Note(l1.Span == 0 ? "L1STD.Span = 0: invalid" : $"L2 index {l2Index} is beyond Span {l1.Span} ({1UL << (int)Math.Max(0, (int)l1.Span - 1)} STEs)");
-                fault = EventRecord.Config(EventType.C_BAD_STREAMID, sid);
+                fault = EventRecord.Config(EventType.C_BAD_STREAMID, sid, ssid);
                 return false;
             }
             steAddress = l1.L2Ptr + l2Index * StreamTableEntry.Size;
@@ -409,7 +460,7 @@ public sealed partial class Smmu
         }
         if (!CanFetch(steAddress, StreamTableEntry.Size))
         {
-            fault = EventRecord.Fetch(EventType.F_STE_FETCH, sid, null, steAddress);
+            fault = EventRecord.Fetch(EventType.F_STE_FETCH, sid, ssid, steAddress);
             return false;
         }
         Span<ulong> words = stackalloc ulong[StreamTableEntry.Words];
@@ -420,18 +471,25 @@ public sealed partial class Smmu
         if (why is not null)
         {
             trace?.Note($"C_BAD_STE: {why}");
-            fault = EventRecord.Config(EventType.C_BAD_STE, sid);
+            fault = EventRecord.Config(EventType.C_BAD_STE, sid, ssid);
             return false;
         }
+        bool el2 = StrwUsed(ste) && ste.STRW == 2;
+        // S1CDMax, S1Fmt and S1DSS are IGNORED without substreams (IDR1.SSIDSIZE = 0 or S1CDMax = 0);
+        // S1Fmt 0b11 and S1DSS 0b11 are Reserved and behave as 0b00 (IHI 0070 5.2).
+        uint cdMax = Features.SsidBits == 0 ? 0 : ste.S1CDMax;
         cfg = new StreamConfig
         {
             Ste = ste,
             SteAddress = steAddress,
             Stage2 = s2,
             HasStage2 = hasS2,
-            // Stage-1-only streams are tagged with S2VMID when stage 2 exists (IHI 0070 5.2, S2VMID).
-            Vmid = Features.Stage2 ? MaskVmid(ste.S2VMID) : (ushort)0,
-            Regime = ste.TranslatesStage1 && ste.STRW == 2 ? TlbRegime.El2 : ste.Config == SteConfig.Stage2 ? TlbRegime.Stage2 : TlbRegime.NonHyp,
+            // Stage-1-only EL1 streams are tagged with S2VMID when stage 2 exists; EL2 streams ignore it (IHI 0070 5.2.2, IgnoreSTES2VMID).
+            Vmid = Features.Stage2 && !el2 ? MaskVmid(ste.S2VMID) : (ushort)0,
+            Regime = el2 ? TlbRegime.El2 : ste.Config == SteConfig.Stage2 ? TlbRegime.Stage2 : TlbRegime.NonHyp,
+            CdMax = cdMax,
+            S1Fmt = cdMax == 0 || ste.S1Fmt == 3 ? 0 : ste.S1Fmt,
+            S1Dss = cdMax == 0 || ste.S1DSS == 3 ? 0 : ste.S1DSS,
         };
         _streams[sid] = cfg;
         _lastStream = cfg;
@@ -444,47 +502,65 @@ public sealed partial class Smmu
         (ste.TranslatesStage1 ? $" S1ContextPtr=0x{ste.S1ContextPtr:X} S1Fmt={ste.S1Fmt} S1CDMax={ste.S1CDMax} S1DSS={ste.S1DSS}" : "") +
         (ste.TranslatesStage2 ? $" S2VMID={ste.S2VMID} S2T0SZ={ste.S2T0SZ} S2SL0={ste.S2SL0} S2TG={ste.S2TG} S2PS={ste.S2PS} S2TTB=0x{ste.S2TTB:X} S2R={(ste.S2R ? 1 : 0)}" : "");
 
-    /// <summary>Checks an STE against IHI 0070 5.2's ILLEGAL conditions; null when valid.</summary>
+    /// <summary>
+    /// STE.STRW is used only by a stage-1-only stream on an SMMU with IDR0.Hyp; otherwise it is
+    /// IGNORED and the StreamWorld is NS-EL1 (IHI 0070 5.2.2, IgnoreSTESTRW).
+    /// </summary>
+    private bool StrwUsed(in StreamTableEntry ste) => Features.Stage1 && Features.Hyp && ste.Config == SteConfig.Stage1;
+
+    /// <summary>Checks an STE against IHI 0070 5.2.2's SteIllegal(); null when valid.</summary>
     private string? ValidateSte(in StreamTableEntry ste, out WalkRegime s2, out bool hasS2)
     {
         s2 = default;
         hasS2 = false;
         if (!ste.V) return "STE.V = 0";
-        if (ste.ConfigRaw is >= 1 and <= 3) return $"STE.Config 0b{Convert.ToString(ste.ConfigRaw, 2).PadLeft(3, '0')} is reserved";
-        if (ste.Config is SteConfig.Abort or SteConfig.Bypass) return null;
+        // Config 0b0xx (abort, and the reserved values that behave as abort) and bypass translate nothing.
+        if (ste.ConfigRaw < 0b100 || ste.Config == SteConfig.Bypass) return null;
         if (ste.TranslatesStage1 && !Features.Stage1) return "stage 1 is not implemented (IDR0.S1P = 0)";
         if (ste.TranslatesStage2 && !Features.Stage2) return "stage 2 is not implemented (IDR0.S2P = 0)";
+        if (Features.Ats)
+        {
+            // EATS 0b11 (full ATS with DPT checks) is Reserved without IDR3.DPT and behaves as 0b00.
+            if (ste.EATS == 2 && (ste.Config != SteConfig.Nested || ste.S2S)) return "EATS = 0b10 (split-stage ATS) needs Config = nested and S2S = 0";
+            if (ste.EATS == 1 && ste.S2S && ste.TranslatesStage2) return "EATS = 0b01 (full ATS) with S2S = 1";
+        }
+        if (StrwUsed(ste) && (ste.STRW & 1) != 0) return $"STRW 0b{Convert.ToString(ste.STRW, 2).PadLeft(2, '0')} is reserved";
         if (ste.TranslatesStage1)
         {
-            if (ste.S1CDMax > Features.SsidBits) return $"S1CDMax {ste.S1CDMax} exceeds SSIDSIZE {Features.SsidBits}";
-            if (ste.S1CDMax != 0)
+            if (ste.S1STALLD && Features.StallModel != 0) return "S1STALLD = 1, but IDR0.STALL_MODEL does not make stalls configurable";
+            if (Features.SsidBits != 0)
             {
-                if (ste.S1Fmt == 3) return "S1Fmt 0b11 is reserved";
-                if (ste.S1Fmt != 0 && !Features.TwoLevelCd) return "2-level CD tables are not implemented (IDR0.CD2L = 0)";
-                if (ste.S1DSS == 3) return "S1DSS 0b11 is reserved";
+                if (ste.S1CDMax > Features.SsidBits) return $"S1CDMax {ste.S1CDMax} exceeds SSIDSIZE {Features.SsidBits}";
+                if (ste.S1CDMax != 0 && ste.S1Fmt is 1 or 2 && !Features.TwoLevelCd) return "2-level CD tables are not implemented (IDR0.CD2L = 0)";
             }
-            if (ste.STRW is 1 or 3 || (ste.STRW == 2 && (!Features.Hyp || ste.TranslatesStage2)))
-                return $"STRW {ste.STRW} is not usable here";
             if (!ste.TranslatesStage2 && !Bits.FitsIn(ste.S1ContextPtr, Features.OasBits))
                 return $"S1ContextPtr 0x{ste.S1ContextPtr:X} exceeds the {Features.OasBits}-bit OAS";
         }
-        if (Features.Ats && (ste.EATS == 3 || (ste.EATS == 2 && ste.Config != SteConfig.Nested)))
-            return $"EATS {ste.EATS} is not allowed with Config {ste.Config}";
+        bool s2VmidUsed = Features.Stage2 && !(StrwUsed(ste) && ste.STRW != 0);
+        if (s2VmidUsed && !Features.Vmid16 && (ste.S2VMID >> 8) != 0) return $"S2VMID 0x{ste.S2VMID:X} has bits [15:8] set with 8-bit VMIDs";
         if (!ste.TranslatesStage2) return null;
 
+        if (ste.S2S && Features.StallModel == 1) return "S2S = 1, but IDR0.STALL_MODEL is terminate-only";
+        if (!ste.S2S && Features.StallModel == 2) return "S2S = 0, but IDR0.STALL_MODEL is stall-only";
         if (!ste.S2AA64) return "S2AA64 = 0: AArch32 stage-2 tables are not implemented (IDR0.TTF = AArch64)";
-        if (ste.S2ENDI) return "S2ENDI = 1: big-endian tables are not implemented (IDR0.TTENDIAN = LE)";
+        if ((ste.S2HA || ste.S2HD) && Features.Httu == 0) return "S2HA/S2HD set without HTTU (IDR0.HTTU = 0)";
+        if (ste.S2HD && Features.Httu == 1) return "S2HD set, but IDR0.HTTU offers the access flag only";
         if (GranuleGeometry.FromTg0(ste.S2TG) is not { } g || !GranuleSupported(g)) return $"S2TG {ste.S2TG} names an unimplemented granule";
+        int outBits = Math.Min(AddressSize.FromEncoding(ste.S2PS), Features.OasBits);
+        // The start-level table address must fit the effective S2PS, and 48 bits below 64 KiB pages (IHI 0070 5.2, S2TTB).
+        if (!Bits.FitsIn(ste.S2TTB, outBits) || (g != Granule.G64K && !Bits.FitsIn(ste.S2TTB, 48)))
+            return $"S2TTB 0x{ste.S2TTB:X} is outside the {outBits}-bit effective S2PS";
         int ia = 64 - (int)ste.S2T0SZ;
-        if (ste.S2T0SZ < MinTxSz(g) || ste.S2T0SZ > 39) return $"S2T0SZ {ste.S2T0SZ} is out of range";
+        // S2T0SZ: MAX(16, 64 - IAS) for 4 and 16 KiB, MAX(12, 64 - IAS) for 64 KiB, up to 39 (IHI 0070 5.2.2, STES2T0SZInvalid).
+        if (ste.S2T0SZ < (g == Granule.G64K ? 12u : 16u) || ste.S2T0SZ > 39) return $"S2T0SZ {ste.S2T0SZ} is out of range";
         if (ia > Features.IasBits) return $"S2T0SZ {ste.S2T0SZ} gives a {ia}-bit IPA, beyond the {Features.IasBits}-bit IAS";
         if (GranuleGeometry.Stage2StartLevel(g, ste.S2SL0) is not { } start) return $"S2SL0 {ste.S2SL0} is reserved for the {1 << (int)g >> 10}K granule";
         int stride = GranuleGeometry.Stride(g);
         int bitsAtStart = ia - GranuleGeometry.LevelShift(g, start);
         // The start level must resolve at least one bit and at most 16 concatenated tables' worth.
         if (bitsAtStart < 1 || bitsAtStart > stride + 4) return $"S2SL0 {ste.S2SL0} (start level {start}) is inconsistent with S2T0SZ {ste.S2T0SZ}";
+        if (ste.S2ENDI) return "S2ENDI = 1: big-endian tables are not implemented (IDR0.TTENDIAN = LE)";
         int concat = Math.Max(0, bitsAtStart - stride);
-        int outBits = Math.Min(AddressSize.FromEncoding(ste.S2PS), Features.OasBits);
         // The start table(s) are aligned to their size; lower S2TTB bits are ignored.
         ulong tableBytes = Math.Max(64UL, 8UL << bitsAtStart);
         s2 = new WalkRegime(2, g, ste.S2TTB & ~(tableBytes - 1), ia, start, concat, outBits,
@@ -517,16 +593,24 @@ public sealed partial class Smmu
         var ste = cfg.Ste;
         ulong cdAddress;
         ulong ptr = ste.S1ContextPtr;
-        if (ste.S1CDMax != 0 && ste.S1Fmt != 0)
+        if (cfg.CdMax != 0 && cfg.S1Fmt != 0)
         {
-            int split = ste.S1Fmt == 1 ? 6 : 10; // 4 KiB or 64 KiB leaf tables of 64-byte CDs
+            int split = cfg.S1Fmt == 1 ? 6 : 10; // 4 KiB or 64 KiB leaf tables of 64-byte CDs
             ulong l1Address = ptr + (index >> split) * (ulong)L1ContextDescriptor.Size;
             if (!FetchCdPart(cfg, sid, ssid, iova, l1Address, L1ContextDescriptor.Size, access, trace, out ulong l1Pa, ref fault, ref faultRecorded)) return false;
             var l1 = new L1ContextDescriptor(_memory.ReadUInt64(l1Pa));
             trace?.Add("l1cd", 1, 1, l1Pa, l1.Word, $"L1CD[{index >> split}]: V={(l1.V ? 1 : 0)} L2Ptr 0x{l1.L2Ptr:X}");
             if (!l1.V)
             {
-                fault = EventRecord.Config(EventType.C_BAD_SUBSTREAMID, sid, ssid);
+                // Without a SubstreamID (S1DSS = 0b10 fetching CD 0) the record names SubstreamID 0 (IHI 0070 7.3.9).
+                fault = EventRecord.BadSubstream(sid, ssid ?? 0);
+                return false;
+            }
+            // An L2Ptr beyond the OAS of a stage-1-only stream is a C_BAD_SUBSTREAMID in SMMUv3.1 and later
+            // (IHI 0070 3.4.3 note 3); through stage 2 the IPA faults at stage 2 (note 4).
+            if (!cfg.HasStage2 && !Bits.FitsIn(l1.L2Ptr, Features.OasBits))
+            {
+                fault = EventRecord.BadSubstream(sid, ssid ?? 0);
                 return false;
             }
             cdAddress = l1.L2Ptr + (index & ((1u << split) - 1)) * (ulong)ContextDescriptor.Size;
@@ -540,7 +624,7 @@ public sealed partial class Smmu
         _memory.ReadUInt64s(cdPa, words);
         var desc = ContextDescriptor.FromWords(words);
         trace?.Add("cd", 1, -1, cdPa, desc.W0, $"CD {index} at 0x{cdPa:X}: [0x{desc.W0:X16}, 0x{desc.W1:X16}, 0x{desc.W2:X16}, 0x{desc.W3:X16}] {DescribeCd(desc)}");
-        string? why = ValidateCd(desc, out var built);
+        string? why = ValidateCd(desc, cfg, out var built);
         if (why is not null)
         {
             trace?.Note($"C_BAD_CD: {why}");
@@ -564,8 +648,15 @@ public sealed partial class Smmu
             if (trace is not null) { trace.Add("cd-ipa", 1, -1, address, 0, $"CD table address IPA 0x{address:X}: walking stage 2"); trace.Depth++; }
             var w = _walker.WalkStage2Checked(cfg.Stage2, address, AccessKind.Read, trace);
             if (trace is not null) trace.Depth--;
+            if (w.Fault == WalkFault.ExternalAbort)
+            {
+                fault = EventRecord.WalkAbort(sid, ssid, iova, access == AccessKind.Read, true, FaultClass.CD, w.FetchAddress);
+                faultRecorded = true;
+                return false;
+            }
             if (!w.Ok)
             {
+                // InputAddr is the transaction's input address, as for every translation-related fault (IHI 0070 7.3, 7.3.12).
                 fault = EventRecord.Translation(w.EventType, sid, ssid, iova, access == AccessKind.Read, true, FaultClass.CD, address);
                 faultRecorded = cfg.Ste.S2R;
                 return false;
@@ -583,33 +674,52 @@ public sealed partial class Smmu
     private static string DescribeCd(in ContextDescriptor cd) =>
         $"V={(cd.V ? 1 : 0)} AA64={(cd.AA64 ? 1 : 0)} T0SZ={cd.T0SZ} TG0={cd.TG0} EPD0={(cd.EPD0 ? 1 : 0)} IPS={cd.IPS} ASID={cd.ASID} TTB0=0x{cd.TTB0:X} R={(cd.R ? 1 : 0)} A={(cd.A ? 1 : 0)} HA={(cd.HA ? 1 : 0)}";
 
-    /// <summary>Checks a CD against IHI 0070 5.4's ILLEGAL conditions; null when valid.</summary>
-    private string? ValidateCd(in ContextDescriptor cd, out CdConfig built)
+    /// <summary>Checks a CD against IHI 0070 5.4's ILLEGAL conditions (5.4.2, 5.5); null when valid.</summary>
+    private string? ValidateCd(in ContextDescriptor cd, StreamConfig cfg, out CdConfig built)
     {
-        built = new CdConfig { Cd = cd, CdAddress = 0, Asid = MaskAsid(cd.ASID) };
+        // StreamWorld NS-EL2 (STRW = EL2 with CR2.E2H = 0) has one VA range and no ASID: CD.ASID is
+        // IGNORED, EPD0/EPD1 are IGNORED with an effective value of 0 and there is no TTB1 region.
+        bool el2NoE2h = cfg.Regime == TlbRegime.El2 && (_cr2 & CR2_E2H) == 0;
+        built = new CdConfig { Cd = cd, CdAddress = 0, Asid = el2NoE2h ? (ushort)0 : MaskAsid(cd.ASID), NoAsid = el2NoE2h };
         if (!cd.V) return "CD.V = 0";
         if (!cd.AA64) return "AA64 = 0: AArch32 stage-1 tables are not implemented (IDR0.TTF = AArch64)";
-        if (cd.ENDI) return "ENDI = 1: big-endian tables are not implemented";
+        bool epd0 = cd.EPD0 && !el2NoE2h, epd1 = cd.EPD1 || el2NoE2h;
+        if (cd.ENDI && !(epd0 && epd1)) return "ENDI = 1: big-endian tables are not implemented (IDR0.TTENDIAN = LE)";
+        if (cd.HA && Features.Httu == 0) return "HA = 1 without HTTU (IDR0.HTTU = 0)";
+        if (cd.HD && Features.Httu < 2) return "HD = 1, but IDR0.HTTU does not offer dirty state";
+        if (!cd.A && Features.TermModel) return "A = 0 (RAZ/WI termination), but IDR0.TERM_MODEL = 1 (abort only)";
+        if (cd.S && (Features.StallModel == 1 || (Features.StallModel == 0 && cfg.Ste.S1STALLD))) return "S = 1, but stalls are not allowed (STALL_MODEL or STE.S1STALLD)";
+        if (!cd.S && Features.StallModel == 2) return "S = 0, but IDR0.STALL_MODEL is stall-only";
+        if (!el2NoE2h && !Features.Asid16 && (cd.ASID >> 8) != 0) return $"ASID 0x{cd.ASID:X} has bits [15:8] set with 8-bit ASIDs";
         int outBits = Math.Min(AddressSize.FromEncoding(cd.IPS), Features.OasBits);
         bool ha = cd.HA && Features.Httu >= 1;
-        if (!cd.EPD0)
+        if (!epd0)
         {
             if (GranuleGeometry.FromTg0(cd.TG0) is not { } g || !GranuleSupported(g)) return $"TG0 {cd.TG0} names an unimplemented granule";
             if (cd.T0SZ < MinTxSz(g) || cd.T0SZ > 39) return $"T0SZ {cd.T0SZ} is out of range";
+            if (TtbOutOfRange(cd.TTB0, g, outBits)) return $"TTB0 0x{cd.TTB0:X} is outside the {outBits}-bit effective IPS";
             built.Ttb0 = built.Ttb0Regime = Stage1Regime(g, cd.TTB0, 64 - (int)cd.T0SZ, outBits, ha, cd.AFFD);
             built.Ttb0InputBits = 64 - (int)cd.T0SZ;
         }
-        if (!cd.EPD1)
+        if (!epd1)
         {
             if (GranuleGeometry.FromTg1(cd.TG1) is not { } g || !GranuleSupported(g)) return $"TG1 {cd.TG1} names an unimplemented granule";
             if (cd.T1SZ < MinTxSz(g) || cd.T1SZ > 39) return $"T1SZ {cd.T1SZ} is out of range";
+            if (TtbOutOfRange(cd.TTB1, g, outBits)) return $"TTB1 0x{cd.TTB1:X} is outside the {outBits}-bit effective IPS";
             built.Ttb1 = built.Ttb1Regime = Stage1Regime(g, cd.TTB1, 64 - (int)cd.T1SZ, outBits, ha, cd.AFFD);
             built.Ttb1InputBits = 64 - (int)cd.T1SZ;
         }
         built.Tbi0 = cd.TBI0;
-        built.Tbi1 = cd.TBI1;
+        built.Tbi1 = cd.TBI1 && !el2NoE2h;
         return null;
     }
+
+    /// <summary>
+    /// CD.TTBx must lie within the effective IPS, and within 48 bits below 64 KiB pages (no DS):
+    /// otherwise the CD is ILLEGAL, not an Address Size fault (IHI 0070 5.4 CD.TTB0, 3.4).
+    /// </summary>
+    private static bool TtbOutOfRange(ulong ttb, Granule g, int outBits) =>
+        !Bits.FitsIn(ttb, outBits) || (g != Granule.G64K && !Bits.FitsIn(ttb, 48));
 
     private WalkRegime Stage1Regime(Granule g, ulong ttb, int inputBits, int outBits, bool ha, bool affd)
     {

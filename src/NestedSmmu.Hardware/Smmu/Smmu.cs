@@ -8,7 +8,10 @@ public enum SmmuInterrupt { EventQueue, PriQueue, CmdSync, GlobalError }
 /// <summary>Receives translated-address invalidations (ATC_INV) for one StreamID: an endpoint's ATC.</summary>
 public interface IAtcInvalidationTarget
 {
-    /// <summary>Invalidate cached translations for <paramref name="ssid"/> (null: untagged; all when <paramref name="global"/>) overlapping [address, address + 2^sizeLog2 pages).</summary>
+    /// <summary>
+    /// Invalidate cached translations overlapping [address, address + length) for <paramref name="ssid"/>;
+    /// null (no PASID prefix) or <paramref name="global"/> means every PASID, untagged entries included.
+    /// </summary>
     void InvalidateAtc(uint? ssid, bool global, ulong address, ulong length);
 }
 

@@ -106,7 +106,7 @@ public readonly record struct StreamTableEntry(ulong W0, ulong W1, ulong W2, ulo
         uint s1Dss = 0, uint s1Cir = 1, uint s1Cor = 1, uint s1Csh = 3, uint eats = 0, uint shcfg = 1, bool mev = false,
         ushort s2Vmid = 0, uint s2T0sz = 0, uint s2Sl0 = 0, uint s2Tg = 0, uint s2Ps = 0, uint s2Ir0 = 1, uint s2Or0 = 1,
         uint s2Sh0 = 3, bool s2Aa64 = true, bool s2Ha = false, bool s2Affd = false, bool s2R = true, bool s2Ptw = false,
-        ulong s2Ttb = 0, bool valid = true)
+        ulong s2Ttb = 0, bool valid = true, bool s1Stalld = false, uint strw = 0)
     {
         ulong w0 = Bits.Set(0, 0, valid);
         w0 = Bits.Set(w0, 3, 1, (ulong)config);
@@ -118,12 +118,14 @@ public readonly record struct StreamTableEntry(ulong W0, ulong W1, ulong W2, ulo
         w1 = Bits.Set(w1, 5, 4, s1Cor);
         w1 = Bits.Set(w1, 7, 6, s1Csh);
         w1 = Bits.Set(w1, 19, mev);
+        w1 = Bits.Set(w1, 27, s1Stalld);
         w1 = Bits.Set(w1, 29, 28, eats);
+        w1 = Bits.Set(w1, 31, 30, strw);
         w1 = Bits.Set(w1, 45, 44, shcfg);
-        ulong w2 = 0, w3 = 0;
+        // S2VMID also tags the TLB entries of a stage-1-only stream when stage 2 is implemented (IHI 0070 5.2, S2VMID).
+        ulong w2 = s2Vmid, w3 = 0;
         if (config is SteConfig.Stage2 or SteConfig.Nested)
         {
-            w2 = s2Vmid;
             w2 = Bits.Set(w2, 37, 32, s2T0sz);
             w2 = Bits.Set(w2, 39, 38, s2Sl0);
             w2 = Bits.Set(w2, 41, 40, s2Ir0);

@@ -3,7 +3,6 @@ using NestedSmmu.Hardware.Memory;
 using NestedSmmu.Hardware.Pci;
 using NestedSmmu.Hardware.Smmu;
 using L = NestedSmmu.Hardware.Cmdqv.Tegra241CmdqvLayout;
-using SmmuDevice = NestedSmmu.Hardware.Smmu.Smmu;
 
 namespace NestedSmmu.Hardware.Tests.Cmdqv;
 

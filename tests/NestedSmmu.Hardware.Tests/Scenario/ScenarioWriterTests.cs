@@ -128,7 +128,7 @@ public class ScenarioWriterTests
     {
         var words = Enumerable.Range(0, 1500).Select(i => 0x0102030405060708UL * (ulong)(i + 1)).ToArray();
         var s = new Scenario { Memory = [new MemoryBlock(0x40000ff8, words), new MemoryBlock(0x40000ff8, [7UL])] };
-        var memory = new Memory.SparseMemory();
+        var memory = new NestedSmmu.Hardware.Memory.SparseMemory();
 
         s.LoadMemory(memory);
 
