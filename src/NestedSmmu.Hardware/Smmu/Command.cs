@@ -62,8 +62,8 @@ public readonly record struct Command(ulong W0, ulong W1)
     public uint SID => (uint)(W0 >> 32);
     /// <summary>[16:12] NUM (range TLBI)</summary>
     public uint NUM => (uint)Bits.Get(W0, 16, 12);
-    /// <summary>[24:20] SCALE (range TLBI)</summary>
-    public uint SCALE => (uint)Bits.Get(W0, 24, 20);
+    /// <summary>[25:20] SCALE (range TLBI; IHI 0070 G.b 4.4.1.1 makes it six bits, Linux fills five)</summary>
+    public uint SCALE => (uint)Bits.Get(W0, 25, 20);
     /// <summary>[47:32] VMID (TLBI)</summary>
     public ushort VMID => (ushort)Bits.Get(W0, 47, 32);
     /// <summary>[63:48] ASID (TLBI)</summary>
@@ -144,7 +144,7 @@ public readonly record struct Command(ulong W0, ulong W1)
 
     private static Command Tlbi(CommandOpcode op, ushort vmid, ushort asid, ulong address, bool leaf, uint tg, uint ttl, uint num, uint scale)
     {
-        ulong w0 = (ulong)op | ((ulong)(num & 0x1F) << 12) | ((ulong)(scale & 0x1F) << 20) | ((ulong)vmid << 32) | ((ulong)asid << 48);
+        ulong w0 = (ulong)op | ((ulong)(num & 0x1F) << 12) | ((ulong)(scale & 0x3F) << 20) | ((ulong)vmid << 32) | ((ulong)asid << 48);
         ulong w1 = (leaf ? 1UL : 0) | ((ulong)(ttl & 3) << 8) | ((ulong)(tg & 3) << 10) | (address & Bits.Mask(63, 12));
         return new Command(w0, w1);
     }

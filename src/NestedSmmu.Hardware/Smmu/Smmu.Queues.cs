@@ -162,7 +162,7 @@ public static class CommandCodec
     private const ulong SsidOnly = 0xFFFF_F000;
     private const ulong Vmid = 0x0000_FFFF_0000_0000;
     private const ulong Asid = 0xFFFF_0000_0000_0000;
-    private const ulong NumScale = 0x01F1_F000; // NUM [16:12], SCALE [24:20]
+    private const ulong NumScale = 0x03F1_F000; // NUM [16:12], SCALE [25:20]
     private const ulong TlbiW1 = 0xFFFF_FFFF_FFFF_F000 | 0xF01; // Address [63:12], TG [11:10], TTL [9:8], Leaf [0]
     private const ulong S2IpaW1 = 0x000F_FFFF_FFFF_F000 | 0xF01;
 

@@ -125,7 +125,9 @@ public sealed partial class Smmu
                 ttl = (int)CommandCodec.EffectiveTtl(cmd);
                 // Range = ((NUM + 1) * 2^SCALE) * Translation_Granule_Size from Address (IHI 0070 4.4.1.1;
                 // unlike a PE's TLBI R*, the SMMU's SCALE is not multiplied by 5).
-                length = ((ulong)cmd.NUM + 1) << (int)cmd.SCALE << GranuleGeometry.PageShift(g);
+                // SCALE is six bits: a shift that would leave 64 bits covers everything from Address.
+                int shift = (int)cmd.SCALE + GranuleGeometry.PageShift(g);
+                length = shift + 5 >= 64 ? ulong.MaxValue - start : ((ulong)cmd.NUM + 1) << shift;
             }
         }
         bool byAddr = length != 0;
