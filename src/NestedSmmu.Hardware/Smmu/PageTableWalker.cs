@@ -222,7 +222,7 @@ public sealed class PageTableWalker
             if (_sparse is not null ? _sparse.IsAbort(descPa, 8) : _memory.IsAbort(descPa, 8))
             {
                 // An external abort on a descriptor fetch is F_WALK_EABT, not a Translation fault (IHI 0070 7.3.12).
-                trace?.Add("descriptor", r.Stage, level, descPa, 0, $"index {index}: descriptor fetch at 0x{descPa:X} aborted");
+                trace?.Add("descriptor", r.Stage, level, descPa, 0, $"table 0x{table:X}[{index}]: descriptor fetch at 0x{descPa:X} aborted");
                 res.Fault = WalkFault.ExternalAbort;
                 res.FetchAddress = descPa;
                 return res;
@@ -231,7 +231,7 @@ public sealed class PageTableWalker
 
             if ((desc & DescValid) == 0)
             {
-                trace?.Add("descriptor", r.Stage, level, descPa, desc, $"index {index}: invalid (bit 0 clear)");
+                trace?.Add("descriptor", r.Stage, level, descPa, desc, $"table 0x{table:X}[{index}]: invalid (bit 0 clear)");
                 res.Fault = WalkFault.Translation;
                 return res;
             }
@@ -247,9 +247,10 @@ public sealed class PageTableWalker
                     noUnpriv |= Bits.Get(desc, APTable0);
                 }
                 trace?.Add("descriptor", r.Stage, level, descPa, desc,
-                    $"index {index}: table -> 0x{next:X}" + (r.Stage == 1 && (Bits.Get(desc, APTable1) || Bits.Get(desc, APTable0)) ? $" APTable={Bits.Get(desc, 62, 61)}" : ""));
+                    $"table 0x{table:X}[{index}]: table -> 0x{next:X}" + (r.Stage == 1 && (Bits.Get(desc, APTable1) || Bits.Get(desc, APTable0)) ? $" APTable={Bits.Get(desc, 62, 61)}" : ""));
                 if (!Bits.FitsIn(next, r.OutputBits))
                 {
+                    trace?.Note($"next-level table 0x{next:X} exceeds the {r.OutputBits}-bit output size: address size fault");
                     res.Fault = WalkFault.AddressSize;
                     return res;
                 }
@@ -259,7 +260,7 @@ public sealed class PageTableWalker
 
             if (!isPage && !GranuleGeometry.BlockAllowed(g, level, r.Lpa))
             {
-                trace?.Add("descriptor", r.Stage, level, descPa, desc, $"index {index}: block descriptor not allowed at level {level} with a {1 << (int)g >> 10}K granule");
+                trace?.Add("descriptor", r.Stage, level, descPa, desc, $"table 0x{table:X}[{index}]: block descriptor not allowed at level {level} with a {1 << (int)g >> 10}K granule");
                 res.Fault = WalkFault.Translation;
                 return res;
             }
@@ -284,11 +285,12 @@ public sealed class PageTableWalker
             }
             res.Permissions = perms;
             trace?.Add("descriptor", r.Stage, level, descPa, desc,
-                $"index {index}: {(isPage ? "page" : "block")} -> 0x{oa:X} ({1UL << shift:#,0} bytes), AF={(Bits.Get(desc, AF) ? 1 : 0)}, " +
+                $"table 0x{table:X}[{index}]: {(isPage ? "page" : "block")} -> 0x{oa:X} ({1UL << shift:#,0} bytes), AF={(Bits.Get(desc, AF) ? 1 : 0)}, " +
                 (r.Stage == 1 ? $"AP[2:1]={Bits.Get(desc, 7, 6)}" : $"S2AP={Bits.Get(desc, 7, 6)}") + $", perms {perms}");
 
             if (!Bits.FitsIn(oa, r.OutputBits))
             {
+                trace?.Note($"output address 0x{oa:X} exceeds the {r.OutputBits}-bit output size: address size fault");
                 res.Fault = WalkFault.AddressSize;
                 return res;
             }
@@ -306,12 +308,14 @@ public sealed class PageTableWalker
                 }
                 else if (!r.AccessFlagFaultDisabled)
                 {
+                    trace?.Note("AF = 0 and no hardware update (HA = 0): access flag fault");
                     res.Fault = WalkFault.AccessFlag;
                     return res;
                 }
             }
             if ((access == AccessKind.Read && (perms & Permissions.Read) == 0) || (access == AccessKind.Write && (perms & Permissions.Write) == 0))
             {
+                trace?.Note($"a DMA {(access == AccessKind.Read ? "read" : "write")} needs {(access == AccessKind.Read ? "read" : "write")} permission, granted {perms}: permission fault");
                 res.Fault = WalkFault.Permission;
                 return res;
             }
