@@ -133,6 +133,15 @@ public readonly record struct Command(ulong W0, ulong W1)
             (prgIndex & 0x1FF) | ((ulong)(resp & 3) << 12));
     public static Command Resume(uint sid, ushort stag, uint resp) => new((ulong)CommandOpcode.RESUME | ((ulong)(resp & 3) << 12) | ((ulong)sid << 32), stag);
 
+    /// <summary>
+    /// This command with [47:32] VMID replaced (TLBI_NH_*, TLBI_S12_VMALL, TLBI_S2_IPA): how a hypervisor, or the
+    /// Tegra241 CMDQV for a guest VINTF, pins a guest's invalidation to the guest's own VMID.
+    /// </summary>
+    public Command WithVMID(ushort vmid) => this with { W0 = Bits.Set(W0, 47, 32, vmid) };
+
+    /// <summary>This command with [63:32] StreamID replaced (vSID to pSID for CFGI_*, ATC_INV, PRI_RESP, RESUME).</summary>
+    public Command WithSID(uint sid) => this with { W0 = Bits.Set(W0, 63, 32, sid) };
+
     private static Command Tlbi(CommandOpcode op, ushort vmid, ushort asid, ulong address, bool leaf, uint tg, uint ttl, uint num, uint scale)
     {
         ulong w0 = (ulong)op | ((ulong)(num & 0x1F) << 12) | ((ulong)(scale & 0x1F) << 20) | ((ulong)vmid << 32) | ((ulong)asid << 48);
