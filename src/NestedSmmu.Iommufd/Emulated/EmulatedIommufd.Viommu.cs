@@ -271,11 +271,17 @@ public sealed partial class EmulatedIommufd
         foreach (MmapRegion r in _mmapRegions.Values.Where(r => r.Owner == owner).ToList()) _mmapRegions.Remove(r.Offset);
     }
 
+    /// <summary>
+    /// mmap(2) of the iommufd: the mm core refuses a zero length or an unaligned offset (EINVAL)
+    /// and rounds the length up to whole pages; iommufd_fops_mmap then wants the offset and that
+    /// length to match an exported region exactly (ENXIO). The mapping holds the vIOMMU.
+    /// </summary>
     private IMmioMapping MmapCore(ulong offset, ulong length)
     {
         const string op = "mmap /dev/iommu";
-        if (length == 0 || (length & PageMask) != 0 || (offset & PageMask) != 0)
-            throw new IommufdException(Errno.EINVAL, op, $"offset 0x{offset:X}, length 0x{length:X}: offset and length must be multiples of the page size");
+        if (length == 0 || (offset & PageMask) != 0 || length > ulong.MaxValue - PageMask)
+            throw new IommufdException(Errno.EINVAL, op, $"offset 0x{offset:X}, length 0x{length:X}: the offset must be a multiple of the page size and the length non-zero");
+        length = (length + PageMask) & ~PageMask;
         if (!_mmapRegions.TryGetValue(offset, out MmapRegion? region) || region.Length != length)
             throw new IommufdException(Errno.ENXIO, op,
                 $"offset 0x{offset:X}, length 0x{length:X}: offset and length must exactly match a region a vIOMMU exported");

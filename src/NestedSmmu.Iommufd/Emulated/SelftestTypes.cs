@@ -28,6 +28,9 @@ public static class SelftestTypes
     /// <summary>offsetofend(struct iommu_viommu_selftest, out_data): the shortest data the driver takes.</summary>
     public const int ViommuDataMinSize = 8;
 
+    /// <summary>The selftest vIOMMU exports two pages for mmap (the mock allocates an order-1 page block).</summary>
+    public const int ViommuMmapPages = 2;
+
     /// <summary>Encodes <c>struct iommu_viommu_selftest</c> with <paramref name="inData"/>.</summary>
     public static byte[] ViommuData(uint inData)
     {
@@ -49,8 +52,8 @@ public static class SelftestTypes
 
 /// <summary>
 /// The kernel-internal selftest vIOMMU (see <see cref="SelftestTypes"/>), modelled on the mock
-/// driver's mock_viommu_init and mock_hw_queue_*: an <see cref="ArmVsmmu"/> plus a data echo, an
-/// mmap page and selftest HW queues that must be allocated in ascending index order.
+/// driver's mock_viommu_init and mock_hw_queue_*: an <see cref="ArmVsmmu"/> plus a data echo, a
+/// two-page mmap region and selftest HW queues that must be allocated in ascending index order.
 /// </summary>
 internal sealed class SelftestVsmmu : ArmVsmmu
 {
@@ -74,7 +77,7 @@ internal sealed class SelftestVsmmu : ArmVsmmu
 
     /// <summary>
     /// mock_viommu_init's data half, run once the core object exists: with data, echo in_data to
-    /// out_data, put in_data at offset 0 of a fresh page and export that page for mmap.
+    /// out_data, put in_data at offset 0 of two fresh pages and export them for mmap.
     /// </summary>
     public Errno InitData(in UserData? data)
     {
@@ -83,14 +86,15 @@ internal sealed class SelftestVsmmu : ArmVsmmu
         Errno e = Core.Context.Copy.StructFromUser(d, SelftestTypes.ViommuTypeSelftest, arg, SelftestTypes.ViommuDataMinSize);
         if (e != Errno.None) return e;
         uint inData = BinaryPrimitives.ReadUInt32LittleEndian(arg);
-        ulong? page = Smmu.Host.Allocator.TryAllocate(HostMemoryAllocator.PageSize, HostMemoryAllocator.PageSize, $"selftest vIOMMU {Core.Id} page");
+        const ulong length = SelftestTypes.ViommuMmapPages * HostMemoryAllocator.PageSize;
+        ulong? page = Smmu.Host.Allocator.TryAllocate(length, length, $"selftest vIOMMU {Core.Id} pages");
         if (page is null) return Errno.ENOMEM;
         _pagePhysicalAddress = page.Value;
         Smmu.Host.Memory.WriteUInt32(_pagePhysicalAddress, inData);
-        _mmapOffset = Core.Context.AllocMmap(Core, new HostMemoryMmio(Smmu.Host, _pagePhysicalAddress, HostMemoryAllocator.PageSize), HostMemoryAllocator.PageSize);
+        _mmapOffset = Core.Context.AllocMmap(Core, new HostMemoryMmio(Smmu.Host, _pagePhysicalAddress, length), length);
         BinaryPrimitives.WriteUInt32LittleEndian(arg[4..], inData);
         BinaryPrimitives.WriteUInt64LittleEndian(arg[8..], _mmapOffset.Value);
-        BinaryPrimitives.WriteUInt64LittleEndian(arg[16..], HostMemoryAllocator.PageSize);
+        BinaryPrimitives.WriteUInt64LittleEndian(arg[16..], length);
         return Core.Context.Copy.StructToUser(d, SelftestTypes.ViommuTypeSelftest, arg, SelftestTypes.ViommuDataMinSize);
     }
 
