@@ -51,8 +51,11 @@ internal sealed partial class ArmSmmuDevice
         }
     }
 
-    /// <summary>The abort STE: V = 1, Config = abort (linux.md §7 vector: word 0 = 0x1).</summary>
-    public static StreamTableEntry AbortSte => StreamTableEntry.Create(SteConfig.Abort);
+    /// <summary>STE word 0 [0] V.</summary>
+    private const ulong SteValid = 1;
+
+    /// <summary>The abort STE (arm_smmu_make_abort_ste): V = 1, Config = abort, nothing else (linux.md §7: word 0 = 0x1).</summary>
+    public static StreamTableEntry AbortSte => new(SteValid, 0, 0, 0);
 
     /// <summary>arm_smmu_probe_device: makes the master's StreamID usable (level-2 table) and aborting.</summary>
     public ArmSmmuMaster AddMaster(HostPciDevice device)
