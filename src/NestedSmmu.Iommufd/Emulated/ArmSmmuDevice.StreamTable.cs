@@ -65,8 +65,8 @@ internal sealed partial class ArmSmmuDevice
             throw new InvalidOperationException($"StreamID 0x{sid:X} of '{device.Name}' is beyond the 2^{StreamTableLog2Size}-entry stream table of SMMU '{Name}'.");
         if (TwoLevel) EnsureL2(sid);
         var master = new ArmSmmuMaster(this, device);
+        // An ATS-capable endpoint registers its ATC with the SMMU itself (ATC_INV reaches it by StreamID).
         _masters.Add(sid, master);
-        if (device.Profile.AtsCapable) Hardware.RegisterAtc(sid, device.Endpoint.Atc);
         return master;
     }
 
