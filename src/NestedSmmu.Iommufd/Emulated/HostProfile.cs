@@ -159,7 +159,11 @@ public enum PciDeviceKind
 /// <param name="AtsCapable">It has an ATS capability (and an ATC).</param>
 /// <param name="PasidBits">Width of its PASID capability, 0 for none.</param>
 public sealed record PciDeviceProfile(
-    PciAddress Address, string Name, PciDeviceKind Kind, string Smmu, uint StreamId, bool AtsCapable, int PasidBits = 0);
+    PciAddress Address, string Name, PciDeviceKind Kind, string Smmu, uint StreamId, bool AtsCapable, int PasidBits = 0)
+{
+    /// <summary>The widest PASID a PCIe PASID capability can report (20 bits).</summary>
+    public const int MaxPasidBits = 20;
+}
 
 /// <summary>A PCI address with its segment: <c>ssss:bb:dd.f</c>.</summary>
 /// <param name="Segment">PCI segment (domain).</param>

@@ -228,7 +228,7 @@ internal static class HostProfileReader
         {
             string pbPath = Member(path, "pasidBits");
             ulong v = Number(pb, pbPath);
-            if (v > 20) throw new HostProfileException(pbPath, $"{v} is out of range (0..20, the PCIe PASID width)");
+            if (v > PciDeviceProfile.MaxPasidBits) throw new HostProfileException(pbPath, $"{v} is out of range (0..{PciDeviceProfile.MaxPasidBits}, the PCIe PASID width)");
             pasidBits = (int)v;
         }
         return new PciDeviceProfile(address, name, kind, smmu, (uint)sid, ats, pasidBits);

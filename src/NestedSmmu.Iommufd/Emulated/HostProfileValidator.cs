@@ -85,7 +85,8 @@ internal static class HostProfileValidator
             if (!streams.TryAdd((smmu.Name, d.StreamId), i))
                 throw new HostProfileException($"{path}.streamId",
                     $"StreamID 0x{d.StreamId:X} on '{smmu.Name}' is already used by $.devices[{streams[(smmu.Name, d.StreamId)]}]");
-            if (d.PasidBits is < 0 or > 20) throw new HostProfileException($"{path}.pasidBits", $"{d.PasidBits} is out of range (0..20)");
+            if (d.PasidBits is < 0 or > PciDeviceProfile.MaxPasidBits)
+                throw new HostProfileException($"{path}.pasidBits", $"{d.PasidBits} is out of range (0..{PciDeviceProfile.MaxPasidBits})");
         }
     }
 

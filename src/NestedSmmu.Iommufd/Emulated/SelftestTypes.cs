@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using NestedSmmu.Hardware.Memory;
-using NestedSmmu.Hardware.Smmu;
 
 namespace NestedSmmu.Iommufd.Emulated;
 

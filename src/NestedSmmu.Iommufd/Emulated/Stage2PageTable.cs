@@ -19,7 +19,6 @@ internal sealed class Stage2PageTable
     public const int PageShift = 12;
     public const ulong PageSize = 1UL << PageShift;
     private const int DescriptorSize = 8;
-    private const int EntriesPerTable = (int)(PageSize / DescriptorSize);
     /// <summary>Most concatenated start tables stage 2 allows (Arm ARM D8.2.x; Linux's ARM_LPAE_S2_MAX_CONCAT_PAGES).</summary>
     private const int MaxConcatenatedTables = 16;
 
@@ -281,7 +280,4 @@ internal sealed class Stage2PageTable
     }
 
     private static int Log2(int value) => System.Numerics.BitOperations.Log2((uint)value);
-
-    /// <summary>Descriptors per table page (for tests).</summary>
-    public static int TableEntries => EntriesPerTable;
 }
