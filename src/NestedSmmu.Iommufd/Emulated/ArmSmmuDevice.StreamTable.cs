@@ -15,7 +15,7 @@ internal sealed partial class ArmSmmuDevice
     private const ulong MaxTlbiOps = 1UL << 7;
     /// <summary>Command TG = 1: the 4 KiB translation granule.</summary>
     private const uint TlbiTg4K = 1;
-    /// <summary>TLBI range NUM is 5 bits: at most 32 chunks per command.</summary>
+    /// <summary>TLBI range NUM is 5 bits (the chunk count minus one); Linux takes 5 bits of the page count at a time.</summary>
     private const ulong TlbiRangeNumMax = 31;
 
     private readonly Dictionary<uint, ArmSmmuMaster> _masters = new();
@@ -177,11 +177,13 @@ internal sealed partial class ArmSmmuDevice
         else if (Features.Ril)
         {
             // Range invalidation: each command covers (NUM + 1) * 2^SCALE pages from its address.
+            // As __arm_smmu_tlb_inv_range does: SCALE is the lowest set bit of the remaining page
+            // count and NUM its next five bits, so every command clears at least one of them.
             ulong iova = ipa;
             while (pages > 0)
             {
                 int scale = System.Numerics.BitOperations.TrailingZeroCount(pages);
-                ulong num = Math.Min((pages >> scale), TlbiRangeNumMax + 1);
+                ulong num = (pages >> scale) & TlbiRangeNumMax;
                 commands.Add(Command.TlbiS2Ipa(vmid, iova, leaf: true, tg: TlbiTg4K, num: (uint)(num - 1), scale: (uint)scale));
                 ulong covered = num << scale;
                 pages -= covered;

@@ -21,6 +21,9 @@ internal class ArmVsmmu : ViommuDriver
     private const int SteEatsLo = 28;
     private const uint SteEatsAbort = 0;
 
+    /// <summary>KMALLOC_MAX_SIZE with 4 KiB pages (order-10 blocks): the largest array the driver copies in one go.</summary>
+    private const ulong KmallocMaxSize = 4UL << 20;
+
     /// <summary>Bytes per command entry (struct iommu_viommu_arm_smmuv3_invalidate).</summary>
     public const int InvalidateEntrySize = IommufdExtensions.ArmSmmuV3CommandSize;
 
@@ -152,7 +155,8 @@ internal class ArmVsmmu : ViommuDriver
     public override Errno CacheInvalidate(in UserDataArray array, out uint handled)
     {
         handled = 0;
-        if (array.EntryCount > int.MaxValue / InvalidateEntrySize) return Errno.ENOMEM;
+        // kcalloc of the whole array: beyond KMALLOC_MAX_SIZE it fails.
+        if ((ulong)array.EntryCount * InvalidateEntrySize > KmallocMaxSize) return Errno.ENOMEM;
         byte[] raw = new byte[(int)array.EntryCount * InvalidateEntrySize];
         Errno e = Core.Context.Copy.FullArrayFromUser(array, (uint)HwptInvalidateDataType.ArmSmmuV3, raw, InvalidateEntrySize);
         if (e != Errno.None) return e;

@@ -178,19 +178,27 @@ public sealed partial class EmulatedIommufd
 
     /// <summary>
     /// iommufd_access_pin_pages of <c>[iova, iova + length)</c> (page aligned): ENOENT when part
-    /// is not mapped; the host PA of every page, in order.
+    /// is not mapped. Returns the host physical runs behind it, in IOVA order (one run when the
+    /// range is physically contiguous).
     /// </summary>
-    internal Errno Pin(IoasObject ioas, ulong iova, ulong length, out IoasPin? pin, out List<ulong> pages)
+    internal Errno Pin(IoasObject ioas, ulong iova, ulong length, out IoasPin? pin, out List<(ulong Pa, ulong Length)> runs)
     {
         pin = null;
-        pages = [];
-        for (ulong offset = 0; offset < length; offset += PageSize)
+        runs = [];
+        ulong last = iova + length - 1;
+        ulong next = iova;
+        foreach (IoasArea a in ioas.Intersecting(iova, last).OrderBy(a => a.Iova))
         {
-            ulong page = iova + offset;
-            IoasArea? area = ioas.Intersecting(page, page).FirstOrDefault();
-            if (area is null) return Errno.ENOENT;
-            pages.Add(area.HostPhysicalAddress + (page - area.Iova));
+            if (a.Iova > next) return Errno.ENOENT;
+            ulong end = Math.Min(a.Last, last);
+            ulong pa = a.HostPhysicalAddress + (next - a.Iova);
+            ulong bytes = end - next + 1;
+            if (runs.Count > 0 && runs[^1].Pa + runs[^1].Length == pa) runs[^1] = (runs[^1].Pa, runs[^1].Length + bytes);
+            else runs.Add((pa, bytes));
+            if (end == last) break;
+            next = end + 1;
         }
+        if (runs.Count == 0 || runs.Sum(r => (decimal)r.Length) != length) return Errno.ENOENT;
         pin = new IoasPin(iova, length);
         ioas.Pins.Add(pin);
         ioas.Users++;

@@ -214,16 +214,12 @@ public sealed partial class EmulatedIommufd
         }
         ulong pinLength = (offset + cmd.Length + PageMask) & ~PageMask;
         IoasObject ioas = viommu.Hwpt.Ioas;
-        e = Pin(ioas, aligned, pinLength, out IoasPin? pin, out List<ulong> pages);
-        if (e == Errno.None)
+        e = Pin(ioas, aligned, pinLength, out IoasPin? pin, out List<(ulong Pa, ulong Length)> runs);
+        if (e == Errno.None && runs.Count != 1)
         {
-            for (int i = 1; i < pages.Count; i++)
-            {
-                if (pages[i] == pages[i - 1] + PageSize) continue;
-                ReleasePin(ioas, pin);
-                e = Errno.EFAULT;
-                break;
-            }
+            // The hardware reads the queue by physical address: its pages must be contiguous.
+            ReleasePin(ioas, pin);
+            e = Errno.EFAULT;
         }
         if (e != Errno.None)
         {
@@ -231,7 +227,7 @@ public sealed partial class EmulatedIommufd
             return Fail(e);
         }
         queue.Pin = pin;
-        queue.BasePhysicalAddress = pages[0] + offset;
+        queue.BasePhysicalAddress = runs[0].Pa + offset;
         viommu.Users++;
         e = viommu.Driver.HwQueueInitPhys(queue, cmd.Index, queue.BasePhysicalAddress);
         if (e != Errno.None)

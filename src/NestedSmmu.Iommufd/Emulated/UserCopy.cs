@@ -20,12 +20,36 @@ internal sealed class UserCopy(UserAddressSpace user)
 
     public Errno ToUser(ulong uptr, ReadOnlySpan<byte> source) => User.TryWrite(uptr, source) ? Errno.None : Errno.EFAULT;
 
+    /// <summary>Bytes moved per step when the kernel walks a long user range (one page).</summary>
+    private const int Chunk = (int)HostMemoryAllocator.PageSize;
+
     /// <summary>clear_user.</summary>
     public Errno ClearUser(ulong uptr, ulong length)
     {
-        if (length == 0) return Errno.None;
-        if (length > int.MaxValue) return Errno.EFAULT;
-        return ToUser(uptr, new byte[length]);
+        ReadOnlySpan<byte> zeros = stackalloc byte[Chunk];
+        for (ulong done = 0; done < length;)
+        {
+            int n = (int)Math.Min((ulong)Chunk, length - done);
+            if (uptr > ulong.MaxValue - done || !User.TryWrite(uptr + done, zeros[..n])) return Errno.EFAULT;
+            done += (ulong)n;
+        }
+        return Errno.None;
+    }
+
+    /// <summary>check_zeroed_user: 1 when every byte is zero, 0 when not, or EFAULT.</summary>
+    private Errno CheckZeroedUser(ulong uptr, ulong length, out bool zeroed)
+    {
+        zeroed = false;
+        Span<byte> buffer = stackalloc byte[Chunk];
+        for (ulong done = 0; done < length;)
+        {
+            int n = (int)Math.Min((ulong)Chunk, length - done);
+            if (uptr > ulong.MaxValue - done || !User.TryRead(uptr + done, buffer[..n])) return Errno.EFAULT;
+            if (buffer[..n].ContainsAnyExcept((byte)0)) return Errno.None;
+            done += (ulong)n;
+        }
+        zeroed = true;
+        return Errno.None;
     }
 
     /// <summary>copy_struct_from_user: <paramref name="destination"/> is the kernel struct.</summary>
@@ -39,11 +63,10 @@ internal sealed class UserCopy(UserAddressSpace user)
         }
         if (userSize > kernelSize)
         {
-            ulong extra = userSize - kernelSize;
-            if (extra > int.MaxValue || uptr > ulong.MaxValue - kernelSize) return Errno.EFAULT;
-            var tail = new byte[extra];
-            if (!User.TryRead(uptr + kernelSize, tail)) return Errno.EFAULT;
-            if (tail.AsSpan().ContainsAnyExcept((byte)0)) return Errno.E2BIG;
+            if (uptr > ulong.MaxValue - kernelSize) return Errno.EFAULT;
+            Errno e = CheckZeroedUser(uptr + kernelSize, userSize - kernelSize, out bool zeroed);
+            if (e != Errno.None) return e;
+            if (!zeroed) return Errno.E2BIG;
         }
         return FromUser(uptr, destination);
     }
