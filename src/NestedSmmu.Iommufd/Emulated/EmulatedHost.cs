@@ -97,9 +97,6 @@ public sealed class EmulatedHost
     /// <summary>Counters, TLBs, stream tables, host memory, DMA: everything tests and end-to-end runs inspect.</summary>
     public EmulatedHostDiagnostics Diagnostics { get; }
 
-    /// <summary>The devices of the host, in profile order.</summary>
-    public IEnumerable<PciDeviceProfile> DeviceProfiles => Profile.Devices;
-
     /// <summary>Opens /dev/iommu: a new, empty iommufd context.</summary>
     public EmulatedIommufd Open()
     {

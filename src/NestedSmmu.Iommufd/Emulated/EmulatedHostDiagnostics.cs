@@ -49,7 +49,7 @@ public sealed class EmulatedHostDiagnostics
     {
         lock (_host.KernelLock)
         {
-            ArmSmmuDevice s = Smmu0(name);
+            ArmSmmuDevice s = SmmuOrThrow(name);
             return new SmmuDiagnostics(s.Name, s.Hardware.Counters, s.CommandsSubmitted, s.Batches, s.CommandsSkipped,
                 s.EventsSeen, s.EventsForwarded, [.. s.VmidsInUse], s.TwoLevel, s.Profile.HasCmdqv);
         }
@@ -61,13 +61,13 @@ public sealed class EmulatedHostDiagnostics
     /// <summary>Every translation cached in the SMMU's TLB now.</summary>
     public IReadOnlyList<TlbEntry> TlbEntries(string smmu)
     {
-        lock (_host.KernelLock) return [.. Smmu0(smmu).Hardware.Tlb.Entries];
+        lock (_host.KernelLock) return [.. SmmuOrThrow(smmu).Hardware.Tlb.Entries];
     }
 
     /// <summary>The STE the SMMU would fetch for <paramref name="sid"/> (from the stream table in host memory), or null.</summary>
     public StreamTableEntry? ReadSte(string smmu, uint sid)
     {
-        lock (_host.KernelLock) return Smmu0(smmu).ReadSte(sid);
+        lock (_host.KernelLock) return SmmuOrThrow(smmu).ReadSte(sid);
     }
 
     /// <summary>The STE of a device (by name or PCI address).</summary>
@@ -76,7 +76,7 @@ public sealed class EmulatedHostDiagnostics
     {
         lock (_host.KernelLock)
         {
-            HostPciDevice d = Device(device);
+            HostPciDevice d = DeviceOrThrow(device);
             return d.Master.Smmu.ReadSte(d.Profile.StreamId)!.Value;
         }
     }
@@ -84,13 +84,13 @@ public sealed class EmulatedHostDiagnostics
     /// <summary>The SMMU a device sits behind.</summary>
     public string SmmuOf(string device)
     {
-        lock (_host.KernelLock) return Device(device).Profile.Smmu;
+        lock (_host.KernelLock) return DeviceOrThrow(device).Profile.Smmu;
     }
 
     /// <summary>Whether the device's ATS is enabled (the host driver owns PCIe ATS Control).</summary>
     public bool AtsEnabled(string device)
     {
-        lock (_host.KernelLock) return Device(device).Endpoint.AtsEnabled;
+        lock (_host.KernelLock) return DeviceOrThrow(device).Endpoint.AtsEnabled;
     }
 
     /// <summary>Reads host physical memory.</summary>
@@ -141,7 +141,7 @@ public sealed class EmulatedHostDiagnostics
     {
         lock (_host.KernelLock)
         {
-            PciEndpoint endpoint = Device(device).Endpoint;
+            PciEndpoint endpoint = DeviceOrThrow(device).Endpoint;
             DmaResult result = default;
             int done = 0;
             do
@@ -158,9 +158,9 @@ public sealed class EmulatedHostDiagnostics
         }
     }
 
-    private ArmSmmuDevice Smmu0(string name) => _host.FindSmmu(name)
+    private ArmSmmuDevice SmmuOrThrow(string name) => _host.FindSmmu(name)
         ?? throw new ArgumentException($"The emulated host '{_host.Profile.Name}' has no SMMU '{name}'; SMMUs: {string.Join(", ", SmmuNames)}.", nameof(name));
 
-    private HostPciDevice Device(string device) => _host.FindDevice(device)
+    private HostPciDevice DeviceOrThrow(string device) => _host.FindDevice(device)
         ?? throw new ArgumentException($"The emulated host '{_host.Profile.Name}' has no device '{device}'.", nameof(device));
 }
