@@ -31,6 +31,7 @@ public enum Errno
     EOVERFLOW = 75,
     EMSGSIZE = 90,
     EOPNOTSUPP = 95,
+    EADDRINUSE = 98,
 }
 
 /// <summary>Text for <see cref="Errno"/> values, as strerror(3) words them.</summary>
@@ -63,6 +64,7 @@ public static class ErrnoExtensions
         Errno.EOVERFLOW => "Value too large for defined data type",
         Errno.EMSGSIZE => "Message too long",
         Errno.EOPNOTSUPP => "Operation not supported",
+        Errno.EADDRINUSE => "Address already in use",
         _ => $"errno {(int)errno}",
     };
 

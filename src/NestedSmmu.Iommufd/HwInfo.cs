@@ -1,4 +1,6 @@
 using System.Buffers.Binary;
+using NestedSmmu.Hardware;
+using NestedSmmu.Hardware.Smmu;
 using NestedSmmu.Iommufd.Uapi;
 
 namespace NestedSmmu.Iommufd;
@@ -40,7 +42,9 @@ public sealed record HwInfo(HwInfoType Type, ReadOnlyMemory<byte> Data, uint Dat
 /// <summary>
 /// <c>struct iommu_hw_info_arm_smmuv3</c> decoded: the physical SMMU's raw ID registers, with
 /// accessors for the fields userspace may rely on when it builds a vSMMU (the kernel documents
-/// that only these are meaningful to a VMM). Bit positions are from Arm IHI 0070, 6.3.1-6.3.6.
+/// that only these are meaningful to a VMM). The fields are decoded by the hardware model's one
+/// IDR codec (<see cref="SmmuFeatures.FromIdrs"/>, Arm IHI 0070 6.3.1-6.3.6); the few it does not
+/// keep as raw values (ST_LEVEL, TTENDIAN, TTF) are read at its field positions.
 /// </summary>
 public readonly record struct ArmSmmuV3HwInfo(
     HwInfoArmSmmuV3Flags Flags, uint Idr0, uint Idr1, uint Idr2, uint Idr3, uint Idr4, uint Idr5, uint Iidr, uint Aidr)
@@ -48,45 +52,53 @@ public readonly record struct ArmSmmuV3HwInfo(
     /// <summary>Bytes of the uAPI struct.</summary>
     public const int Size = 40;
 
+    /// <summary>Two-bit IDR0 fields (ST_LEVEL, TTENDIAN, TTF, STALL_MODEL).</summary>
+    private const int TwoBits = 2;
+
+    /// <summary>The ID registers as a feature set (decoded by <see cref="SmmuFeatures.FromIdrs"/>).</summary>
+    public SmmuFeatures Features => SmmuFeatures.FromIdrs(Idr0, Idr1, Idr3, Idr5, Iidr, Aidr);
+
     /// <summary>IDR0[28:27] ST_LEVEL: 0 linear stream table, 1 two-level.</summary>
-    public uint StLevel => Bits(Idr0, 27, 2);
+    public uint StLevel => Field(Idr0, SmmuFeatures.IDR0_ST_LEVEL_LO, TwoBits);
     /// <summary>IDR0[26] TERM_MODEL: a terminated transaction aborts rather than reading as zero.</summary>
-    public bool TermModel => Bit(Idr0, 26);
+    public bool TermModel => Features.TermModel;
     /// <summary>IDR0[25:24] STALL_MODEL: 0 stall and terminate, 1 terminate only, 2 stall forced.</summary>
-    public uint StallModel => Bits(Idr0, 24, 2);
+    public uint StallModel => (uint)Features.StallModel;
     /// <summary>IDR0[22:21] TTENDIAN: 0 mixed, 2 little-endian only, 3 big-endian only.</summary>
-    public uint TtEndian => Bits(Idr0, 21, 2);
+    public uint TtEndian => Field(Idr0, SmmuFeatures.IDR0_TTENDIAN_LO, TwoBits);
     /// <summary>IDR0[19] CD2L: two-level CD tables.</summary>
-    public bool Cd2l => Bit(Idr0, 19);
+    public bool Cd2l => Features.TwoLevelCd;
     /// <summary>IDR0[12] ASID16: 16-bit ASIDs.</summary>
-    public bool Asid16 => Bit(Idr0, 12);
+    public bool Asid16 => Features.Asid16;
     /// <summary>IDR0[3:2] TTF: 1 AArch32, 2 AArch64, 3 both.</summary>
-    public uint Ttf => Bits(Idr0, 2, 2);
+    public uint Ttf => Field(Idr0, SmmuFeatures.IDR0_TTF_LO, TwoBits);
     /// <summary>IDR0[1] S1P: stage-1 translation.</summary>
-    public bool S1p => Bit(Idr0, 1);
+    public bool S1p => Features.Stage1;
     /// <summary>IDR0[0] S2P: stage-2 translation.</summary>
-    public bool S2p => Bit(Idr0, 0);
+    public bool S2p => Features.Stage2;
 
     /// <summary>IDR1[5:0] SIDSIZE: StreamID bits.</summary>
-    public uint SidSize => Bits(Idr1, 0, 6);
+    public uint SidSize => (uint)Features.SidBits;
     /// <summary>IDR1[10:6] SSIDSIZE: SubstreamID bits.</summary>
-    public uint SsidSize => Bits(Idr1, 6, 5);
+    public uint SsidSize => (uint)Features.SsidBits;
 
     /// <summary>IDR3[12:11] BBML: break-before-make level.</summary>
-    public uint Bbml => Bits(Idr3, 11, 2);
+    public uint Bbml => (uint)Features.Bbml;
     /// <summary>IDR3[10] RIL: range invalidation.</summary>
-    public bool Ril => Bit(Idr3, 10);
+    public bool Ril => Features.Ril;
 
     /// <summary>IDR5[11:10] VAX: 0 48-bit VA, 1 52-bit VA.</summary>
-    public uint Vax => Bits(Idr5, 10, 2);
+    public uint Vax => (uint)Features.Vax;
     /// <summary>IDR5[6] GRAN64K.</summary>
-    public bool Gran64K => Bit(Idr5, 6);
+    public bool Gran64K => Features.Gran64K;
     /// <summary>IDR5[5] GRAN16K.</summary>
-    public bool Gran16K => Bit(Idr5, 5);
+    public bool Gran16K => Features.Gran16K;
     /// <summary>IDR5[4] GRAN4K.</summary>
-    public bool Gran4K => Bit(Idr5, 4);
-    /// <summary>IDR5[2:0] OAS: output address size (0 32-bit ... 5 48-bit, 6 52-bit).</summary>
-    public uint Oas => Bits(Idr5, 0, 3);
+    public bool Gran4K => Features.Gran4K;
+    /// <summary>IDR5[2:0] OAS: output address size encoding (0 32-bit ... 5 48-bit, 6 52-bit; reserved values read as 52-bit).</summary>
+    public uint Oas => AddressSize.Encode(Features.OasBits);
+    /// <summary>The output address size in bits (IDR5.OAS decoded).</summary>
+    public int OasBits => Features.OasBits;
 
     /// <summary>IDRn by index 0..5.</summary>
     public uint Idr(int n) => n switch
@@ -127,8 +139,7 @@ public readonly record struct ArmSmmuV3HwInfo(
     }
 
     private static uint U32(ReadOnlySpan<byte> b, int offset) => BinaryPrimitives.ReadUInt32LittleEndian(b[offset..]);
-    private static uint Bits(uint value, int lsb, int width) => (value >> lsb) & ((1u << width) - 1);
-    private static bool Bit(uint value, int bit) => ((value >> bit) & 1) != 0;
+    private static uint Field(uint value, int lsb, int width) => (uint)Bits.Get(value, lsb + width - 1, lsb);
 }
 
 /// <summary>

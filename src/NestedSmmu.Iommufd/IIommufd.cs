@@ -58,7 +58,8 @@ public interface IIommufd : IDisposable
     /// <returns>The IOVA of the mapping.</returns>
     /// <exception cref="IommufdException">
     /// EOPNOTSUPP unknown flags; EOVERFLOW iova/length overflow; EINVAL neither READABLE nor
-    /// WRITEABLE, or not aligned to the IOAS's alignment; EEXIST the IOVA range is in use;
+    /// WRITEABLE, or not aligned to the IOAS's alignment; EADDRINUSE the IOVA range lies in a
+    /// reserved range (beyond an attached domain's aperture); EEXIST the IOVA range is in use;
     /// ENOENT unknown IOAS; EFAULT the range leaves the region, or the region belongs to another
     /// backend; ENOMEM pinning failed (RLIMIT_MEMLOCK).
     /// </exception>
@@ -118,7 +119,8 @@ public interface IIommufd : IDisposable
     ObjectId AttachDevice(DeviceId device, ObjectId pt);
 
     /// <summary>VFIO_DEVICE_DETACH_IOMMUFD_PT: the device blocks DMA afterwards.</summary>
-    /// <exception cref="IommufdException">ENOENT not a bound device; EINVAL not attached.</exception>
+    /// <remarks>Detaching a device that is not attached succeeds and does nothing (VFIO returns 0).</remarks>
+    /// <exception cref="IommufdException">ENOENT not a bound device.</exception>
     void DetachDevice(DeviceId device);
 
     /// <summary>
@@ -171,7 +173,10 @@ public interface IIommufd : IDisposable
     /// <param name="target">A vIOMMU or a nested HWPT.</param>
     /// <param name="dataType">The entry format.</param>
     /// <param name="entryLength">Bytes per entry as the caller lays them out (<c>entry_len</c>).</param>
-    /// <param name="entryCount">Entries to run (<c>entry_num</c>); 0 is a successful no-op.</param>
+    /// <param name="entryCount">
+    /// Entries to run (<c>entry_num</c>). The SMMUv3 driver copies the whole array and refuses an
+    /// empty one (EINVAL, 0 handled); other drivers may accept 0 as a no-op.
+    /// </param>
     /// <param name="entries">At least <c>entryLength * entryCount</c> bytes (else EFAULT without a call).</param>
     /// <returns>
     /// Entries handled and the errno: EINVAL target of the wrong kind, data_type mismatch,
@@ -206,7 +211,9 @@ public interface IIommufd : IDisposable
     /// is the vSID the guest uses (CMDQV also programs a SID match/replace slot).
     /// </summary>
     /// <exception cref="IommufdException">
-    /// EINVAL virt_id too large (over 32 bits) or the device is behind another IOMMU; ENOENT
+    /// EINVAL virt_id too large for the driver (Tegra241 CMDQV: over 32 bits; plain SMMUv3 takes
+    /// any value, though only 32-bit vSIDs can match commands and events) or the device is behind
+    /// another IOMMU; ENOENT
     /// unknown vIOMMU or device; EEXIST the device already has a vDEVICE or the virt_id is
     /// taken; ENOSPC (CMDQV) no free SID slot.
     /// </exception>
@@ -247,7 +254,8 @@ public interface IIommufd : IDisposable
     /// The mapping keeps the vIOMMU busy until disposed.
     /// </summary>
     /// <exception cref="IommufdException">
-    /// EINVAL length not page aligned; ENXIO offset and length do not exactly match an exported region.
+    /// EINVAL offset not page aligned or length 0 (mmap(2) rounds the length up to whole pages
+    /// before iommufd sees it); ENXIO offset and length do not exactly match an exported region.
     /// </exception>
     IMmioMapping Mmap(ulong offset, ulong length);
 

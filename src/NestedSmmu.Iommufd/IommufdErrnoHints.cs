@@ -23,6 +23,7 @@ public static class IommufdErrnoHints
         (IommufdIoctl.IoasMap, Errno.EOVERFLOW) => "iova + length or user_va + length overflows",
         (IommufdIoctl.IoasMap, Errno.EINVAL) => "Map with READABLE and/or WRITEABLE, and align iova and length to the IOAS's iova alignment",
         (IommufdIoctl.IoasMap, Errno.EEXIST) => "The IOVA range overlaps an existing mapping",
+        (IommufdIoctl.IoasMap, Errno.EADDRINUSE) => "The IOVA range is reserved: it lies beyond the aperture (input size) of a domain attached to the IOAS",
         (IommufdIoctl.IoasMap, Errno.ENOMEM) => "Pinning failed: raise RLIMIT_MEMLOCK (ulimit -l) for the VMM",
         (IommufdIoctl.IoasUnmap, Errno.ENOENT) => "The range is not mapped, or it would split a mapping: unmap whole mappings",
         (IommufdIoctl.IoasUnmap, Errno.EBUSY) => "A HW queue pins part of the range: destroy the HW queue first",
@@ -35,7 +36,7 @@ public static class IommufdErrnoHints
         (IommufdIoctl.HwptAlloc, Errno.EOPNOTSUPP) => "Unsupported flags for this kind of HWPT (nested takes only FAULT_ID_VALID|PASID; NEST_PARENT excludes FAULT_ID_VALID; DIRTY_TRACKING needs the capability)",
         (IommufdIoctl.HwptAlloc, Errno.EIO) => "The vSTE is invalid: only V, CFG (abort, bypass, S1 translate), S1FMT, S1CTXPTR, S1CDMAX, S1DSS, S1CIR/COR/CSH, S1STALLD and EATS 0/1 may be set",
 
-        (IommufdIoctl.HwptInvalidate, Errno.EINVAL) => "hwpt_id must be a nested HWPT or a vIOMMU, data_type must match it, entry_len must be the entry size and data_uptr non-null",
+        (IommufdIoctl.HwptInvalidate, Errno.EINVAL) => "hwpt_id must be a nested HWPT or a vIOMMU, data_type must match it, data_uptr and entry_len non-zero, and (SMMUv3) entry_num non-zero",
         (IommufdIoctl.HwptInvalidate, Errno.EIO) => "An entry is not an allowed command (TLBI_NH_*, TLBI_NSNH_ALL, ATC_INV, CFGI_CD*) or names an unknown vSID; entry_num says how many were handled",
         (IommufdIoctl.HwptInvalidate, Errno.EOPNOTSUPP) => "Non-zero __reserved, or the object's driver cannot invalidate",
 

@@ -36,6 +36,7 @@ public sealed class ErrnoMappingTests : IDisposable
     [InlineData(Errno.EOVERFLOW, 75)]
     [InlineData(Errno.EMSGSIZE, 90)]
     [InlineData(Errno.EOPNOTSUPP, 95)]
+    [InlineData(Errno.EADDRINUSE, 98)]
     public void Errno_values_are_the_Linux_numbers(Errno errno, int value)
     {
         ((int)errno).ShouldBe(value);

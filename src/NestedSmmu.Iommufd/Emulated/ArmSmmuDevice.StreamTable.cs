@@ -1,0 +1,225 @@
+using NestedSmmu.Hardware.Memory;
+using NestedSmmu.Hardware;
+using NestedSmmu.Hardware.Smmu;
+
+namespace NestedSmmu.Iommufd.Emulated;
+
+internal sealed partial class ArmSmmuDevice
+{
+    /// <summary>ATC_INV Size = 52: the whole address space (IHI 0070 4.6.1).</summary>
+    private const uint AtcInvSizeAll = 52;
+    /// <summary>
+    /// Without range invalidation, unmaps of more pages than this invalidate the whole VMID
+    /// instead (Linux's CMDQ_MAX_TLBI_OPS).
+    /// </summary>
+    private const ulong MaxTlbiOps = 1UL << 7;
+    /// <summary>Command TG = 1: the 4 KiB translation granule.</summary>
+    private const uint TlbiTg4K = 1;
+    /// <summary>TLBI range NUM is 5 bits (the chunk count minus one); Linux takes 5 bits of the page count at a time.</summary>
+    private const ulong TlbiRangeNumMax = 31;
+
+    private readonly Dictionary<uint, ArmSmmuMaster> _masters = new();
+    private readonly Dictionary<uint, ulong> _l2Tables = new();
+    private readonly SortedSet<ushort> _vmids = new();
+
+    public bool TwoLevel { get; private set; }
+    public int StreamTableLog2Size { get; private set; }
+    public ulong StreamTableBase { get; private set; }
+    public ushort MaxVmid { get; }
+
+    /// <summary>VMIDs in use on this SMMU, ascending.</summary>
+    public IReadOnlyCollection<ushort> VmidsInUse => _vmids;
+
+    /// <summary>The masters (devices) behind this SMMU, by StreamID.</summary>
+    public IReadOnlyDictionary<uint, ArmSmmuMaster> Masters => _masters;
+
+    private void InitStreamTable()
+    {
+        (TwoLevel, StreamTableLog2Size) = StreamTableGeometry(Features);
+        if (TwoLevel)
+        {
+            ulong l1Bytes = (ulong)L1StreamTableDescriptor.Size << (StreamTableLog2Size - StrtabSplit);
+            // Level-1 descriptors start invalid (zero): StreamIDs without a level-2 table are C_BAD_STREAMID.
+            StreamTableBase = AllocateOrThrow(l1Bytes, l1Bytes, "stream table L1");
+        }
+        else
+        {
+            ulong bytes = (ulong)StreamTableEntry.Size << StreamTableLog2Size;
+            StreamTableBase = AllocateOrThrow(bytes, bytes, "linear stream table");
+            // arm_smmu_init_initial_stes: every STE aborts until a domain is attached.
+            for (ulong sid = 0; sid < 1UL << StreamTableLog2Size; sid++) WriteSteWords(StreamTableBase + sid * StreamTableEntry.Size, AbortSte);
+        }
+    }
+
+    /// <summary>STE word 0 [0] V.</summary>
+    private const ulong SteValid = 1;
+
+    /// <summary>The abort STE (arm_smmu_make_abort_ste): V = 1, Config = abort, nothing else (linux.md §7: word 0 = 0x1).</summary>
+    public static StreamTableEntry AbortSte => new(SteValid, 0, 0, 0);
+
+    /// <summary>arm_smmu_probe_device: makes the master's StreamID usable (level-2 table) and aborting.</summary>
+    public ArmSmmuMaster AddMaster(HostPciDevice device)
+    {
+        uint sid = device.Profile.StreamId;
+        if (sid >> StreamTableLog2Size != 0 && StreamTableLog2Size < 32)
+            throw new InvalidOperationException($"StreamID 0x{sid:X} of '{device.Name}' is beyond the 2^{StreamTableLog2Size}-entry stream table of SMMU '{Name}'.");
+        if (TwoLevel) EnsureL2(sid);
+        var master = new ArmSmmuMaster(this, device);
+        // An ATS-capable endpoint registers its ATC with the SMMU itself (ATC_INV reaches it by StreamID).
+        _masters.Add(sid, master);
+        return master;
+    }
+
+    private void EnsureL2(uint sid)
+    {
+        uint l1Index = sid >> StrtabSplit;
+        if (_l2Tables.ContainsKey(l1Index)) return;
+        ulong l2Bytes = (ulong)StreamTableEntry.Size << StrtabSplit;
+        ulong l2 = AllocateOrThrow(l2Bytes, l2Bytes, $"stream table L2[{l1Index}]");
+        for (ulong i = 0; i < 1UL << StrtabSplit; i++) WriteSteWords(l2 + i * StreamTableEntry.Size, AbortSte);
+        _l2Tables.Add(l1Index, l2);
+        // Span = SPLIT + 1: the level-2 table holds 2^SPLIT STEs.
+        var l1 = L1StreamTableDescriptor.Create(l2, StrtabSplit + 1);
+        _host.Memory.WriteUInt64(StreamTableBase + (ulong)l1Index * L1StreamTableDescriptor.Size, l1.Word);
+    }
+
+    /// <summary>Host PA of the STE for <paramref name="sid"/>, or null when no level-2 table covers it.</summary>
+    public ulong? SteAddress(uint sid)
+    {
+        if (sid >> StreamTableLog2Size != 0 && StreamTableLog2Size < 32) return null;
+        if (!TwoLevel) return StreamTableBase + (ulong)sid * StreamTableEntry.Size;
+        return _l2Tables.TryGetValue(sid >> StrtabSplit, out ulong l2)
+            ? l2 + (ulong)(sid & ((1u << StrtabSplit) - 1)) * StreamTableEntry.Size
+            : null;
+    }
+
+    /// <summary>The STE in the stream table for <paramref name="sid"/> (as the SMMU would fetch it), or null.</summary>
+    public StreamTableEntry? ReadSte(uint sid)
+    {
+        if (SteAddress(sid) is not { } a) return null;
+        Span<ulong> w = stackalloc ulong[StreamTableEntry.Words];
+        for (int i = 0; i < w.Length; i++) w[i] = _host.Memory.ReadUInt64(a + (ulong)(i * sizeof(ulong)));
+        return StreamTableEntry.FromWords(w);
+    }
+
+    /// <summary>
+    /// arm_smmu_write_ste: installs <paramref name="ste"/> for <paramref name="sid"/>. A live STE
+    /// is first made invalid and synced (break before make), then the new words are written with
+    /// word 0 last, then CFGI_STE + CMD_SYNC.
+    /// </summary>
+    public void InstallSte(uint sid, in StreamTableEntry ste)
+    {
+        ulong address = SteAddress(sid) ?? throw new InvalidOperationException($"StreamID 0x{sid:X} has no STE on SMMU '{Name}'.");
+        StreamTableEntry old = ReadSte(sid)!.Value;
+        if (old == ste) return;
+        if (old.V)
+        {
+            _host.Memory.WriteUInt64(address, 0);
+            Submit([Command.CfgiSte(sid)], sync: true);
+        }
+        Span<ulong> words = stackalloc ulong[StreamTableEntry.Words];
+        ste.CopyTo(words);
+        for (int i = 1; i < words.Length; i++) _host.Memory.WriteUInt64(address + (ulong)(i * sizeof(ulong)), words[i]);
+        _host.Memory.WriteUInt64(address, words[0]);
+        Submit([Command.CfgiSte(sid)], sync: true);
+    }
+
+    private void WriteSteWords(ulong address, in StreamTableEntry ste)
+    {
+        Span<ulong> words = stackalloc ulong[StreamTableEntry.Words];
+        ste.CopyTo(words);
+        for (int i = 0; i < words.Length; i++)
+        {
+            if (words[i] != 0) _host.Memory.WriteUInt64(address + (ulong)(i * sizeof(ulong)), words[i]);
+        }
+    }
+
+    // ------------------------------------------------------------------ VMIDs
+
+    /// <summary>The lowest free VMID from 1 (0 is never used for a domain), or null when every VMID is taken.</summary>
+    public ushort? AllocVmid()
+    {
+        ushort candidate = 1;
+        foreach (ushort used in _vmids)
+        {
+            if (used != candidate) break;
+            if (candidate == MaxVmid) return null;
+            candidate++;
+        }
+        if (candidate > MaxVmid) return null;
+        _vmids.Add(candidate);
+        return candidate;
+    }
+
+    /// <summary>Frees a VMID after flushing every TLB entry tagged with it (TLBI_S12_VMALL + CMD_SYNC).</summary>
+    public void FreeVmid(ushort vmid)
+    {
+        Submit([Command.TlbiS12Vmall(vmid)], sync: true);
+        _vmids.Remove(vmid);
+    }
+
+    // ------------------------------------------------------------------ invalidation
+
+    /// <summary>
+    /// arm_smmu_tlb_inv_range_s2: invalidates stage-2 translations of <c>[ipa, ipa + size)</c>
+    /// tagged with <paramref name="vmid"/>: TLBI_S2_IPA per range (RIL) or per page, or
+    /// TLBI_S12_VMALL when the range is large and RIL is absent. For a nest parent, every nested
+    /// stage-1 translation combined with it is stale too: TLBI_NH_ALL for the VMID. Then CMD_SYNC.
+    /// </summary>
+    public void InvalidateStage2(ushort vmid, ulong ipa, ulong size, bool nestParent)
+    {
+        var commands = new List<Command>();
+        ulong pages = size >> Stage2PageTable.PageShift;
+        if (!Features.Ril && pages > MaxTlbiOps)
+        {
+            commands.Add(Command.TlbiS12Vmall(vmid));
+        }
+        else if (Features.Ril)
+        {
+            // Range invalidation: each command covers (NUM + 1) * 2^SCALE pages from its address.
+            // As __arm_smmu_tlb_inv_range does: SCALE is the lowest set bit of the remaining page
+            // count and NUM its next five bits, so every command clears at least one of them.
+            ulong iova = ipa;
+            while (pages > 0)
+            {
+                int scale = System.Numerics.BitOperations.TrailingZeroCount(pages);
+                ulong num = (pages >> scale) & TlbiRangeNumMax;
+                commands.Add(Command.TlbiS2Ipa(vmid, iova, leaf: true, tg: TlbiTg4K, num: (uint)(num - 1), scale: (uint)scale));
+                ulong covered = num << scale;
+                pages -= covered;
+                iova += covered << Stage2PageTable.PageShift;
+            }
+        }
+        else
+        {
+            for (ulong p = 0; p < pages; p++) commands.Add(Command.TlbiS2Ipa(vmid, ipa + (p << Stage2PageTable.PageShift), leaf: true));
+        }
+        if (nestParent) commands.Add(Command.TlbiNhAll(vmid));
+        SubmitBatched(commands);
+    }
+
+    /// <summary>ATC_INV of everything the master's ATC holds (every PASID), then CMD_SYNC.</summary>
+    public void InvalidateAtc(uint sid) =>
+        Submit([Command.AtcInv(sid, null, 0, AtcInvSizeAll, global: true)], sync: true);
+
+    /// <summary>Submits commands in batches of <see cref="CmdqBatchEntries"/> - 1, each followed by CMD_SYNC.</summary>
+    public void SubmitBatched(IReadOnlyList<Command> commands)
+    {
+        const int perBatch = CmdqBatchEntries - 1;
+        Span<Command> batch = stackalloc Command[perBatch];
+        int n = 0;
+        foreach (Command c in commands)
+        {
+            batch[n++] = c;
+            if (n == perBatch)
+            {
+                Submit(batch, sync: true);
+                n = 0;
+            }
+        }
+        if (n > 0) Submit(batch[..n], sync: true);
+    }
+
+    /// <summary>Number of level-2 stream tables allocated (diagnostics).</summary>
+    public int Level2Tables => _l2Tables.Count;
+}

@@ -1,0 +1,214 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
+using NestedSmmu.Iommufd.Uapi;
+
+namespace NestedSmmu.Iommufd.Emulated;
+
+// IO address spaces (ioas.c, io_pagetable.c): mappings of pinned host memory, mirrored into
+// every paging domain of the IOAS, and the kernel-internal pins HW queues take.
+public sealed partial class EmulatedIommufd
+{
+    /// <summary>The kernel's page size: IOVA alignment of every mapping, mmap granule, pin granule.</summary>
+    public const ulong PageSize = HostMemoryAllocator.PageSize;
+    private const ulong PageMask = PageSize - 1;
+    private const IoasMapFlags KnownMapFlags = IoasMapFlags.FixedIova | IoasMapFlags.Writeable | IoasMapFlags.Readable;
+
+    private int IoasAllocIoctl(ref IommuIoasAlloc cmd, ref bool respond)
+    {
+        if (cmd.Flags != 0) return Fail(Errno.EOPNOTSUPP);
+        var ioas = new IoasObject(this);
+        cmd.OutIoasId = AllocId(ioas);
+        respond = true;
+        return 0;
+    }
+
+    /// <summary>
+    /// IOMMU_IOAS_MAP (iommufd_ioas_map, iopt_map_user_pages): argument checks, then the user
+    /// range is resolved to host memory (EFAULT when it is not a region of this host), checked
+    /// against the IOAS (alignment EINVAL, the domains' aperture EADDRINUSE, overlap EEXIST),
+    /// pinned and written into every paging domain.
+    /// </summary>
+    private int IoasMapIoctl(ref IommuIoasMap cmd, ref bool respond)
+    {
+        var flags = (IoasMapFlags)cmd.Flags;
+        if ((flags & ~KnownMapFlags) != 0 || cmd.Reserved != 0) return Fail(Errno.EOPNOTSUPP);
+        if (cmd.Iova >= ulong.MaxValue || cmd.Length >= ulong.MaxValue) return Fail(Errno.EOVERFLOW);
+        if ((flags & (IoasMapFlags.Writeable | IoasMapFlags.Readable)) == 0) return Fail(Errno.EINVAL);
+        IoasObject? ioas = Get<IoasObject>(cmd.IoasId, ObjectType.Ioas, out Errno e);
+        if (ioas is null) return Fail(e);
+        if (cmd.Length == 0) return Fail(Errno.EINVAL);
+        if (cmd.UserVa > ulong.MaxValue - cmd.Length) return Fail(Errno.EOVERFLOW);
+        bool fixedIova = (flags & IoasMapFlags.FixedIova) != 0;
+        if (fixedIova && cmd.Iova > ulong.MaxValue - (cmd.Length - 1)) return Fail(Errno.EOVERFLOW);
+        // The emulated host maps whole pages: the user address, IOVA and length are page aligned.
+        if (((cmd.UserVa | cmd.Length | (fixedIova ? cmd.Iova : 0)) & PageMask) != 0) return Fail(Errno.EINVAL);
+        if (!_host.UserMemory.TryResolveRegion(cmd.UserVa, cmd.Length, out EmulatedHostMemoryRegion? region, out ulong regionOffset))
+            return Fail(Errno.EFAULT);
+
+        ulong iova;
+        if (fixedIova)
+        {
+            iova = cmd.Iova;
+            e = CheckIova(ioas, iova, cmd.Length);
+            if (e != Errno.None) return Fail(e);
+        }
+        else if (AllocIova(ioas, cmd.Length, cmd.UserVa) is { } allocated)
+        {
+            iova = allocated;
+        }
+        else
+        {
+            return Fail(Errno.ENOSPC);
+        }
+
+        var area = new IoasArea(iova, cmd.Length, region!, regionOffset,
+            (flags & IoasMapFlags.Readable) != 0, (flags & IoasMapFlags.Writeable) != 0);
+        for (int i = 0; i < ioas.Hwpts.Count; i++)
+        {
+            e = ioas.Hwpts[i].Domain.Map(area.Iova, area.HostPhysicalAddress, area.Length, area.Read, area.Write);
+            if (e == Errno.None) continue;
+            // Roll back the domains already written, as iopt_fill_domains_pages does.
+            for (int j = 0; j <= i; j++) ioas.Hwpts[j].Domain.Unmap(area.Iova, area.Length);
+            return Fail(e);
+        }
+        region!.Pin();
+        ioas.Areas.Add(iova, area);
+        cmd.Iova = iova;
+        respond = true;
+        return 0;
+    }
+
+    /// <summary>iopt_check_iova: aperture (EADDRINUSE), then existing mappings (EEXIST).</summary>
+    private static Errno CheckIova(IoasObject ioas, ulong iova, ulong length)
+    {
+        ulong last = iova + length - 1;
+        if (last > ioas.ApertureLast) return Errno.EADDRINUSE;
+        return ioas.Intersecting(iova, last).Any() ? Errno.EEXIST : Errno.None;
+    }
+
+    /// <summary>
+    /// iopt_alloc_iova: the lowest free IOVA aligned to the mapping's natural alignment (the
+    /// length rounded up to a power of two, capped by the user address's alignment), or null.
+    /// </summary>
+    private static ulong? AllocIova(IoasObject ioas, ulong length, ulong userVa)
+    {
+        ulong alignment = BitOperations.RoundUpToPowerOf2(length);
+        if (userVa != 0) alignment = Math.Min(alignment, 1UL << BitOperations.TrailingZeroCount(userVa));
+        alignment = Math.Max(alignment, PageSize);
+        ulong last = ioas.ApertureLast;
+        ulong candidate = 0;
+        foreach (IoasArea a in ioas.Areas.Values)
+        {
+            if (a.Last < candidate) continue;
+            if (a.Iova > candidate && a.Iova - candidate >= length) break;
+            // The area overlaps [candidate, candidate + length): move past it.
+            if (a.Last == ulong.MaxValue) return null;
+            ulong next = (a.Last + 1 + alignment - 1) & ~(alignment - 1);
+            if (next <= a.Last) return null; // wrapped
+            candidate = next;
+        }
+        return candidate <= last && last - candidate >= length - 1 ? candidate : null;
+    }
+
+    /// <summary>
+    /// IOMMU_IOAS_UNMAP (iommufd_ioas_unmap): (0, U64_MAX) unmaps everything (0 is fine when
+    /// empty); otherwise the range must cover whole mappings (ENOENT when it cuts one or maps
+    /// nothing) and no pin may touch them (EBUSY). Domains are unmapped and their TLBs flushed.
+    /// </summary>
+    private int IoasUnmapIoctl(ref IommuIoasUnmap cmd, ref bool respond)
+    {
+        IoasObject? ioas = Get<IoasObject>(cmd.IoasId, ObjectType.Ioas, out Errno e);
+        if (ioas is null) return Fail(e);
+        ulong first, last;
+        bool all = cmd.Iova == 0 && cmd.Length == ulong.MaxValue;
+        if (all)
+        {
+            first = 0;
+            last = ulong.MaxValue;
+        }
+        else
+        {
+            if (cmd.Iova >= ulong.MaxValue || cmd.Length >= ulong.MaxValue) return Fail(Errno.EOVERFLOW);
+            if (cmd.Length == 0) return Fail(Errno.EINVAL);
+            if (cmd.Iova > ulong.MaxValue - (cmd.Length - 1)) return Fail(Errno.EOVERFLOW);
+            first = cmd.Iova;
+            last = cmd.Iova + cmd.Length - 1;
+        }
+        List<IoasArea> areas = ioas.Intersecting(first, last).ToList();
+        if (areas.Any(a => a.Iova < first || a.Last > last)) return Fail(Errno.ENOENT);
+        if (areas.Any(a => ioas.Pins.Any(p => p.Iova <= a.Last && a.Iova <= p.Last))) return Fail(Errno.EBUSY);
+        if (areas.Count == 0 && !all) return Fail(Errno.ENOENT);
+        ulong unmapped = 0;
+        foreach (IoasArea a in areas)
+        {
+            foreach (HwptPagingObject h in ioas.Hwpts) h.Domain.Unmap(a.Iova, a.Length);
+            ioas.Areas.Remove(a.Iova);
+            a.Region.Unpin();
+            unmapped += a.Length;
+        }
+        cmd.Length = unmapped;
+        respond = true;
+        return 0;
+    }
+
+    /// <summary>
+    /// IOMMU_IOAS_IOVA_RANGES: the allowed range (narrowed to the domains' aperture) and the
+    /// alignment; EMSGSIZE after answering when the user's array is too small.
+    /// </summary>
+    private int IoasIovaRangesIoctl(ref IommuIoasIovaRanges cmd, ref bool respond)
+    {
+        if (cmd.Reserved != 0) return Fail(Errno.EOPNOTSUPP);
+        IoasObject? ioas = Get<IoasObject>(cmd.IoasId, ObjectType.Ioas, out Errno e);
+        if (ioas is null) return Fail(e);
+        IommuIovaRange[] ranges = [new IommuIovaRange { Start = 0, Last = ioas.ApertureLast }];
+        uint capacity = cmd.NumIovas;
+        for (int i = 0; i < ranges.Length && i < capacity; i++)
+        {
+            ulong uptr = cmd.AllowedIovas + (ulong)(i * Marshal.SizeOf<IommuIovaRange>());
+            e = Copy.ToUser(uptr, MemoryMarshal.AsBytes(ranges.AsSpan(i, 1)));
+            if (e != Errno.None) return Fail(e);
+        }
+        cmd.NumIovas = (uint)ranges.Length;
+        cmd.OutIovaAlignment = PageSize;
+        respond = true;
+        return ranges.Length > capacity ? Fail(Errno.EMSGSIZE) : 0;
+    }
+
+    // ------------------------------------------------------------------ kernel-internal pins
+
+    /// <summary>
+    /// iommufd_access_pin_pages of <c>[iova, iova + length)</c> (page aligned): ENOENT when part
+    /// is not mapped. Returns the host physical runs behind it, in IOVA order (one run when the
+    /// range is physically contiguous).
+    /// </summary>
+    internal Errno Pin(IoasObject ioas, ulong iova, ulong length, out IoasPin? pin, out List<(ulong Pa, ulong Length)> runs)
+    {
+        pin = null;
+        runs = [];
+        ulong last = iova + length - 1;
+        ulong next = iova;
+        foreach (IoasArea a in ioas.Intersecting(iova, last).OrderBy(a => a.Iova))
+        {
+            if (a.Iova > next) return Errno.ENOENT;
+            ulong end = Math.Min(a.Last, last);
+            ulong pa = a.HostPhysicalAddress + (next - a.Iova);
+            ulong bytes = end - next + 1;
+            if (runs.Count > 0 && runs[^1].Pa + runs[^1].Length == pa) runs[^1] = (runs[^1].Pa, runs[^1].Length + bytes);
+            else runs.Add((pa, bytes));
+            if (end == last) break;
+            next = end + 1;
+        }
+        if (runs.Count == 0 || runs.Sum(r => (decimal)r.Length) != length) return Errno.ENOENT;
+        pin = new IoasPin(iova, length);
+        ioas.Pins.Add(pin);
+        ioas.Users++;
+        return Errno.None;
+    }
+
+    /// <summary>Drops a pin taken by <see cref="Pin"/> (null: nothing).</summary>
+    internal void ReleasePin(IoasObject ioas, IoasPin? pin)
+    {
+        if (pin is null) return;
+        if (ioas.Pins.Remove(pin)) ioas.Users--;
+    }
+}
