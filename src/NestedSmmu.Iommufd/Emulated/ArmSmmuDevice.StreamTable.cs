@@ -179,12 +179,16 @@ internal sealed partial class ArmSmmuDevice
             // Range invalidation: each command covers (NUM + 1) * 2^SCALE pages from its address.
             // As __arm_smmu_tlb_inv_range does: SCALE is the lowest set bit of the remaining page
             // count and NUM its next five bits, so every command clears at least one of them.
+            // The mappings may be blocks, so no TTL is given (non-leaf scope); NUM = SCALE = TTL = 0
+            // with TG set is reserved (IHI 0070 4.4.1.1), so a lone page is widened to two, as
+            // Linux does for the same case.
+            if ((pages & TlbiRangeNumMax) == 1) pages++;
             ulong iova = ipa;
             while (pages > 0)
             {
                 int scale = System.Numerics.BitOperations.TrailingZeroCount(pages);
                 ulong num = (pages >> scale) & TlbiRangeNumMax;
-                commands.Add(Command.TlbiS2Ipa(vmid, iova, leaf: true, tg: TlbiTg4K, num: (uint)(num - 1), scale: (uint)scale));
+                commands.Add(Command.TlbiS2Ipa(vmid, iova, leaf: false, tg: TlbiTg4K, num: (uint)(num - 1), scale: (uint)scale));
                 ulong covered = num << scale;
                 pages -= covered;
                 iova += covered << Stage2PageTable.PageShift;
