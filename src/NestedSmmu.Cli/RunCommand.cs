@@ -14,19 +14,26 @@ internal static class RunCommand
     public static CliCommand Create(TextWriter stdout, TextWriter stderr)
     {
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Print each check as it runs." };
-        var cmd = new CliCommand("run", "Run NestedSmmu end to end on the embedded emulated host (today: the SMMUv3 hardware self-check).") { verbose };
+        var cmd = new CliCommand("run", "Run NestedSmmu end to end on the embedded emulated host (today: the SMMUv3 self-check and a nested iommufd run on the emulated Grace-class host).") { verbose };
         cmd.SetAction(parse =>
         {
             bool v = parse.GetValue(verbose);
-            stdout.WriteLine("NestedSmmu run: SMMUv3 hardware self-check (the VMM and guest layers are not built yet).");
+            var log = v ? stdout : TextWriter.Null;
+            stdout.WriteLine("NestedSmmu run (the VMM and guest layers are not built yet: this run drives the hardware model and the emulated host's iommufd directly).");
             var sw = Stopwatch.StartNew();
-            var check = new HardwareSelfCheck(v ? stdout : TextWriter.Null);
+            stdout.WriteLine("1. SMMUv3 hardware self-check: a driver on the registers and command queue, an endpoint's DMA.");
+            var check = new HardwareSelfCheck(log);
             int failed = check.Run();
-            stdout.WriteLine($"{check.Passed} checks passed, {failed} failed in {sw.Elapsed.TotalMilliseconds:F0} ms; " +
+            stdout.WriteLine($"   {check.Passed} checks passed, {failed} failed; " +
                              $"{check.Counters.Translations} translations, {check.Counters.CommandsExecuted} commands, {check.Counters.EventsWritten} events, " +
                              $"IOTLB {check.TlbHits} hits / {check.TlbMisses} misses.");
-            foreach (var f in check.Failures) stderr.WriteLine($"FAILED: {f}");
-            return failed == 0 ? 0 : 1;
+            stdout.WriteLine("2. Emulated host (embedded Grace-class profile) through IIommufd: nested translation across two SMMUs.");
+            var host = new EmulatedHostCheck(log);
+            int hostFailed = host.Run();
+            stdout.WriteLine($"   {host.Passed} checks passed, {hostFailed} failed.");
+            foreach (var f in check.Failures.Concat(host.Failures)) stderr.WriteLine($"FAILED: {f}");
+            stdout.WriteLine($"{check.Passed + host.Passed} checks passed, {failed + hostFailed} failed in {sw.Elapsed.TotalMilliseconds:F0} ms.");
+            return failed + hostFailed == 0 ? 0 : 1;
         });
         return cmd;
     }

@@ -40,7 +40,7 @@ public sealed class FromDumpAndRunTests
     {
         var run = CliRunner.Run("run");
         run.ExitCode.ShouldBe(0, run.Stderr);
-        run.Stdout.ShouldContain("0 failed");
+        run.Stdout.ShouldContain("15 checks passed, 0 failed");
     }
 
     [Fact]

@@ -9,7 +9,7 @@ namespace NestedSmmu.Hardware.Scenarios;
 /// nestedsmmu-scenario/1 document. Written from the Arm ARM's table geometry alone (it shares
 /// nothing with the model's walker), so tests can use it as an independent reference.
 /// </summary>
-public sealed class ScenarioBuilder
+public sealed class ScenarioBuilder : ITableSpace
 {
     public const ulong StrtabBase = 0x4000_0000, EventqBase = 0x40F0_0000, CdBase = 0x4080_0000;
     public const int EventqLog2 = 6;
@@ -132,9 +132,22 @@ public sealed class ScenarioBuilder
 }
 
 /// <summary>One translation regime's tables: granule, input size, start level (and stage-2 concatenation).</summary>
+/// <summary>Where a <see cref="Tables"/> builder reads, writes and allocates translation tables.</summary>
+public interface ITableSpace
+{
+    ulong Read(ulong address);
+    void Word(ulong address, ulong value);
+    /// <summary>A zeroed table of at least <paramref name="bytes"/>, aligned to its size.</summary>
+    ulong AllocTable(ulong bytes);
+}
+
+/// <summary>
+/// A VMSAv8-64 translation table builder (Arm ARM D8 geometry): one granule, an input size and
+/// a start level (a stage-2 root may be several concatenated tables), page or block leaves.
+/// </summary>
 public sealed class Tables
 {
-    private readonly ScenarioBuilder _b;
+    private readonly ITableSpace _b;
     public int PageShift { get; }
     public int Stride => PageShift - 3;
     public int InputBits { get; }
@@ -142,7 +155,7 @@ public sealed class Tables
     public bool Stage2 { get; }
     public ulong Root { get; }
 
-    public Tables(ScenarioBuilder b, int pageShift, int inputBits, int startLevel, bool stage2)
+    public Tables(ITableSpace b, int pageShift, int inputBits, int startLevel, bool stage2)
     {
         _b = b;
         PageShift = pageShift;
