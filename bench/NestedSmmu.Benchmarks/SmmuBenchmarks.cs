@@ -10,6 +10,7 @@ namespace NestedSmmu.Benchmarks;
 /// address is walked through a 4-level 4K stage 2, then the output IPA through stage 2 again.
 /// </summary>
 [MemoryDiagnoser]
+[MedianColumn]
 public class TranslateBenchmarks
 {
     private const uint Sid = 0x10;
@@ -59,6 +60,7 @@ public class TranslateBenchmarks
 
 /// <summary>Command decode and execute through the real command queue (CMDQ_PROD write consumes the batch).</summary>
 [MemoryDiagnoser]
+[MedianColumn]
 public class CommandBenchmarks
 {
     private const int Log2 = 12;
