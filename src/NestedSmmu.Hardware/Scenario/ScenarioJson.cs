@@ -60,29 +60,14 @@ internal static class ScenarioJson
 
     public static ScenarioFormatException Error(string path, string detail) => new(path, detail);
 
-    /// <summary>The path of member <paramref name="name"/> of the value at <paramref name="path"/>: <c>$.a.b</c>, or <c>$['a b']</c>.</summary>
-    public static string Member(string path, string name)
-    {
-        bool plain = name.Length > 0 && (char.IsAsciiLetter(name[0]) || name[0] == '_')
-            && !name.AsSpan().ContainsAnyExcept(IdentifierChars);
-        return plain ? $"{path}.{name}" : $"{path}['{name.Replace("\\", "\\\\").Replace("'", "\\'")}']";
-    }
+    public static string Member(string path, string name) => JsonPaths.Member(path, name);
 
-    public static string Item(string path, int index) => $"{path}[{index}]";
+    public static string Item(string path, int index) => JsonPaths.Item(path, index);
 
     /// <summary>A value as an error message quotes it: strings in single quotes, the rest as JSON text.</summary>
     public static string Quote(JsonElement e) => e.ValueKind == JsonValueKind.String ? $"'{e.GetString()}'" : Shorten(e.GetRawText());
 
-    public static string Describe(JsonValueKind kind) => kind switch
-    {
-        JsonValueKind.Object => "an object",
-        JsonValueKind.Array => "an array",
-        JsonValueKind.String => "a string",
-        JsonValueKind.Number => "a number",
-        JsonValueKind.True or JsonValueKind.False => "a boolean",
-        JsonValueKind.Null => "null",
-        _ => "nothing",
-    };
+    public static string Describe(JsonValueKind kind) => JsonPaths.Describe(kind);
 
     public static void ExpectKind(JsonElement e, string path, JsonValueKind kind)
     {

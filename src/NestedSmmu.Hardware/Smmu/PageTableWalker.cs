@@ -190,7 +190,7 @@ public sealed class PageTableWalker
             bool tableWritable = true;
             if (nested)
             {
-                trace?.Add("s1-table-ipa", 1, level, descAddr, 0, $"stage-1 L{level} descriptor at IPA 0x{descAddr:X}: walking stage 2");
+                if (trace is not null) TraceNestedFetch(trace, level, descAddr);
                 if (trace is not null) trace.Depth++;
                 WalkResult s2res;
                 if (s2PathCached && descAddr >> s2RegionShift == s2PathRegion)
@@ -246,8 +246,7 @@ public sealed class PageTableWalker
                     noWrite |= Bits.Get(desc, APTable1);
                     noUnpriv |= Bits.Get(desc, APTable0);
                 }
-                trace?.Add("descriptor", r.Stage, level, descPa, desc,
-                    $"table 0x{table:X}[{index}]: table -> 0x{next:X}" + (r.Stage == 1 && (Bits.Get(desc, APTable1) || Bits.Get(desc, APTable0)) ? $" APTable={Bits.Get(desc, 62, 61)}" : ""));
+                if (trace is not null) TraceTable(trace, r.Stage, level, descPa, desc, table, index, next);
                 if (!Bits.FitsIn(next, r.OutputBits))
                 {
                     trace?.Note($"next-level table 0x{next:X} exceeds the {r.OutputBits}-bit output size: address size fault");
@@ -284,9 +283,7 @@ public sealed class PageTableWalker
                 res.Global = true;
             }
             res.Permissions = perms;
-            trace?.Add("descriptor", r.Stage, level, descPa, desc,
-                $"table 0x{table:X}[{index}]: {(isPage ? "page" : "block")} -> 0x{oa:X} ({1UL << shift:#,0} bytes), AF={(Bits.Get(desc, AF) ? 1 : 0)}, " +
-                (r.Stage == 1 ? $"AP[2:1]={Bits.Get(desc, 7, 6)}" : $"S2AP={Bits.Get(desc, 7, 6)}") + $", perms {perms}");
+            if (trace is not null) TraceLeaf(trace, r.Stage, level, descPa, desc, table, index, isPage, oa, shift, perms);
 
             if (!Bits.FitsIn(oa, r.OutputBits))
             {
@@ -325,6 +322,23 @@ public sealed class PageTableWalker
         res.Fault = WalkFault.Translation;
         return res;
     }
+
+    // Trace formatting lives out of line so the walk loop stays small for the JIT.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void TraceNestedFetch(TranslationTrace trace, int level, ulong descAddr) =>
+        trace.Add("s1-table-ipa", 1, level, descAddr, 0, $"stage-1 L{level} descriptor at IPA 0x{descAddr:X}: walking stage 2");
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void TraceTable(TranslationTrace trace, int stage, int level, ulong descPa, ulong desc, ulong table, ulong index, ulong next) =>
+        trace.Add("descriptor", stage, level, descPa, desc,
+            $"table 0x{table:X}[{index}]: table -> 0x{next:X}" + (stage == 1 && (Bits.Get(desc, APTable1) || Bits.Get(desc, APTable0)) ? $" APTable={Bits.Get(desc, 62, 61)}" : ""));
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void TraceLeaf(TranslationTrace trace, int stage, int level, ulong descPa, ulong desc, ulong table, ulong index,
+        bool isPage, ulong oa, int shift, Permissions perms) =>
+        trace.Add("descriptor", stage, level, descPa, desc,
+            $"table 0x{table:X}[{index}]: {(isPage ? "page" : "block")} -> 0x{oa:X} ({1UL << shift:#,0} bytes), AF={(Bits.Get(desc, AF) ? 1 : 0)}, " +
+            (stage == 1 ? $"AP[2:1]={Bits.Get(desc, 7, 6)}" : $"S2AP={Bits.Get(desc, 7, 6)}") + $", perms {perms}");
 
     /// <summary>A stage-2 walk with the input-range check (IPA beyond 2^(64 - S2T0SZ): stage-2 translation fault).</summary>
     public WalkResult WalkStage2Checked(in WalkRegime s2, ulong ipa, AccessKind access, TranslationTrace? trace)

@@ -1,3 +1,4 @@
+using NestedSmmu.Hardware;
 using System.Text.Json;
 using NestedSmmu.Hardware.Scenarios;
 using NestedSmmu.Hardware.Smmu;
@@ -292,25 +293,11 @@ internal static class HostProfileReader
         }
     }
 
-    private static string Member(string path, string name)
-    {
-        bool plain = name.Length > 0 && (char.IsAsciiLetter(name[0]) || name[0] == '_')
-            && name.All(c => char.IsAsciiLetterOrDigit(c) || c == '_');
-        return plain ? $"{path}.{name}" : $"{path}['{name.Replace("'", "\\'", StringComparison.Ordinal)}']";
-    }
+    private static string Member(string path, string name) => JsonPaths.Member(path, name);
 
-    private static string Item(string path, int index) => $"{path}[{index}]";
+    private static string Item(string path, int index) => JsonPaths.Item(path, index);
 
-    private static string Describe(JsonValueKind kind) => kind switch
-    {
-        JsonValueKind.Object => "an object",
-        JsonValueKind.Array => "an array",
-        JsonValueKind.String => "a string",
-        JsonValueKind.Number => "a number",
-        JsonValueKind.True or JsonValueKind.False => "a boolean",
-        JsonValueKind.Null => "null",
-        _ => kind.ToString(),
-    };
+    private static string Describe(JsonValueKind kind) => JsonPaths.Describe(kind);
 
     private static string FirstSentence(string message)
     {
