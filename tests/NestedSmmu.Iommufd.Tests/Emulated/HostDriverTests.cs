@@ -77,18 +77,6 @@ public sealed class HostDriverTests
     }
 
     [Fact]
-    public void TEGRA241_CMDQV_vIOMMUs_wait_for_the_CMDQV_hardware_model()
-    {
-        using var bed = new TestBed(selftest: false);
-        Vm vm = bed.CreateVm();
-        DeviceId gpu = bed.Fd.BindDevice("gpu0");
-        HwptId parent = bed.Fd.AllocPagingHwpt(gpu, vm.Ioas, HwptAllocFlags.NestParent);
-
-        bed.Fd.GetTegra241CmdqvHwInfo(gpu).ShouldBe(new Tegra241CmdqvHwInfo(0, 1, Log2Vcmdqs: 1, Log2Vsids: 4));
-        TestBed.ShouldFail(() => bed.Fd.AllocTegra241CmdqvViommu(gpu, parent), Errno.EOPNOTSUPP);
-    }
-
-    [Fact]
     public void Devices_bind_by_name_or_address_once_across_contexts()
     {
         using var bed = new TestBed();
