@@ -188,6 +188,13 @@ public sealed class EmulatedHostDiagnostics
         lock (_host.KernelLock) return CmdqvOrThrow(smmu).Read32(offset);
     }
 
+    /// <summary>Reads a 64-bit register (a VCMDQ BASE, an LVCMDQ_ERR_MAP_64) of the CMDQV beside <paramref name="smmu"/>.</summary>
+    /// <exception cref="ArgumentException">No such SMMU, or it has no CMDQV.</exception>
+    public ulong ReadCmdqvRegister64(string smmu, ulong offset)
+    {
+        lock (_host.KernelLock) return CmdqvOrThrow(smmu).Read64(offset);
+    }
+
     /// <summary>Translations the device's ATC holds now (0 without ATS).</summary>
     public int AtcEntries(string device)
     {

@@ -84,7 +84,7 @@ public sealed class CmdqvKernelTests
             ((alloc & Tegra241Cmdqv.CMDQV_CMDQ_ALLOCATED) != 0).ShouldBe(q < SmallPerVintf, "only VINTF0's are mapped at boot");
         }
         // VINTF0's queues are set up (BASE in host memory, enabled) and idle.
-        ulong base0 = bed.Diag.ReadCmdqvRegister("smmu0", L.Vcmdq(0, VcmdqPage1Register.BASE));
+        ulong base0 = bed.Diag.ReadCmdqvRegister64("smmu0", L.Vcmdq(0, VcmdqPage1Register.BASE));
         Tegra241Cmdqv.VCMDQ_LOG2SIZE.Get(base0).ShouldBe((ulong)QueueLog2Entries);
         bed.Diag.HostMemoryOwner(base0 & Tegra241Cmdqv.VCMDQ_ADDR.Mask).ShouldBe("smmu0 cmdqv vintf0 lvcmdq0");
         bed.Diag.ReadCmdqvRegister("smmu0", L.Vcmdq(1, VcmdqPage0Register.STATUS)).ShouldBe(Tegra241Cmdqv.VCMDQ_ENABLED);
@@ -137,8 +137,8 @@ public sealed class CmdqvKernelTests
         var guest = new GuestVcmdq(vmA, page, 0, QueueIpa, QueueLog2Entries);
         int global = bed.Diag.CmdqvVintfOf(bed.Fd, vA)!.LogicalQueues[0]!.Value;
         global.ShouldBe(vintfA.Index * SmallPerVintf);
-        bed.Diag.ReadCmdqvRegister("smmu0", L.Vcmdq(global, VcmdqPage1Register.BASE))
-            .ShouldBe((uint)Tegra241Cmdqv.EncodeVcmdqBase(vmA.HostPa(QueueIpa), QueueLog2Entries), "the kernel wrote BASE with the pinned host PA");
+        bed.Diag.ReadCmdqvRegister64("smmu0", L.Vcmdq(global, VcmdqPage1Register.BASE))
+            .ShouldBe(Tegra241Cmdqv.EncodeVcmdqBase(vmA.HostPa(QueueIpa), QueueLog2Entries), "the kernel wrote BASE with the pinned host PA");
         guest.Enabled.ShouldBeFalse("the guest enables its queue itself");
         guest.Enable();
         guest.Enabled.ShouldBeTrue();
@@ -387,8 +387,8 @@ public sealed class CmdqvKernelTests
         HwQueueId q1 = bed.Fd.AllocHwQueue(viommu, type, 1, QueueIpa + QueueBytes, 32);
         VintfDiagnostics v = bed.Diag.CmdqvVintfOf(bed.Fd, viommu)!;
         v.LogicalQueues.ShouldBe([vintf * SmallPerVintf, vintf * SmallPerVintf + 1]);
-        bed.Diag.ReadCmdqvRegister("smmu0", L.Lvcmdq(vintf, 1, VcmdqPage1Register.BASE))
-            .ShouldBe((uint)Tegra241Cmdqv.EncodeVcmdqBase(vm.HostPa(QueueIpa + QueueBytes), 1), "32 bytes: two entries");
+        bed.Diag.ReadCmdqvRegister64("smmu0", L.Lvcmdq(vintf, 1, VcmdqPage1Register.BASE))
+            .ShouldBe(Tegra241Cmdqv.EncodeVcmdqBase(vm.HostPa(QueueIpa + QueueBytes), 1), "32 bytes: two entries");
         Fails(2, QueueIpa + 2 * QueueBytes, QueueBytes, Errno.EINVAL);
 
         // The pinned guest RAM cannot be unmapped; queues go in descending order.
@@ -402,7 +402,7 @@ public sealed class CmdqvKernelTests
         {
             int global = vintf * SmallPerVintf + q;
             (CmdqAlloc(bed, global) & Tegra241Cmdqv.CMDQV_CMDQ_ALLOCATED).ShouldBe(0u);
-            bed.Diag.ReadCmdqvRegister("smmu0", L.Vcmdq(global, VcmdqPage1Register.BASE)).ShouldBe(0u);
+            bed.Diag.ReadCmdqvRegister64("smmu0", L.Vcmdq(global, VcmdqPage1Register.BASE)).ShouldBe(0UL);
         }
         bed.Fd.AllocHwQueue(viommu, type, 0, QueueIpa, QueueBytes);
     }

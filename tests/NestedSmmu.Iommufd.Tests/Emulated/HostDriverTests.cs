@@ -6,7 +6,7 @@ namespace NestedSmmu.Iommufd.Tests.Emulated;
 
 /// <summary>
 /// The host's arm-smmu-v3 driver: how it brings the SMMUs up (through MMIO and the command
-/// queue), the stream tables it builds, what hw_info reports, and the CMDQV hook.
+/// queue), the stream tables it builds and what hw_info reports (the CMDQV driver: CmdqvKernelTests).
 /// </summary>
 public sealed class HostDriverTests
 {
