@@ -457,6 +457,38 @@ public sealed class CmdqvKernelTests
         guest.Enabled.ShouldBeFalse();
     }
 
+    [Fact]
+    public void Every_VINTF_in_error_is_reported_when_the_interrupt_fires_as_in_Linux()
+    {
+        using var bed = new TestBed(selftest: false);
+        Vm vmA = bed.CreateVm("ram-a"), vmB = bed.CreateVm("ram-b");
+        var (_, _, vA, pageA) = CmdqvSetup(bed, vmA, "gpu0");
+        var (_, _, vB, pageB) = CmdqvSetup(bed, vmB, "nic0");
+        using IVeventQueue eventsA = bed.Fd.AllocVeventq(vA, VeventqType.Tegra241Cmdqv, 4);
+        using IVeventQueue eventsB = bed.Fd.AllocVeventq(vB, VeventqType.Tegra241Cmdqv, 4);
+        bed.Fd.AllocHwQueue(vA, HwQueueType.Tegra241Cmdqv, 0, QueueIpa, QueueBytes);
+        bed.Fd.AllocHwQueue(vB, HwQueueType.Tegra241Cmdqv, 0, QueueIpa, QueueBytes);
+        bed.Fd.AllocHwQueue(vB, HwQueueType.Tegra241Cmdqv, 1, QueueIpa + QueueBytes, QueueBytes);
+        using IMmioMapping mapA = bed.Fd.MapVintfPage(pageA), mapB = bed.Fd.MapVintfPage(pageB);
+        var guestA = new GuestVcmdq(vmA, mapA, 0, QueueIpa, QueueLog2Entries);
+        var guestB1 = new GuestVcmdq(vmB, mapB, 1, QueueIpa + QueueBytes, QueueLog2Entries);
+        guestA.Enable();
+        guestB1.Enable();
+
+        guestA.Submit(Command.CfgiAll());
+        eventsA.ReadAll().Single().AsTegra241Cmdqv().ShouldBe(new Tegra241CmdqvVevent(1, 0));
+        guestB1.Submit(Command.CfgiAll());
+
+        eventsB.ReadAll().Single().AsTegra241Cmdqv().ShouldBe(new Tegra241CmdqvVevent(1UL << 1, 0), "VM B's logical queue 1");
+        eventsA.ReadAll().Single().AsTegra241Cmdqv().ShouldBe(new Tegra241CmdqvVevent(1, 0),
+            "VM A has not acknowledged yet: tegra241_cmdqv_isr reports every VINTF in VINTF_ERR_MAP");
+        guestA.Acknowledge();
+        guestA.ConsErr.ShouldBe((uint)CommandError.CERROR_ILL, "acknowledged, but the bad command is still at CONS: it fails again");
+        guestA.Gerror.ShouldNotBe(guestA.Gerrorn);
+        eventsA.ReadAll().Count.ShouldBe(1);
+        eventsB.HasEvents.ShouldBeTrue("VM B is still in error, so the new interrupt reports it again");
+    }
+
     // ------------------------------------------------------------------ ATC_INV
 
     [Fact]
