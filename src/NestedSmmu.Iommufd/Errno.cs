@@ -32,6 +32,7 @@ public enum Errno
     EMSGSIZE = 90,
     EOPNOTSUPP = 95,
     EADDRINUSE = 98,
+    ETIMEDOUT = 110,
 }
 
 /// <summary>Text for <see cref="Errno"/> values, as strerror(3) words them.</summary>
@@ -65,6 +66,7 @@ public static class ErrnoExtensions
         Errno.EMSGSIZE => "Message too long",
         Errno.EOPNOTSUPP => "Operation not supported",
         Errno.EADDRINUSE => "Address already in use",
+        Errno.ETIMEDOUT => "Connection timed out",
         _ => $"errno {(int)errno}",
     };
 

@@ -1,3 +1,4 @@
+using NestedSmmu.Hardware.Cmdqv;
 using NestedSmmu.Hardware.Memory;
 using NestedSmmu.Hardware.Pci;
 using NestedSmmu.Hardware.Smmu;
@@ -26,6 +27,64 @@ public sealed record SmmuDiagnostics(
     IReadOnlyList<ushort> VmidsInUse,
     bool TwoLevelStreamTable,
     bool HasCmdqv);
+
+/// <summary>What one Tegra241 CMDQV looks like, at the time of the snapshot.</summary>
+/// <param name="Smmu">The SMMU it sits beside.</param>
+/// <param name="MmioBase">Base of its register frame on the host bus.</param>
+/// <param name="Enabled">STATUS.CMDQV_ENABLED.</param>
+/// <param name="Vintfs">VINTFs (from PARAM).</param>
+/// <param name="Vcmdqs">VCMDQs in all.</param>
+/// <param name="LvcmdqsPerVintf">Logical VCMDQs per VINTF.</param>
+/// <param name="SidsPerVintf">SID match/replace slots per VINTF.</param>
+/// <param name="Totals">The hardware's counters over every VCMDQ (live).</param>
+/// <param name="Interrupts">Error interrupts the kernel took.</param>
+/// <param name="HostErrorsHandled">Errors of VINTF0's own queues the kernel skipped.</param>
+/// <param name="VintfStates">Every VINTF, by index (VINTF0 is the host's).</param>
+public sealed record CmdqvDiagnostics(
+    string Smmu,
+    ulong MmioBase,
+    bool Enabled,
+    int Vintfs,
+    int Vcmdqs,
+    int LvcmdqsPerVintf,
+    int SidsPerVintf,
+    CmdqvCounters Totals,
+    long Interrupts,
+    long HostErrorsHandled,
+    IReadOnlyList<VintfDiagnostics> VintfStates);
+
+/// <summary>One VINTF of a CMDQV: its registers, the vIOMMU that owns it, its counters.</summary>
+/// <param name="Smmu">The SMMU whose CMDQV it belongs to.</param>
+/// <param name="Index">The VINTF index.</param>
+/// <param name="Enabled">VINTF STATUS.ENABLED.</param>
+/// <param name="HypOwn">CONFIG.HYP_OWN: the host's own interface.</param>
+/// <param name="Vmid">CONFIG.VMID: what the hardware puts into its guest's TLBIs.</param>
+/// <param name="ViommuId">The vIOMMU (in its iommufd context) that owns it; null for VINTF0 or a free VINTF.</param>
+/// <param name="MmapOffset">Where its logical page 0 is exported for mmap; null when not exported.</param>
+/// <param name="SidSlots">The enabled SID_MATCH slots with their SID_REPLACE values.</param>
+/// <param name="LogicalQueues">The global VCMDQ mapped (CMDQ_ALLOC.ALLOCATED) at each logical index, or null.</param>
+/// <param name="Counters">The hardware's counters for this VINTF (live; they survive a change of owner).</param>
+/// <param name="ErrorEventsReported">TEGRA241_CMDQV vEVENTs queued for its vIOMMU.</param>
+/// <param name="ErrorEventsDropped">Error maps dropped for want of a TEGRA241_CMDQV vEVENTQ.</param>
+public sealed record VintfDiagnostics(
+    string Smmu,
+    int Index,
+    bool Enabled,
+    bool HypOwn,
+    ushort Vmid,
+    uint? ViommuId,
+    ulong? MmapOffset,
+    IReadOnlyList<CmdqvSidSlot> SidSlots,
+    IReadOnlyList<int?> LogicalQueues,
+    CmdqvCounters Counters,
+    long ErrorEventsReported,
+    long ErrorEventsDropped);
+
+/// <summary>One enabled SID_MATCH/SID_REPLACE pair of a VINTF.</summary>
+/// <param name="Slot">The slot index.</param>
+/// <param name="Vsid">SID_MATCH.VIRT_SID.</param>
+/// <param name="Psid">SID_REPLACE.PHYS_SID.</param>
+public readonly record struct CmdqvSidSlot(int Slot, uint Vsid, uint Psid);
 
 /// <summary>
 /// The emulated host's diagnostic interface, kept apart from <see cref="IIommufd"/>: per-SMMU
@@ -91,6 +150,61 @@ public sealed class EmulatedHostDiagnostics
     public bool AtsEnabled(string device)
     {
         lock (_host.KernelLock) return DeviceOrThrow(device).Endpoint.AtsEnabled;
+    }
+
+    /// <summary>A snapshot of the Tegra241 CMDQV beside <paramref name="smmu"/>, or null when it has none.</summary>
+    /// <exception cref="ArgumentException">No SMMU has that name.</exception>
+    public CmdqvDiagnostics? Cmdqv(string smmu)
+    {
+        lock (_host.KernelLock) return CmdqvOf(SmmuOrThrow(smmu))?.Snapshot();
+    }
+
+    /// <summary>The VINTF a TEGRA241_CMDQV vIOMMU of <paramref name="context"/> owns, or null (another type, or no such vIOMMU).</summary>
+    public VintfDiagnostics? CmdqvVintfOf(EmulatedIommufd context, ViommuId viommu)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        lock (_host.KernelLock)
+        {
+            if (context.FindViommu(viommu.Value)?.Driver is not Tegra241CmdqvVintf { Index: >= 0 } vintf) return null;
+            return vintf.Cmdqv.Snapshot(vintf.Index);
+        }
+    }
+
+    /// <summary>The hardware counters of global VCMDQ <paramref name="queue"/> of the CMDQV beside <paramref name="smmu"/> (live).</summary>
+    /// <exception cref="ArgumentException">No such SMMU, or it has no CMDQV.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">No such VCMDQ.</exception>
+    public CmdqvCounters CmdqvQueueCounters(string smmu, int queue)
+    {
+        lock (_host.KernelLock) return CmdqvOrThrow(smmu).Hardware.QueueCounters(queue);
+    }
+
+    /// <summary>
+    /// Reads a 32-bit register of the CMDQV beside <paramref name="smmu"/> at frame offset
+    /// <paramref name="offset"/> (reads have no side effects on this hardware).
+    /// </summary>
+    /// <exception cref="ArgumentException">No such SMMU, or it has no CMDQV.</exception>
+    public uint ReadCmdqvRegister(string smmu, ulong offset)
+    {
+        lock (_host.KernelLock) return CmdqvOrThrow(smmu).Read32(offset);
+    }
+
+    /// <summary>Reads a 64-bit register (a VCMDQ BASE, an LVCMDQ_ERR_MAP_64) of the CMDQV beside <paramref name="smmu"/>.</summary>
+    /// <exception cref="ArgumentException">No such SMMU, or it has no CMDQV.</exception>
+    public ulong ReadCmdqvRegister64(string smmu, ulong offset)
+    {
+        lock (_host.KernelLock) return CmdqvOrThrow(smmu).Read64(offset);
+    }
+
+    /// <summary>Translations the device's ATC holds now (0 without ATS).</summary>
+    public int AtcEntries(string device)
+    {
+        lock (_host.KernelLock) return DeviceOrThrow(device).Endpoint.Atc.Count;
+    }
+
+    /// <summary>ATC invalidations that reached the device's ATC.</summary>
+    public long AtcInvalidations(string device)
+    {
+        lock (_host.KernelLock) return DeviceOrThrow(device).Endpoint.Atc.Invalidations;
     }
 
     /// <summary>Reads host physical memory.</summary>
@@ -160,6 +274,11 @@ public sealed class EmulatedHostDiagnostics
 
     private ArmSmmuDevice SmmuOrThrow(string name) => _host.FindSmmu(name)
         ?? throw new ArgumentException($"The emulated host '{_host.Profile.Name}' has no SMMU '{name}'; SMMUs: {string.Join(", ", SmmuNames)}.", nameof(name));
+
+    private static Tegra241CmdqvHostDriver? CmdqvOf(ArmSmmuDevice smmu) => smmu.Implementation as Tegra241CmdqvHostDriver;
+
+    private Tegra241CmdqvHostDriver CmdqvOrThrow(string smmu) => CmdqvOf(SmmuOrThrow(smmu))
+        ?? throw new ArgumentException($"SMMU '{smmu}' of the emulated host '{_host.Profile.Name}' has no Tegra241 CMDQV.", nameof(smmu));
 
     private HostPciDevice DeviceOrThrow(string device) => _host.FindDevice(device)
         ?? throw new ArgumentException($"The emulated host '{_host.Profile.Name}' has no device '{device}'.", nameof(device));

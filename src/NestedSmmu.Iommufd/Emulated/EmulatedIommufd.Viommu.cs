@@ -243,6 +243,9 @@ public sealed partial class EmulatedIommufd
         return 0;
     }
 
+    /// <summary>The vIOMMU <paramref name="id"/> of this context, or null (diagnostics).</summary>
+    internal ViommuObject? FindViommu(uint id) => Get<ViommuObject>(id, ObjectType.Viommu, out _);
+
     // ------------------------------------------------------------------ mmap regions
 
     /// <summary>

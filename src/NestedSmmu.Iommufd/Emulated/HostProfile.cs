@@ -112,8 +112,8 @@ public sealed record SmmuProfile(string Name, ulong MmioBase, SmmuFeatures Featu
 
 /// <summary>
 /// A Tegra241 CMDQV's placement and synthesis parameters (what its PARAM register reports,
-/// linux.md §5). The emulated kernel reports them through IOMMU_GET_HW_INFO; the hardware model
-/// itself is wired in by <see cref="Tegra241CmdqvHostDriver"/>.
+/// linux.md §5). <see cref="Tegra241CmdqvHostDriver"/> builds the hardware model from them and
+/// reads them back from its PARAM register.
 /// </summary>
 /// <param name="MmioBase">Base of its register frame.</param>
 /// <param name="NumVintfLog2">PARAM.NUM_VINTF_LOG2: 2^n virtual interfaces (0..6).</param>

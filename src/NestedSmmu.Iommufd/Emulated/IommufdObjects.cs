@@ -197,6 +197,7 @@ internal sealed class HwQueueObject(EmulatedIommufd context, ViommuObject viommu
     public override void Destroy()
     {
         if (DriverInitialised) Viommu.Driver.HwQueueDestroy(this);
+        if (Viommu.HwQueues.TryGetValue(Index, out HwQueueObject? current) && current == this) Viommu.HwQueues.Remove(Index);
         if (Previous is not null) Previous.Users--;
         Context.ReleasePin(Viommu.Hwpt.Ioas, Pin);
         Viommu.Users--;

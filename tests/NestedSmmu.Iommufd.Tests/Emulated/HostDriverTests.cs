@@ -6,7 +6,7 @@ namespace NestedSmmu.Iommufd.Tests.Emulated;
 
 /// <summary>
 /// The host's arm-smmu-v3 driver: how it brings the SMMUs up (through MMIO and the command
-/// queue), the stream tables it builds, what hw_info reports, and the CMDQV hook.
+/// queue), the stream tables it builds and what hw_info reports (the CMDQV driver: CmdqvKernelTests).
 /// </summary>
 public sealed class HostDriverTests
 {
@@ -74,18 +74,6 @@ public sealed class HostDriverTests
         HwInfo nic = bed.Fd.GetHwInfo(bed.Fd.BindDevice("nic1"));
         nic.Capabilities.ShouldBe(HwCapabilities.PciAtsNotSupported, "nic1 has no ATS capability");
         nic.MaxPasidLog2.ShouldBe((byte)16);
-    }
-
-    [Fact]
-    public void TEGRA241_CMDQV_vIOMMUs_wait_for_the_CMDQV_hardware_model()
-    {
-        using var bed = new TestBed(selftest: false);
-        Vm vm = bed.CreateVm();
-        DeviceId gpu = bed.Fd.BindDevice("gpu0");
-        HwptId parent = bed.Fd.AllocPagingHwpt(gpu, vm.Ioas, HwptAllocFlags.NestParent);
-
-        bed.Fd.GetTegra241CmdqvHwInfo(gpu).ShouldBe(new Tegra241CmdqvHwInfo(0, 1, Log2Vcmdqs: 1, Log2Vsids: 4));
-        TestBed.ShouldFail(() => bed.Fd.AllocTegra241CmdqvViommu(gpu, parent), Errno.EOPNOTSUPP);
     }
 
     [Fact]

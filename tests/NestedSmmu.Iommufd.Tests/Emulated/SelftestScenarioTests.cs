@@ -98,8 +98,10 @@ public sealed class SelftestScenarioTests
         using (bed)
         {
             TestBed.ShouldFail(() => bed.Fd.AllocViommu(dev, parent, (ViommuType)0xdead), Errno.EOPNOTSUPP);
-            // TEGRA241_CMDQV: smmu0 has a CMDQV in the profile, but its vIOMMU half is not wired yet.
-            TestBed.ShouldFail(() => bed.Fd.AllocViommu(dev, parent, ViommuType.Tegra241Cmdqv, new byte[16]), Errno.EOPNOTSUPP);
+            // TEGRA241_CMDQV needs a CMDQV beside the device's SMMU: smmu1 has none.
+            DeviceId gpu1 = bed.Fd.BindDevice("gpu1");
+            HwptId parent1 = bed.Fd.AllocPagingHwpt(gpu1, bed.Fd.AllocIoas(), HwptAllocFlags.NestParent);
+            TestBed.ShouldFail(() => bed.Fd.AllocViommu(gpu1, parent1, ViommuType.Tegra241Cmdqv, new byte[16]), Errno.EOPNOTSUPP);
             // DEFAULT is refused before anything else.
             TestBed.ShouldFail(() => bed.Fd.AllocViommu(new DeviceId(0), parent, ViommuType.Default), Errno.EOPNOTSUPP);
         }

@@ -20,8 +20,14 @@ internal sealed class TestBed : IDisposable
     public const ulong Page = 0x1000;
 
     public TestBed(bool selftest = true, string profile = "small")
+        : this(HostProfile.LoadEmbedded(profile), selftest)
     {
-        Host = EmulatedHost.FromEmbedded(profile, new EmulatedHostOptions { EnableSelftestTypes = selftest });
+    }
+
+    /// <summary>A host built from <paramref name="profile"/> (a variant of an embedded one, say).</summary>
+    public TestBed(HostProfile profile, bool selftest = false)
+    {
+        Host = new EmulatedHost(profile, new EmulatedHostOptions { EnableSelftestTypes = selftest });
         Fd = Host.Open();
     }
 
