@@ -81,6 +81,9 @@ public sealed class SparseMemory : IPhysicalMemory
     /// <summary>Marks [start, start + length) as having no memory: bus masters that touch it get an external abort.</summary>
     public void AddAbortRange(ulong start, ulong length) => _abortRanges.Add((start, start + length));
 
+    /// <summary>Whether any abort range is set (hot paths skip the range check when none is).</summary>
+    public bool HasAbortRanges => _abortRanges.Count != 0;
+
     /// <summary>True when the access touches an abort range or leaves the 52-bit space.</summary>
     public bool IsAbort(ulong address, ulong length)
     {

@@ -168,13 +168,15 @@ public sealed class PageTableWalker
         bool s2PathCached = false;
         ulong s2PathRegion = 0, s2PathTable = 0;
         int s2RegionShift = nested ? GranuleGeometry.LevelShift(s2.Granule, 2) : 0;
+        // Abort ranges are set up once with the memory; without any, only the 52-bit limit can abort.
+        bool anyAbortRanges = _sparse is null || _sparse.HasAbortRanges;
 
         // The table base itself must fit the output size (address size fault at the start level).
         if (!Bits.FitsIn(table, r.OutputBits))
         {
             res.Fault = WalkFault.AddressSize;
             res.Level = r.StartLevel;
-            trace?.Add("ttb", r.Stage, r.StartLevel, table, 0, $"table base 0x{table:X} exceeds the {r.OutputBits}-bit output size");
+            if (trace is not null) TraceFault(trace, WalkTraceKind.TableBaseTooLarge, r.Stage, r.StartLevel, table, 0, table, 0, table, r.OutputBits);
             return res;
         }
 
@@ -219,10 +221,10 @@ public sealed class PageTableWalker
 
             res.Level = level;
             res.LastTable = table;
-            if (_sparse is not null ? _sparse.IsAbort(descPa, 8) : _memory.IsAbort(descPa, 8))
+            if (descPa >= SparseMemory.AddressLimit - 8 || (anyAbortRanges && (_sparse is not null ? _sparse.IsAbort(descPa, 8) : _memory.IsAbort(descPa, 8))))
             {
                 // An external abort on a descriptor fetch is F_WALK_EABT, not a Translation fault (IHI 0070 7.3.12).
-                trace?.Add("descriptor", r.Stage, level, descPa, 0, $"table 0x{table:X}[{index}]: descriptor fetch at 0x{descPa:X} aborted");
+                if (trace is not null) TraceFault(trace, WalkTraceKind.FetchAborted, r.Stage, level, descPa, 0, table, index, descPa, 0);
                 res.Fault = WalkFault.ExternalAbort;
                 res.FetchAddress = descPa;
                 return res;
@@ -231,7 +233,7 @@ public sealed class PageTableWalker
 
             if ((desc & DescValid) == 0)
             {
-                trace?.Add("descriptor", r.Stage, level, descPa, desc, $"table 0x{table:X}[{index}]: invalid (bit 0 clear)");
+                if (trace is not null) TraceFault(trace, WalkTraceKind.Invalid, r.Stage, level, descPa, desc, table, index, 0, 0);
                 res.Fault = WalkFault.Translation;
                 return res;
             }
@@ -249,7 +251,7 @@ public sealed class PageTableWalker
                 if (trace is not null) TraceTable(trace, r.Stage, level, descPa, desc, table, index, next);
                 if (!Bits.FitsIn(next, r.OutputBits))
                 {
-                    trace?.Note($"next-level table 0x{next:X} exceeds the {r.OutputBits}-bit output size: address size fault");
+                    if (trace is not null) TraceFault(trace, WalkTraceKind.NextTableTooLarge, r.Stage, level, descPa, desc, table, index, next, r.OutputBits);
                     res.Fault = WalkFault.AddressSize;
                     return res;
                 }
@@ -259,7 +261,7 @@ public sealed class PageTableWalker
 
             if (!isPage && !GranuleGeometry.BlockAllowed(g, level, r.Lpa))
             {
-                trace?.Add("descriptor", r.Stage, level, descPa, desc, $"table 0x{table:X}[{index}]: block descriptor not allowed at level {level} with a {1 << (int)g >> 10}K granule");
+                if (trace is not null) TraceFault(trace, WalkTraceKind.BlockNotAllowed, r.Stage, level, descPa, desc, table, index, 0, (int)g);
                 res.Fault = WalkFault.Translation;
                 return res;
             }
@@ -287,7 +289,7 @@ public sealed class PageTableWalker
 
             if (!Bits.FitsIn(oa, r.OutputBits))
             {
-                trace?.Note($"output address 0x{oa:X} exceeds the {r.OutputBits}-bit output size: address size fault");
+                if (trace is not null) TraceFault(trace, WalkTraceKind.OutputTooLarge, r.Stage, level, descPa, desc, table, index, oa, r.OutputBits);
                 res.Fault = WalkFault.AddressSize;
                 return res;
             }
@@ -301,18 +303,18 @@ public sealed class PageTableWalker
                         return new WalkResult { Fault = WalkFault.Permission, FaultStage = 2, FaultIpa = descAddr, FaultClass = FaultClass.TTD, FaultOnDescriptorWrite = true, Level = level };
                     }
                     _memory.WriteUInt64(descPa, desc | (1UL << AF));
-                    trace?.Add("update", r.Stage, level, descPa, desc | (1UL << AF), "hardware set the access flag");
+                    if (trace is not null) TraceFault(trace, WalkTraceKind.AccessFlagSet, r.Stage, level, descPa, desc | (1UL << AF), table, index, 0, 0);
                 }
                 else if (!r.AccessFlagFaultDisabled)
                 {
-                    trace?.Note("AF = 0 and no hardware update (HA = 0): access flag fault");
+                    if (trace is not null) TraceFault(trace, WalkTraceKind.AccessFlag, r.Stage, level, descPa, desc, table, index, 0, 0);
                     res.Fault = WalkFault.AccessFlag;
                     return res;
                 }
             }
             if ((access == AccessKind.Read && (perms & Permissions.Read) == 0) || (access == AccessKind.Write && (perms & Permissions.Write) == 0))
             {
-                trace?.Note($"a DMA {(access == AccessKind.Read ? "read" : "write")} needs {(access == AccessKind.Read ? "read" : "write")} permission, granted {perms}: permission fault");
+                if (trace is not null) TraceFault(trace, WalkTraceKind.Permission, r.Stage, level, descPa, desc, table, index, (ulong)access, (int)perms);
                 res.Fault = WalkFault.Permission;
                 return res;
             }
@@ -323,7 +325,47 @@ public sealed class PageTableWalker
         return res;
     }
 
-    // Trace formatting lives out of line so the walk loop stays small for the JIT.
+    // Trace formatting lives out of line: string building in the walk itself would make the JIT
+    // reserve and zero stack for every interpolation on each call, tracing or not.
+    private enum WalkTraceKind { TableBaseTooLarge, FetchAborted, Invalid, NextTableTooLarge, BlockNotAllowed, OutputTooLarge, AccessFlag, AccessFlagSet, Permission }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void TraceFault(TranslationTrace trace, WalkTraceKind kind, int stage, int level, ulong descPa, ulong desc,
+        ulong table, ulong index, ulong value, int bits)
+    {
+        switch (kind)
+        {
+            case WalkTraceKind.TableBaseTooLarge:
+                trace.Add("ttb", stage, level, table, 0, $"table base 0x{table:X} exceeds the {bits}-bit output size");
+                break;
+            case WalkTraceKind.FetchAborted:
+                trace.Add("descriptor", stage, level, descPa, 0, $"table 0x{table:X}[{index}]: descriptor fetch at 0x{descPa:X} aborted");
+                break;
+            case WalkTraceKind.Invalid:
+                trace.Add("descriptor", stage, level, descPa, desc, $"table 0x{table:X}[{index}]: invalid (bit 0 clear)");
+                break;
+            case WalkTraceKind.NextTableTooLarge:
+                trace.Note($"next-level table 0x{value:X} exceeds the {bits}-bit output size: address size fault");
+                break;
+            case WalkTraceKind.BlockNotAllowed:
+                trace.Add("descriptor", stage, level, descPa, desc, $"table 0x{table:X}[{index}]: block descriptor not allowed at level {level} with a {1 << bits >> 10}K granule");
+                break;
+            case WalkTraceKind.OutputTooLarge:
+                trace.Note($"output address 0x{value:X} exceeds the {bits}-bit output size: address size fault");
+                break;
+            case WalkTraceKind.AccessFlag:
+                trace.Note("AF = 0 and no hardware update (HA = 0): access flag fault");
+                break;
+            case WalkTraceKind.AccessFlagSet:
+                trace.Add("update", stage, level, descPa, desc, "hardware set the access flag");
+                break;
+            case WalkTraceKind.Permission:
+                string dir = (AccessKind)value == AccessKind.Read ? "read" : "write";
+                trace.Note($"a DMA {dir} needs {dir} permission, granted {(Permissions)bits}: permission fault");
+                break;
+        }
+    }
+
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private static void TraceNestedFetch(TranslationTrace trace, int level, ulong descAddr) =>
         trace.Add("s1-table-ipa", 1, level, descAddr, 0, $"stage-1 L{level} descriptor at IPA 0x{descAddr:X}: walking stage 2");

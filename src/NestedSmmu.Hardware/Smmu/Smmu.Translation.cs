@@ -185,16 +185,23 @@ public sealed partial class Smmu
         if (!Enabled)
         {
             bool abort = (_gbpa & GBPA_ABORT) != 0;
-            trace?.Note($"SMMU disabled (CR0.SMMUEN = 0): GBPA.ABORT = {(abort ? 1 : 0)}, {(abort ? "abort" : "bypass")}");
+            if (trace is not null) TraceDisabled(trace, abort);
             // Bypass passes the input to the output PA; an input beyond the OAS aborts without an event (IHI 0070 3.4).
             if (!abort && !Bits.FitsIn(iova, Features.OasBits))
             {
-                trace?.Note($"input 0x{iova:X} exceeds the {Features.OasBits}-bit OAS: aborted");
+                if (trace is not null) TraceBeyondOas(trace, iova, Features.OasBits);
                 return TranslationResult.Aborted();
             }
             return abort ? TranslationResult.Aborted() : TranslationResult.Ok(iova, Permissions.ReadWrite);
         }
-        if (!TryGetStream(sid, ssid, trace, out var cfg, out var cfgFault))
+        // The last stream is checked here, not in TryGetStream, so the common case skips that
+        // method's frame (it formats explanations and would cost its prologue on every call).
+        StreamConfig cfg;
+        EventRecord cfgFault = default;
+        bool found = trace is null && _lastStream is not null && _lastSid == sid;
+        if (found) cfg = _lastStream!;
+        else found = TryGetStream(sid, ssid, trace, out cfg, out cfgFault);
+        if (!found)
         {
             // An invalid StreamID aborts the transaction; C_BAD_STREAMID is recorded only when
             // SMMU_CR2.RECINVSID = 1 (IHI 0070 7.3.3, 5.1.1).
@@ -210,7 +217,7 @@ public sealed partial class Smmu
         if (ste.ConfigRaw < 0b100)
         {
             // 0b000 aborts; 0b001..0b011 are Reserved and behave as 0b000 (IHI 0070 5.2, STE.Config).
-            trace?.Note(ste.ConfigRaw == 0 ? "STE.Config = abort: terminated without an event" : $"STE.Config 0b{Convert.ToString(ste.ConfigRaw, 2).PadLeft(3, '0')} is reserved and behaves as abort: terminated without an event");
+            if (trace is not null) TraceConfigAbort(trace, ste.ConfigRaw);
             return TranslationResult.Aborted();
         }
         // A SubstreamID without stage 1 is a C_BAD_SUBSTREAMID (IHI 0070 7.3.9).
@@ -249,7 +256,13 @@ public sealed partial class Smmu
             return ConfigFault(EventRecord.Config(EventType.F_STREAM_DISABLED, sid), trace);
         }
 
-        if (!TryGetCd(cfg, sid, ssid, cdIndex, iova, access, trace, out var cd, out var cdFault, out bool cdFaultRecorded))
+        CdConfig cd;
+        EventRecord cdFault = default;
+        bool cdFaultRecorded = false;
+        bool haveCd = trace is null && _lastCd is not null && ReferenceEquals(_lastCdStream, cfg) && _lastCdIndex == cdIndex;
+        if (haveCd) cd = _lastCd!;
+        else haveCd = TryGetCd(cfg, sid, ssid, cdIndex, iova, access, trace, out cd, out cdFault, out cdFaultRecorded);
+        if (!haveCd)
         {
             if (cdFault.Type is EventType.F_TRANSLATION or EventType.F_ADDR_SIZE or EventType.F_ACCESS or EventType.F_PERMISSION or EventType.F_WALK_EABT)
                 return TranslationFault(cdFault, 2, cdFaultRecorded, trace);
@@ -261,7 +274,7 @@ public sealed partial class Smmu
         if (Tlb.TryLookup(cfg.Regime, cfg.Vmid, asid, iova, out var hit) && Allows(hit.Permissions, access))
         {
             ulong pa = hit.Translate(iova);
-            trace?.Add("tlb", 0, hit.Level, iova, pa, $"IOTLB hit: VMID {cfg.Vmid} ASID {asid} 0x{hit.InputBase:X} +{hit.Size:#,0} -> 0x{hit.OutputBase:X}");
+            if (trace is not null) TraceTlbHit(trace, hit, iova, pa, cfg.Vmid, asid);
             return TranslationResult.Ok(pa, hit.Permissions);
         }
 
@@ -275,15 +288,12 @@ public sealed partial class Smmu
         ulong expected = upper ? Bits.Mask(topBit - inputBits, 0) : 0;
         if (!hasRegime || top != expected)
         {
-            trace?.Note(!hasRegime
-                ? $"TTB{(upper ? 1 : 0)} walks are disabled (EPD{(upper ? 1 : 0)}) or its granule is unusable"
-                : $"input 0x{iova:X} is outside the {inputBits}-bit range of TTB{(upper ? 1 : 0)}");
+            if (trace is not null) TraceTtbRange(trace, hasRegime, upper, iova, inputBits);
             var evt = EventRecord.Translation(EventType.F_TRANSLATION, sid, ssid, iova, access == AccessKind.Read, false, FaultClass.IN, 0);
             return TranslationFault(evt, 1, cd.Cd.R, trace);
         }
         ref readonly WalkRegime r1 = ref (upper ? ref cd.Ttb1Regime : ref cd.Ttb0Regime);
-        trace?.Add("s1", 1, r1.StartLevel, r1.TableBase, 0,
-            $"stage 1: TTB{(upper ? 1 : 0)} 0x{r1.TableBase:X}, {1 << r1.PageShift >> 10}K granule, {r1.InputBits}-bit input, start level {r1.StartLevel}, {r1.OutputBits}-bit output, ASID {asid}");
+        if (trace is not null) TraceStage1(trace, r1, upper, asid);
 
         var w1 = _walker.Walk(r1, iova, access, cfg.Stage2, cfg.HasStage2, trace);
         if (!w1.Ok)
@@ -308,7 +318,7 @@ public sealed partial class Smmu
         if (cfg.HasStage2)
         {
             ref readonly WalkRegime r2 = ref cfg.Stage2;
-            trace?.Add("s2", 2, r2.StartLevel, r2.TableBase, 0, $"stage 2 of output IPA 0x{output:X}: " + DescribeStage2(r2, cfg.Vmid));
+            if (trace is not null) TraceStage2(trace, r2, output, cfg.Vmid);
             var w2 = _walker.WalkStage2Checked(r2, output, access, trace);
             if (w2.Fault == WalkFault.ExternalAbort)
                 return TranslationFault(EventRecord.WalkAbort(sid, ssid, iova, access == AccessKind.Read, true, FaultClass.IN, w2.FetchAddress), 2, record: true, trace);
@@ -323,7 +333,7 @@ public sealed partial class Smmu
         }
         ulong sizeMask = (1UL << sizeShift) - 1;
         Tlb.Insert(new TlbEntry(cfg.Regime, cfg.Vmid, asid, w1.Global || cd.NoAsid, iova & ~sizeMask, sizeShift, w1.Level, r1.Granule, output & ~sizeMask, perms), iova);
-        trace?.Add("result", 0, -1, iova, output, $"PA 0x{output:X} ({perms})");
+        if (trace is not null) TraceResult(trace, iova, output, perms);
         return TranslationResult.Ok(output, perms);
     }
 
