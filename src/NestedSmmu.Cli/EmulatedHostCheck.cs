@@ -42,7 +42,8 @@ internal sealed class EmulatedHostCheck(TextWriter log)
         HostMemoryRegion ram = fd.AllocateHostMemory(GuestRamSize, "guest-ram");
         IoasId ioas = fd.AllocIoas();
         fd.MapIoas(ioas, ram, 0, GuestRamSize, GuestRamBase);
-        var tables = new GuestTables(ram);
+        // Guest tables in guest RAM, addressed by IPA.
+        var tables = new MemoryTableSpace(ram, TablesIpa, GuestRamBase);
 
         DeviceId[] devs = [.. gpus.Select(g => fd.BindDevice(g.Address.ToString()))];
         HwptId parent = fd.AllocPagingHwpt(devs[0], ioas, HwptAllocFlags.NestParent);
@@ -102,33 +103,5 @@ internal sealed class EmulatedHostCheck(TextWriter log)
         log.WriteLine($"  [{(ok ? "ok" : "FAIL")}] {what}");
         if (ok) Passed++;
         else _failures.Add(what);
-    }
-
-    /// <summary>Guest tables in guest RAM, addressed by IPA; a bump allocator from <see cref="TablesIpa"/>.</summary>
-    private sealed class GuestTables(HostMemoryRegion ram) : ITableSpace
-    {
-        private ulong _next = TablesIpa;
-
-        public ulong Read(ulong ipa)
-        {
-            Span<byte> b = stackalloc byte[8];
-            ram.Read(ipa - GuestRamBase, b);
-            return BinaryPrimitives.ReadUInt64LittleEndian(b);
-        }
-
-        public void Word(ulong ipa, ulong value)
-        {
-            Span<byte> b = stackalloc byte[8];
-            BinaryPrimitives.WriteUInt64LittleEndian(b, value);
-            ram.Write(ipa - GuestRamBase, b);
-        }
-
-        public ulong AllocTable(ulong bytes)
-        {
-            bytes = Math.Max(bytes, 0x1000);
-            ulong t = (_next + bytes - 1) & ~(bytes - 1);
-            _next = t + bytes;
-            return t;
-        }
     }
 }

@@ -1,5 +1,6 @@
 using NestedSmmu.Hardware.Memory;
 using NestedSmmu.Hardware.Pci;
+using NestedSmmu.Hardware.Scenarios;
 using NestedSmmu.Hardware.Smmu;
 
 namespace NestedSmmu.Cli;
@@ -16,13 +17,15 @@ internal sealed class HardwareSelfCheck
     private readonly SparseMemory _mem = new();
     private readonly Smmu _smmu;
     private readonly List<string> _failures = new();
-    private ulong _nextS1 = S1Tables, _nextS2 = S2Tables;
+    private readonly MemoryTableSpace _s1Space, _s2Space;
     private uint _cmdProd;
 
     public HardwareSelfCheck(TextWriter log)
     {
         _log = log;
         _smmu = new Smmu(_mem, SmmuFeatures.QemuVirtNested with { Ats = true, Msi = true });
+        _s1Space = new MemoryTableSpace(_mem, S1Tables);
+        _s2Space = new MemoryTableSpace(_mem, S2Tables);
     }
 
     public int Passed { get; private set; }
@@ -37,35 +40,36 @@ internal sealed class HardwareSelfCheck
         var dev = new PciEndpoint("nic0", RequesterId.Create(1, 0, 0), Sid, _smmu, _mem, atsCapable: true);
 
         // Stage 1 only: IOVA 0x1000_0000 -> PA Ram + 0x5000.
-        ulong s1Root = NewS1Table();
-        MapS1(s1Root, 0x1000_0000, Ram + 0x5000, writable: true);
-        WriteCd(0, ContextDescriptor.Create(s1Root, asid: 7, t0sz: 16));
+        var s1 = Stage1Tables();
+        s1.Map(0x1000_0000, Ram + 0x5000);
+        WriteCd(0, ContextDescriptor.Create(s1.Root, asid: 7, t0sz: 16));
         WriteSte(Sid, StreamTableEntry.Create(SteConfig.Stage1, s1ContextPtr: CdBase));
         Issue(Command.CfgiSte(Sid), Command.Sync());
         Check("stage-1 DMA write lands at the mapped PA", DmaWriteLands(dev, 0x1000_0040, Ram + 0x5040));
 
         // Stage 2 only: IPA 0x2000_0000 -> PA Ram + 0x9000 (VMID 3).
-        ulong s2Root = NewS2Table();
-        MapS2(s2Root, 0x2000_0000, Ram + 0x9000);
-        WriteSte(Sid, Stage2Ste(s2Root, SteConfig.Stage2, 0, vmid: 3));
+        var s2 = Stage2Tables();
+        s2.Map(0x2000_0000, Ram + 0x9000);
+        WriteSte(Sid, Stage2Ste(s2.Root, SteConfig.Stage2, 0, vmid: 3));
         Issue(Command.CfgiSte(Sid), Command.Sync());
         Check("stage-2 DMA write lands at the mapped PA", DmaWriteLands(dev, 0x2000_0010, Ram + 0x9010));
 
         // Nested: stage 1 (IPA tables) through stage 2 (identity-mapped table memory).
-        ulong s2n = NewS2Table();
-        foreach (ulong page in new[] { CdBase, S1Tables, S1Tables + 0x1000, S1Tables + 0x2000, S1Tables + 0x3000, S1Tables + 0x4000, S1Tables + 0x5000, S1Tables + 0x6000, S1Tables + 0x7000 })
-            MapS2(s2n, page, page);
-        MapS2(s2n, 0x3000_0000, Ram + 0xC000);
-        ulong s1n = NewS1Table();
-        MapS1(s1n, 0x7000_0000, 0x3000_0000, writable: true);
-        WriteCd(0, ContextDescriptor.Create(s1n, asid: 9, t0sz: 16));
-        WriteSte(Sid, Stage2Ste(s2n, SteConfig.Nested, CdBase, vmid: 4));
+        var s2n = Stage2Tables();
+        var s1n = Stage1Tables();
+        s1n.Map(0x7000_0000, 0x3000_0000);
+        // Identity-map the CD and the first stage-1 table pages through stage 2, then the data IPA.
+        for (ulong page = S1Tables; page < S1Tables + 0x8000; page += 0x1000) s2n.Map(page, page);
+        s2n.Map(CdBase, CdBase);
+        s2n.Map(0x3000_0000, Ram + 0xC000);
+        WriteCd(0, ContextDescriptor.Create(s1n.Root, asid: 9, t0sz: 16));
+        WriteSte(Sid, Stage2Ste(s2n.Root, SteConfig.Nested, CdBase, vmid: 4));
         Issue(Command.CfgiSte(Sid), Command.CfgiCdAll(Sid), Command.Sync());
         Check("nested DMA write lands at the mapped PA", DmaWriteLands(dev, 0x7000_0123, Ram + 0xC123));
         Check("the translation is cached in the IOTLB", _smmu.Tlb.TryLookup(TlbRegime.NonHyp, 4, 9, 0x7000_0000, out _));
 
         // Unmap at stage 1, invalidate by VA: the next access faults with F_TRANSLATION in the event queue.
-        UnmapS1(s1n, 0x7000_0000);
+        s1n.Unmap(0x7000_0000);
         Issue(Command.TlbiNhVa(4, 9, 0x7000_0000, leaf: true), Command.Sync());
         Check("TLBI_NH_VA removed the entry", !_smmu.Tlb.TryLookup(TlbRegime.NonHyp, 4, 9, 0x7000_0000, out _));
         var fault = dev.Resolve(0x7000_0000, AccessKind.Read);
@@ -141,50 +145,9 @@ internal sealed class HardwareSelfCheck
         // 4K granule, 40-bit IPA (T0SZ 24) starting at level 1 (SL0 = 1), 44-bit output.
         StreamTableEntry.Create(config, s1ContextPtr: cdPtr, s2Vmid: vmid, s2T0sz: 24, s2Sl0: 1, s2Tg: 0, s2Ps: 4, s2Ttb: root);
 
-    private ulong NewS1Table() { ulong t = _nextS1; _nextS1 += 0x1000; return t; }
-    /// <summary>A stage-2 root: two concatenated level-1 tables (8 KiB, aligned to 8 KiB).</summary>
-    private ulong NewS2Table()
-    {
-        const ulong rootSize = 0x2000;
-        ulong t = (_nextS2 + rootSize - 1) & ~(rootSize - 1);
-        _nextS2 = t + rootSize;
-        return t;
-    }
+    /// <summary>4K stage 1 with a 48-bit VA: four levels from level 0.</summary>
+    private Tables Stage1Tables() => new(_s1Space, 12, 48, 0, stage2: false);
 
-    // 4K stage 1, 48-bit VA: four levels. Page descriptor: AF, AP[1] (EL0 access), AP[2] read-only.
-    private void MapS1(ulong root, ulong va, ulong pa, bool writable)
-    {
-        ulong table = root;
-        for (int level = 0; level < 3; level++)
-            table = NextTable(table, (va >> (39 - 9 * level)) & 0x1FF, ref _nextS1);
-        _mem.WriteUInt64(table + ((va >> 12) & 0x1FF) * 8, pa | 0x3 | (1UL << 10) | (1UL << 6) | (writable ? 0 : 1UL << 7));
-    }
-
-    private void UnmapS1(ulong root, ulong va)
-    {
-        ulong table = root;
-        for (int level = 0; level < 3; level++)
-            table = _mem.ReadUInt64(table + ((va >> (39 - 9 * level)) & 0x1FF) * 8) & 0x000F_FFFF_FFFF_F000;
-        _mem.WriteUInt64(table + ((va >> 12) & 0x1FF) * 8, 0);
-    }
-
-    // 4K stage 2, 40-bit IPA starting at level 1: level 1 resolves IPA[39:30], 10 bits, so the root is two
-    // concatenated 512-entry tables.
-    private void MapS2(ulong root, ulong ipa, ulong pa)
-    {
-        ulong table = NextTable(root, (ipa >> 30) & 0x3FF, ref _nextS2);
-        table = NextTable(table, (ipa >> 21) & 0x1FF, ref _nextS2);
-        _mem.WriteUInt64(table + ((ipa >> 12) & 0x1FF) * 8, pa | 0x3 | (1UL << 10) | (3UL << 6));
-    }
-
-    private ulong NextTable(ulong table, ulong index, ref ulong allocator)
-    {
-        ulong slot = table + index * 8;
-        ulong desc = _mem.ReadUInt64(slot);
-        if ((desc & 1) != 0) return desc & 0x000F_FFFF_FFFF_F000;
-        ulong next = allocator;
-        allocator += 0x1000;
-        _mem.WriteUInt64(slot, next | 0x3);
-        return next;
-    }
+    /// <summary>4K stage 2 with a 40-bit IPA from level 1: the root is two concatenated tables.</summary>
+    private Tables Stage2Tables() => new(_s2Space, 12, 40, 1, stage2: true);
 }

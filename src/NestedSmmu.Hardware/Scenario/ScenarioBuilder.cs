@@ -142,6 +142,38 @@ public interface ITableSpace
 }
 
 /// <summary>
+/// Translation tables held in memory: table address A is byte A - <paramref name="addressBase"/>
+/// of <paramref name="memory"/> (so guest tables can live in a region that starts at a guest
+/// physical address), allocated upwards from <paramref name="allocateFrom"/>.
+/// </summary>
+public sealed class MemoryTableSpace(NestedSmmu.Hardware.Memory.IPhysicalMemory memory, ulong allocateFrom, ulong addressBase = 0) : ITableSpace
+{
+    private ulong _next = allocateFrom;
+
+    public ulong Read(ulong address)
+    {
+        Span<byte> b = stackalloc byte[8];
+        memory.Read(address - addressBase, b);
+        return System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(b);
+    }
+
+    public void Word(ulong address, ulong value)
+    {
+        Span<byte> b = stackalloc byte[8];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(b, value);
+        memory.Write(address - addressBase, b);
+    }
+
+    public ulong AllocTable(ulong bytes)
+    {
+        bytes = Math.Max(bytes, 0x1000);
+        ulong t = (_next + bytes - 1) & ~(bytes - 1);
+        _next = t + bytes;
+        return t;
+    }
+}
+
+/// <summary>
 /// A VMSAv8-64 translation table builder (Arm ARM D8 geometry): one granule, an input size and
 /// a start level (a stage-2 root may be several concatenated tables), page or block leaves.
 /// </summary>
@@ -187,6 +219,19 @@ public sealed class Tables
         if (Stage2) attrs |= (readable ? 1UL << 6 : 0) | (writable ? 1UL << 7 : 0);
         else attrs |= (1UL << 6) | (writable ? 0 : 1UL << 7); // AP[1] = EL0 access, AP[2] = read-only
         _b.Word(table + Index(ia, leafLevel) * 8, (oa & ~((1UL << Shift(leafLevel)) - 1)) | attrs | (leafLevel == 3 ? 3UL : 1UL));
+    }
+
+    /// <summary>Removes the leaf for <paramref name="ia"/> at <paramref name="leafLevel"/>, if the path to it exists.</summary>
+    public void Unmap(ulong ia, int leafLevel = 3)
+    {
+        ulong table = Root;
+        for (int level = StartLevel; level < leafLevel; level++)
+        {
+            ulong desc = _b.Read(table + Index(ia, level) * 8);
+            if ((desc & 1) == 0) return;
+            table = desc & 0x0000_FFFF_FFFF_F000 & ~((1UL << PageShift) - 1);
+        }
+        _b.Word(table + Index(ia, leafLevel) * 8, 0);
     }
 
     public ulong Index(ulong ia, int level)

@@ -134,18 +134,6 @@ public sealed class Iotlb
         return removed;
     }
 
-    public int Invalidate(Func<TlbEntry, bool> match)
-    {
-        _lastValid = false;
-        Generation++;
-        int removed = 0;
-        foreach (var (k, e) in _entries)
-        {
-            if (match(e)) { _entries.Remove(k); removed++; if (e.Global) _globalSlots--; }
-        }
-        return removed;
-    }
-
     public void Clear()
     {
         _lastValid = false;

@@ -143,12 +143,6 @@ public sealed class PageTableWalker
     /// Walks <paramref name="r"/> for <paramref name="input"/>. When <paramref name="s2"/> is given the
     /// walk is a nested stage-1 walk. Input-range checks are the caller's (they differ per stage).
     /// </summary>
-    public WalkResult Walk(in WalkRegime r, ulong input, AccessKind access, in WalkRegime? s2, TranslationTrace? trace)
-    {
-        if (s2 is { } s2r) return Walk(r, input, access, s2r, nested: true, trace);
-        return Walk(r, input, access, r, nested: false, trace);
-    }
-
     /// <summary>The walk itself; <paramref name="s2"/> is used only when <paramref name="nested"/>.</summary>
     public WalkResult Walk(in WalkRegime r, ulong input, AccessKind access, in WalkRegime s2, bool nested, TranslationTrace? trace) =>
         WalkFrom(r, r.StartLevel, r.TableBase, input, access, s2, nested, trace);

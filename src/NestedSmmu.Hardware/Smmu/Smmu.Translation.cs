@@ -24,9 +24,10 @@ public sealed partial class Smmu
         public required ContextDescriptor Cd;
         public required ulong CdAddress;
         public ushort Asid;
-        public WalkRegime? Ttb0, Ttb1;
-        // The same regimes as plain fields, read by reference on the walk path (no nullable copies).
+        // The TTB0/TTB1 regimes, read by reference on the walk path; HasTtbN is false when that
+        // half is disabled (EPDn).
         public WalkRegime Ttb0Regime, Ttb1Regime;
+        public bool HasTtb0, HasTtb1;
         public int Ttb0InputBits, Ttb1InputBits;
         public bool Tbi0, Tbi1;
         /// <summary>The StreamWorld has no ASIDs (NS-EL2): every translation is global.</summary>
@@ -280,7 +281,7 @@ public sealed partial class Smmu
 
         // Select TTB0/TTB1 by VA[55] and check the unused top bits (they must all equal VA[55] unless TBI).
         bool upper = Bits.Get(iova, 55);
-        bool hasRegime = upper ? cd.Ttb1 is not null : cd.Ttb0 is not null;
+        bool hasRegime = upper ? cd.HasTtb1 : cd.HasTtb0;
         int inputBits = upper ? cd.Ttb1InputBits : cd.Ttb0InputBits;
         bool tbi = upper ? cd.Tbi1 : cd.Tbi0;
         int topBit = tbi ? 55 : 63;
@@ -710,7 +711,8 @@ public sealed partial class Smmu
             if (GranuleGeometry.FromTg0(cd.TG0) is not { } g || !GranuleSupported(g)) return $"TG0 {cd.TG0} names an unimplemented granule";
             if (cd.T0SZ < MinTxSz(g) || cd.T0SZ > 39) return $"T0SZ {cd.T0SZ} is out of range";
             if (TtbOutOfRange(cd.TTB0, g, outBits)) return $"TTB0 0x{cd.TTB0:X} is outside the {outBits}-bit effective IPS";
-            built.Ttb0 = built.Ttb0Regime = Stage1Regime(g, cd.TTB0, 64 - (int)cd.T0SZ, outBits, ha, cd.AFFD);
+            built.Ttb0Regime = Stage1Regime(g, cd.TTB0, 64 - (int)cd.T0SZ, outBits, ha, cd.AFFD);
+            built.HasTtb0 = true;
             built.Ttb0InputBits = 64 - (int)cd.T0SZ;
         }
         if (!epd1)
@@ -718,7 +720,8 @@ public sealed partial class Smmu
             if (GranuleGeometry.FromTg1(cd.TG1) is not { } g || !GranuleSupported(g)) return $"TG1 {cd.TG1} names an unimplemented granule";
             if (cd.T1SZ < MinTxSz(g) || cd.T1SZ > 39) return $"T1SZ {cd.T1SZ} is out of range";
             if (TtbOutOfRange(cd.TTB1, g, outBits)) return $"TTB1 0x{cd.TTB1:X} is outside the {outBits}-bit effective IPS";
-            built.Ttb1 = built.Ttb1Regime = Stage1Regime(g, cd.TTB1, 64 - (int)cd.T1SZ, outBits, ha, cd.AFFD);
+            built.Ttb1Regime = Stage1Regime(g, cd.TTB1, 64 - (int)cd.T1SZ, outBits, ha, cd.AFFD);
+            built.HasTtb1 = true;
             built.Ttb1InputBits = 64 - (int)cd.T1SZ;
         }
         built.Tbi0 = cd.TBI0;
