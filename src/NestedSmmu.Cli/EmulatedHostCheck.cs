@@ -8,14 +8,14 @@ using NestedSmmu.Iommufd.Uapi;
 namespace NestedSmmu.Cli;
 
 /// <summary>
-/// The iommufd half of `run`: on the embedded emulated host (the Grace-class profile) it plays
+/// The iommufd half of `run`: on an emulated host (by default the embedded Grace-class profile) it plays
 /// the VMM and the guest through <see cref="IIommufd"/> alone, as QEMU and a guest kernel would:
 /// guest RAM in an IOAS, one nest-parent stage 2 shared by a vIOMMU on each of two physical
 /// SMMUs, a vDEVICE per GPU, guest stage-1 tables and CDs in guest RAM, nested HWPTs, device
 /// DMA (through the host diagnostics, as a device would), a fault delivered as a vEVENT, and a
 /// guest invalidation forwarded through the vIOMMU.
 /// </summary>
-internal sealed class EmulatedHostCheck(TextWriter log)
+internal sealed class EmulatedHostCheck(TextWriter log, HostProfile profile)
 {
     private const ulong GuestRamBase = 0x4000_0000, GuestRamSize = 0x400_0000; // 64 MiB at 1 GiB, as on QEMU virt
     private const ulong CdTableIpa = GuestRamBase + 0x200_0000, TablesIpa = GuestRamBase + 0x210_0000;
@@ -30,13 +30,14 @@ internal sealed class EmulatedHostCheck(TextWriter log)
 
     public int Run()
     {
-        var host = Host = EmulatedHost.CreateDefault();
+        var host = Host = new EmulatedHost(profile);
         log.WriteLine($"  host '{host.Profile.Name}': {host.Profile.Smmus.Count} SMMUs ({host.Profile.Smmus.Count(s => s.HasCmdqv)} with CMDQV), {host.Profile.Devices.Count} PCI devices");
         using EmulatedIommufd fd = host.Open();
 
-        // Two GPUs behind different physical SMMUs.
-        var gpus = host.Profile.Devices.Where(d => d.Kind == PciDeviceKind.Gpu).GroupBy(d => d.Smmu).Select(g => g.First()).Take(2).ToList();
-        Check("the profile has GPUs behind two SMMUs", gpus.Count == 2);
+        // Two devices behind different physical SMMUs, GPUs first.
+        var gpus = host.Profile.Devices.OrderBy(d => d.Kind == PciDeviceKind.Gpu ? 0 : 1)
+            .GroupBy(d => d.Smmu).Select(g => g.First()).Take(2).ToList();
+        Check("the profile has devices behind two SMMUs", gpus.Count == 2);
         if (gpus.Count < 2) return _failures.Count;
 
         HostMemoryRegion ram = fd.AllocateHostMemory(GuestRamSize, "guest-ram");

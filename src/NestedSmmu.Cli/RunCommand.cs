@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using NestedSmmu.Iommufd.Emulated;
 using CliCommand = System.CommandLine.Command;
 using System.CommandLine;
 
@@ -14,10 +15,32 @@ internal static class RunCommand
     public static CliCommand Create(TextWriter stdout, TextWriter stderr)
     {
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Print each check as it runs." };
-        var cmd = new CliCommand("run", "Run NestedSmmu end to end on the embedded emulated host (today: the SMMUv3 self-check and a nested iommufd run on the emulated Grace-class host).") { verbose };
+        var profileOption = new Option<string>("--profile")
+        {
+            Description = $"The emulated host: an embedded profile ({string.Join(", ", HostProfile.EmbeddedNames)}) or a host profile JSON file.",
+            DefaultValueFactory = _ => "grace",
+        };
+        var cmd = new CliCommand("run", "Run NestedSmmu end to end on the embedded emulated host (today: the SMMUv3 self-check and a nested iommufd run on the emulated Grace-class host).") { verbose, profileOption };
         cmd.SetAction(parse =>
         {
             bool v = parse.GetValue(verbose);
+            string profileName = parse.GetValue(profileOption) ?? "grace";
+            HostProfile profile;
+            try
+            {
+                if (!HostProfile.EmbeddedNames.Contains(profileName) && !File.Exists(profileName))
+                {
+                    stderr.WriteLine($"error: host profile '{profileName}' is neither an embedded profile ({string.Join(", ", HostProfile.EmbeddedNames)}) nor a file.");
+                    return 2;
+                }
+                profile = HostProfile.EmbeddedNames.Contains(profileName) ? HostProfile.LoadEmbedded(profileName) : HostProfile.Load(profileName);
+                profile.Validate();
+            }
+            catch (Exception e) when (e is FormatException or IOException or UnauthorizedAccessException or ArgumentException)
+            {
+                stderr.WriteLine($"error: host profile '{profileName}': {e.Message}");
+                return 2;
+            }
             var log = v ? stdout : TextWriter.Null;
             stdout.WriteLine("NestedSmmu run (the VMM and guest layers are not built yet: this run drives the hardware model and the emulated host's iommufd directly).");
             var sw = Stopwatch.StartNew();
@@ -27,8 +50,8 @@ internal static class RunCommand
             stdout.WriteLine($"   {check.Passed} checks passed, {failed} failed; " +
                              $"{check.Counters.Translations} translations, {check.Counters.CommandsExecuted} commands, {check.Counters.EventsWritten} events, " +
                              $"IOTLB {check.TlbHits} hits / {check.TlbMisses} misses.");
-            stdout.WriteLine("2. Emulated host (embedded Grace-class profile) through IIommufd: nested translation across two SMMUs.");
-            var host = new EmulatedHostCheck(log);
+            stdout.WriteLine($"2. Emulated host '{profile.Name}' through IIommufd: nested translation across two SMMUs.");
+            var host = new EmulatedHostCheck(log, profile);
             int hostFailed = host.Run();
             stdout.WriteLine($"   {host.Passed} checks passed, {hostFailed} failed.");
             foreach (var f in check.Failures.Concat(host.Failures)) stderr.WriteLine($"FAILED: {f}");

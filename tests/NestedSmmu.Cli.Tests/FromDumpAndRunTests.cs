@@ -44,6 +44,23 @@ public sealed class FromDumpAndRunTests
     }
 
     [Fact]
+    public void Run_takes_another_embedded_profile_and_rejects_bad_ones()
+    {
+        var small = CliRunner.Run("run", "--profile", "small");
+        small.ExitCode.ShouldBe(0, small.Stderr);
+        small.Stdout.ShouldContain("Emulated host 'small'");
+
+        var unknown = CliRunner.Run("run", "--profile", "no-such-profile");
+        unknown.ExitCode.ShouldBe(2);
+        unknown.Stderr.ShouldContain("neither an embedded profile");
+
+        string bad = CliRunner.TempFile("host.json", """{ "name": "x", "smmus": [] }""");
+        var malformed = CliRunner.Run("run", "--profile", bad);
+        malformed.ExitCode.ShouldBe(2);
+        malformed.Stderr.ShouldContain("missing member 'memory'");
+    }
+
+    [Fact]
     public void Help_lists_the_commands()
     {
         var run = CliRunner.Run("--help");
