@@ -115,8 +115,9 @@ public sealed class Iotlb
         if (_entries.Count >= Capacity) { _entries.Clear(); _globalSlots = 0; } // whole-TLB eviction: simple and deterministic
         int asid = entry.Global ? GlobalAsidKey : entry.Asid;
         var key = new Key(entry.Regime, entry.Vmid, asid, input >> IndexShift);
-        if (entry.Global && !_entries.ContainsKey(key)) _globalSlots++;
-        _entries[key] = entry;
+        ref TlbEntry slot = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_entries, key, out bool existed);
+        if (entry.Global && !existed) _globalSlots++;
+        slot = entry;
     }
 
     /// <summary>Removes every entry <paramref name="scope"/> selects; returns how many page slots went.</summary>

@@ -162,6 +162,8 @@ public sealed class PageTableWalker
         bool s2PathCached = false;
         ulong s2PathRegion = 0, s2PathTable = 0;
         int s2RegionShift = nested ? GranuleGeometry.LevelShift(s2.Granule, 2) : 0;
+        ulong s2IndexMask = nested ? (1UL << GranuleGeometry.Stride(s2.Granule)) - 1 : 0;
+        ulong s2PageMask = nested ? (1UL << s2.PageShift) - 1 : 0;
         // Abort ranges are set up once with the memory; without any, only the 52-bit limit can abort.
         bool anyAbortRanges = _sparse is null || _sparse.HasAbortRanges;
 
@@ -191,6 +193,19 @@ public sealed class PageTableWalker
                 WalkResult s2res;
                 if (s2PathCached && descAddr >> s2RegionShift == s2PathRegion)
                 {
+                    // The common case inline: a valid page, AF set, stage-2 read allowed, output within
+                    // PS. Anything else takes the full walk from the cached table, with all its checks.
+                    ulong leafAddr = s2PathTable + ((descAddr >> s2.PageShift) & s2IndexMask) * 8;
+                    ulong leaf = ReadDescriptor(leafAddr);
+                    ulong leafOa = DescriptorAddress(leaf, s2, s2.PageShift);
+                    if ((leaf & (DescValid | DescTable)) == (DescValid | DescTable) && Bits.Get(leaf, AF) && Bits.Get(leaf, S2AP_R)
+                        && Bits.FitsIn(leafOa, s2.OutputBits) && !anyAbortRanges)
+                    {
+                        descPa = leafOa | (descAddr & s2PageMask);
+                        tableWritable = Bits.Get(leaf, S2AP_W);
+                        if (trace is not null) trace.Depth--;
+                        goto Fetch;
+                    }
                     s2res = WalkFrom(s2, 3, s2PathTable, descAddr, AccessKind.Read, s2, false, null);
                 }
                 else
@@ -213,6 +228,7 @@ public sealed class PageTableWalker
                 tableWritable = (s2res.Permissions & Permissions.Write) != 0;
             }
 
+        Fetch:
             res.Level = level;
             res.LastTable = table;
             if (descPa >= SparseMemory.AddressLimit - 8 || (anyAbortRanges && (_sparse is not null ? _sparse.IsAbort(descPa, 8) : _memory.IsAbort(descPa, 8))))

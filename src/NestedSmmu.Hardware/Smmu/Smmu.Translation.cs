@@ -214,7 +214,7 @@ public sealed partial class Smmu
             return ConfigFault(cfgFault, trace);
         }
 
-        var ste = cfg.Ste;
+        ref readonly StreamTableEntry ste = ref cfg.Ste;
         if (ste.ConfigRaw < 0b100)
         {
             // 0b000 aborts; 0b001..0b011 are Reserved and behave as 0b000 (IHI 0070 5.2, STE.Config).
@@ -603,7 +603,7 @@ public sealed partial class Smmu
             trace?.Add("cd", 1, -1, cd.CdAddress, cd.Cd.W0, $"CD {index} from the configuration cache: {DescribeCd(cd.Cd)}");
             return true;
         }
-        var ste = cfg.Ste;
+        ref readonly StreamTableEntry ste = ref cfg.Ste;
         ulong cdAddress;
         ulong ptr = ste.S1ContextPtr;
         if (cfg.CdMax != 0 && cfg.S1Fmt != 0)
