@@ -222,6 +222,8 @@ public sealed class TranslateCommandTests
             ulong descIpa = s1.Root + s1.Index(Iova, 0) * 8;
             return (b.Build("stage-2 fault on a stage-1 table"), Fault("F_TRANSLATION", 2, W0(0x10), S2 | ClassTtd | TtRead, Iova, descIpa & ~0xFFFUL));
         },
+        ["F_PERMISSION_S2_ON_A_LATER_STAGE1_TABLE"] = () => NestedWithLaterTablePage(readable: false, af: true, "F_PERMISSION"),
+        ["F_ACCESS_S2_ON_A_LATER_STAGE1_TABLE"] = () => NestedWithLaterTablePage(readable: true, af: false, "F_ACCESS"),
         ["F_TRANSLATION_S2_DURING_CD_FETCH"] = () =>
         {
             var b = new ScenarioBuilder();
@@ -258,6 +260,36 @@ public sealed class TranslateCommandTests
             return (b.Build("fault not recorded"), AccessResult.Abort.Instance);
         },
     };
+
+
+    /// <summary>
+    /// Nested 4K walk where the stage-1 level-0 table's page is mapped normally at stage 2 but the
+    /// level-1 table's page (in the same 2 MiB IPA region, so the walker reuses the stage-2 path to
+    /// it) is not readable or has AF clear: the stage-2 fault is reported for that descriptor.
+    /// </summary>
+    private static (Scenario, AccessResult) NestedWithLaterTablePage(bool readable, bool af, string fault)
+    {
+        var b = new ScenarioBuilder();
+        var s2 = new Tables(b, 12, 40, 1, stage2: true);
+        var s1 = new Tables(b, 12, 48, 0, stage2: false);
+        s1.Map(Iova, 0x6000_0000);
+        ulong l0Table = s1.Root;
+        ulong l1Table = b.Read(l0Table + s1.Index(Iova, 0) * 8) & 0x0000_FFFF_FFFF_F000;
+        foreach (ulong page in b.TablePages.ToList())
+        {
+            if (page == l1Table) s2.Map(page, page, readable: readable, af: af);
+            else s2.Map(page, page);
+        }
+        s2.Map(0x6000_0000, 0x2_0000_0000);
+        b.Cd(ScenarioBuilder.CdBase, ScenarioBuilder.CdWord0(12), s1.Root);
+        s2.Map(ScenarioBuilder.CdBase, ScenarioBuilder.CdBase);
+        b.Ste(Sid, ScenarioBuilder.CdBase | 0xF, 0xD4, ScenarioBuilder.Stage2Word2(12), s2.Root);
+        b.Enable();
+        b.Access(Sid, Iova, AccessKind.Write);
+        ulong descIpa = l1Table + s1.Index(Iova, 1) * 8;
+        byte type = fault == "F_PERMISSION" ? (byte)0x13 : (byte)0x12;
+        return (b.Build($"{fault} at stage 2 on the level-1 table"), Fault(fault, 2, W0(type), S2 | ClassTtd | TtRead, Iova, descIpa & ~0xFFFUL));
+    }
 
     private static ScenarioBuilder Base(int stage, bool writable = true, bool af = true, ulong? output = null)
     {
