@@ -417,12 +417,7 @@ public sealed partial class Smmu
     /// <remarks>C_BAD_STREAMID, F_STE_FETCH and C_BAD_STE record the transaction's SubstreamID and SSV (IHI 0070 7.3.3-7.3.5).</remarks>
     private bool TryGetStream(uint sid, uint? ssid, TranslationTrace? trace, out StreamConfig cfg, out EventRecord fault)
     {
-        if (_lastStream is not null && _lastSid == sid && trace is null)
-        {
-            cfg = _lastStream;
-            fault = default;
-            return true;
-        }
+        // The last-stream shortcut is TranslateSlow's, checked before this is called.
         if (_streams.TryGetValue(sid, out cfg!))
         {
             _lastStream = cfg;
@@ -592,11 +587,7 @@ public sealed partial class Smmu
     {
         faultRecorded = false;
         fault = default;
-        if (_lastCd is not null && ReferenceEquals(_lastCdStream, cfg) && _lastCdIndex == index && trace is null)
-        {
-            cd = _lastCd;
-            return true;
-        }
+        // The last-CD shortcut is TranslateSlow's, checked before this is called.
         if (cfg.Cds.TryGetValue(index, out cd!))
         {
             (_lastCd, _lastCdStream, _lastCdIndex) = (cd, cfg, index);
