@@ -111,7 +111,7 @@ public struct WalkResult
 public sealed class PageTableWalker
 {
     private readonly IPhysicalMemory _memory;
-    // The common backing store, called directly on the hot path (no interface dispatch or type test).
+    // The common backing store: lets a walk skip abort-range checks when none are set.
     private readonly SparseMemory? _sparse;
 
     public PageTableWalker(IPhysicalMemory memory)
@@ -120,7 +120,6 @@ public sealed class PageTableWalker
         _sparse = memory as SparseMemory;
     }
 
-    private ulong ReadDescriptor(ulong address) => _sparse is not null ? _sparse.ReadUInt64(address) : _memory.ReadUInt64(address);
 
     // Descriptor fields (Arm ARM D8.3)
     private const ulong DescValid = 1UL << 0;
@@ -196,7 +195,7 @@ public sealed class PageTableWalker
                     // The common case inline: a valid page, AF set, stage-2 read allowed, output within
                     // PS. Anything else takes the full walk from the cached table, with all its checks.
                     ulong leafAddr = s2PathTable + ((descAddr >> s2.PageShift) & s2IndexMask) * 8;
-                    ulong leaf = ReadDescriptor(leafAddr);
+                    ulong leaf = _memory.ReadUInt64(leafAddr);
                     ulong leafOa = DescriptorAddress(leaf, s2, s2.PageShift);
                     if ((leaf & (DescValid | DescTable)) == (DescValid | DescTable) && Bits.Get(leaf, AF) && Bits.Get(leaf, S2AP_R)
                         && Bits.FitsIn(leafOa, s2.OutputBits) && !anyAbortRanges)
@@ -239,7 +238,7 @@ public sealed class PageTableWalker
                 res.FetchAddress = descPa;
                 return res;
             }
-            ulong desc = ReadDescriptor(descPa);
+            ulong desc = _memory.ReadUInt64(descPa);
 
             if ((desc & DescValid) == 0)
             {

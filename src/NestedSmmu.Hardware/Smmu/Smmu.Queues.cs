@@ -20,7 +20,7 @@ public sealed partial class Smmu
                 StopCommandQueue(CommandError.CERROR_ABT);
                 return;
             }
-            var error = Execute(new Command(ReadQword(address), ReadQword(address + 8)));
+            var error = Execute(new Command(_memory.ReadUInt64(address), _memory.ReadUInt64(address + 8)));
             if (error != CommandError.None)
             {
                 StopCommandQueue(error);

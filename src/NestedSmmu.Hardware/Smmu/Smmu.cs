@@ -24,7 +24,7 @@ public interface IAtcInvalidationTarget
 public sealed partial class Smmu : IMmioDevice
 {
     private readonly IPhysicalMemory _memory;
-    // The usual backing store, read directly on hot paths (commands, descriptors).
+    // The usual backing store, asked directly whether an access aborts (no interface dispatch).
     private readonly SparseMemory? _sparse;
     private readonly PageTableWalker _walker;
     private readonly Dictionary<uint, List<IAtcInvalidationTarget>> _atcTargets = new();
@@ -90,8 +90,6 @@ public sealed partial class Smmu : IMmioDevice
         InvalidateAllConfig();
         Tlb.Clear();
     }
-
-    private ulong ReadQword(ulong address) => _sparse is not null ? _sparse.ReadUInt64(address) : _memory.ReadUInt64(address);
 
     private bool IsAbort(ulong address, ulong length) => _sparse is not null ? _sparse.IsAbort(address, length) : _memory.IsAbort(address, length);
 
