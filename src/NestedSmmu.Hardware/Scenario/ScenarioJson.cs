@@ -60,6 +60,14 @@ internal static class ScenarioJson
 
     public static ScenarioFormatException Error(string path, string detail) => new(path, detail);
 
+    /// <summary>Runs a UTF-8 JSON writer into memory and returns the text.</summary>
+    public static string WriteToString(Action<Stream> write)
+    {
+        using var stream = new MemoryStream();
+        write(stream);
+        return System.Text.Encoding.UTF8.GetString(stream.GetBuffer(), 0, (int)stream.Length);
+    }
+
     public static string Member(string path, string name) => JsonPaths.Member(path, name);
 
     public static string Item(string path, int index) => JsonPaths.Item(path, index);

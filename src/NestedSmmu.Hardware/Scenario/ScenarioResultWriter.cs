@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using static NestedSmmu.Hardware.Scenarios.ScenarioJson;
 
@@ -14,12 +13,7 @@ namespace NestedSmmu.Hardware.Scenarios;
 public static class ScenarioResultWriter
 {
     /// <summary>The document as a string.</summary>
-    public static string ToJson(ScenarioResult result)
-    {
-        using var stream = new MemoryStream();
-        Write(result, stream);
-        return Encoding.UTF8.GetString(stream.GetBuffer(), 0, (int)stream.Length);
-    }
+    public static string ToJson(ScenarioResult result) => WriteToString(stream => Write(result, stream));
 
     /// <summary>Writes the document to <paramref name="utf8Json"/> as UTF-8.</summary>
     public static void Write(ScenarioResult result, Stream utf8Json)

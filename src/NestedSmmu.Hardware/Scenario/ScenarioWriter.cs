@@ -1,5 +1,4 @@
 using NestedSmmu.Hardware.Smmu;
-using System.Text;
 using System.Text.Json;
 using static NestedSmmu.Hardware.Scenarios.ScenarioJson;
 
@@ -14,12 +13,7 @@ namespace NestedSmmu.Hardware.Scenarios;
 public static class ScenarioWriter
 {
     /// <summary>The document as a string (no newline after the closing brace, like the vectors).</summary>
-    public static string ToJson(Scenario scenario)
-    {
-        using var stream = new MemoryStream();
-        Write(scenario, stream);
-        return Encoding.UTF8.GetString(stream.GetBuffer(), 0, (int)stream.Length);
-    }
+    public static string ToJson(Scenario scenario) => WriteToString(stream => Write(scenario, stream));
 
     /// <summary>Writes the document to <paramref name="utf8Json"/> as UTF-8.</summary>
     public static void Write(Scenario scenario, Stream utf8Json)
