@@ -6,7 +6,7 @@ namespace NestedSmmu.Benchmarks;
 
 /// <summary>
 /// The SMMUv3 model's hot paths. State: QEMU's iommu-smmuv3-test nested example (the words of
-/// shared/vectors/scenarios/probe-qemu-example-nested.json): 4-level 4K stage 1 whose every table
+/// tests/vectors/scenarios/probe-qemu-example-nested.json): 4-level 4K stage 1 whose every table
 /// address is walked through a 4-level 4K stage 2, then the output IPA through stage 2 again.
 /// </summary>
 [MemoryDiagnoser]

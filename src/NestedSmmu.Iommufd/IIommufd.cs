@@ -12,7 +12,7 @@ namespace NestedSmmu.Iommufd;
 /// <para>
 /// Errors are the kernel's: every call that fails throws <see cref="IommufdException"/> with
 /// the Linux errno the real kernel returns for that case (listed per member below; they follow
-/// drivers/iommu/iommufd and arm-smmu-v3, see linux.md §2), except
+/// drivers/iommu/iommufd and arm-smmu-v3), except
 /// <see cref="Invalidate"/>, which reports partial progress as a value. Misuse of the .NET API
 /// itself (a null argument, a disposed object) throws the usual .NET exceptions.
 /// </para>

@@ -3,7 +3,7 @@ using NestedSmmu.Iommufd.Uapi;
 namespace NestedSmmu.Iommufd;
 
 /// <summary>
-/// What an errno means for a given iommufd ioctl, from the kernel's checks (linux.md §2,
+/// What an errno means for a given iommufd ioctl, from the kernel's checks (drivers/iommu/iommufd/*.c,
 /// drivers/iommu/iommufd and arm-smmu-v3-iommufd.c). Used to make exception messages
 /// actionable; both the real and the emulated kernel use it.
 /// </summary>

@@ -33,7 +33,7 @@ public class IommufdException : Exception
 
     /// <summary>
     /// The exception for a failed iommufd ioctl: names the ioctl, lists <paramref name="arguments"/>
-    /// and appends what that errno usually means for that ioctl (linux.md §2).
+    /// and appends what that errno usually means for that ioctl (drivers/iommu/iommufd/*.c).
     /// </summary>
     public static IommufdException ForIoctl(IommufdIoctl ioctl, Errno errno, string arguments)
     {

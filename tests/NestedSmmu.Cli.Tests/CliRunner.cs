@@ -1,3 +1,5 @@
+using NestedSmmu.Tests.Common;
+
 namespace NestedSmmu.Cli.Tests;
 
 /// <summary>Runs the `nestedsmmu` command in process and captures what it prints.</summary>
@@ -13,19 +15,8 @@ internal static class CliRunner
         return new Output(code, stdout.ToString(), stderr.ToString());
     }
 
-    /// <summary>The shared/ folder beside the repository (reference vectors).</summary>
-    public static string SharedDir
-    {
-        get
-        {
-            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            {
-                string candidate = Path.Combine(dir.FullName, "shared", "vectors", "scenarios");
-                if (Directory.Exists(candidate)) return Path.Combine(dir.FullName, "shared");
-            }
-            throw new DirectoryNotFoundException("shared/vectors/scenarios not found above the test directory: the repository must sit beside shared/.");
-        }
-    }
+    /// <summary>The probe scenarios folder (tests/vectors/scenarios).</summary>
+    public static string ScenarioDir => TestVectors.DirectoryOf("scenarios");
 
     public static string TempFile(string name, string contents)
     {

@@ -11,7 +11,7 @@ public sealed class FromDumpAndRunTests
     [Fact]
     public void From_dump_replays_a_memory_image_and_register_list()
     {
-        var scenario = ScenarioReader.ReadFile(Path.Combine(CliRunner.SharedDir, "vectors", "scenarios", "probe-qemu-example-s1.json"));
+        var scenario = ScenarioReader.ReadFile(Path.Combine(CliRunner.ScenarioDir, "probe-qemu-example-s1.json"));
         const ulong imageBase = 0x4000_0000;
         ulong end = scenario.Memory.Max(m => m.Address + (ulong)m.Qwords.Length * 8);
         var image = new byte[end - imageBase];

@@ -1,15 +1,16 @@
 using NestedSmmu.Hardware.Scenarios;
+using NestedSmmu.Tests.Common;
 
 namespace NestedSmmu.Cli.Tests;
 
 /// <summary>
 /// NestedSmmu against QEMU 11.1.3's own SMMUv3 model on scenarios where the two should agree
-/// (none of the quirks of shared/reference/qemu-smmu-quirks.md applies). The .qemu.json files
-/// are QEMU's output, made by tools/qemu-vectors/make-vectors.sh with shared/tools/qemu-smmu.py.
+/// (none of the places where QEMU departs from IHI 0070, listed in docs/ARCHITECTURE.md, applies). The .qemu.json files
+/// are QEMU's output, made by the maintainer tool tools/qemu-vectors/make-vectors.sh (tests/vectors/README.md).
 /// </summary>
 public sealed class QemuComparisonTests
 {
-    private static string VectorDir => Path.Combine(AppContext.BaseDirectory, "Vectors", "qemu");
+    private static string VectorDir => TestVectors.DirectoryOf("qemu");
 
     private static IEnumerable<string> Names() =>
         Directory.GetFiles(VectorDir, "*.json").Where(f => !f.EndsWith(".qemu.json")).Select(f => Path.GetFileNameWithoutExtension(f)).Order();

@@ -2,7 +2,7 @@
 #:property PublishAot=false
 // Writes the scenarios of the QEMU comparison corpus (tests/NestedSmmu.Cli.Tests/Vectors/qemu):
 // translations and faults chosen where QEMU 11.1's SMMUv3 model and the architecture agree (none of
-// the quirks of shared/reference/qemu-smmu-quirks.md applies), so QEMU's answer is a reference.
+// the places where QEMU departs from IHI 0070 (docs/ARCHITECTURE.md) applies), so QEMU's answer is a reference.
 // Usage: dotnet run tools/qemu-vectors/generate.cs -- OUTDIR   (make-vectors.sh runs QEMU on them)
 using NestedSmmu.Hardware.Scenarios;
 using NestedSmmu.Hardware.Smmu;

@@ -4,7 +4,7 @@
 # stores its result beside it as NAME.qemu.json. The tests compare NestedSmmu with these files.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-out=tests/NestedSmmu.Cli.Tests/Vectors/qemu
+out=tests/vectors/qemu
 shared=$(cd ../shared && pwd)
 rm -f "$out"/*.json
 dotnet run tools/qemu-vectors/generate.cs -- "$out"

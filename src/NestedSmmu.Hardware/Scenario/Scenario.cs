@@ -8,7 +8,7 @@ using NestedSmmu.Hardware.Smmu;
 namespace NestedSmmu.Hardware.Scenarios;
 
 /// <summary>
-/// A translation scenario (format <c>nestedsmmu-scenario/1</c>, docs: shared/design/SCENARIO.md):
+/// A translation scenario (format <c>nestedsmmu-scenario/1</c>, docs: docs/SCENARIO.md):
 /// the ID registers the SMMU presents, the register writes software made, the memory holding its
 /// tables, and the device accesses to translate. Equality is structural.
 /// </summary>

@@ -5,7 +5,7 @@ using static NestedSmmu.Hardware.Scenarios.ScenarioJson;
 namespace NestedSmmu.Hardware.Scenarios;
 
 /// <summary>
-/// Reads <c>nestedsmmu-scenario/1</c> documents (shared/design/SCENARIO.md). Every problem is one
+/// Reads <c>nestedsmmu-scenario/1</c> documents (docs/SCENARIO.md). Every problem is one
 /// <see cref="ScenarioFormatException"/> naming the JSON path of the value at fault.
 /// </summary>
 public static class ScenarioReader

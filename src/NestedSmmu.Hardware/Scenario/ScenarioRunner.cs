@@ -19,7 +19,7 @@ public sealed record ScenarioRun(SmmuFeatures Features, IReadOnlyList<AccessOutc
 /// </summary>
 public static class ScenarioRunner
 {
-    /// <summary>QEMU's virt SMMUv3 with stage=nested (reference/qemu.md §3): the defaults for omitted ID registers.</summary>
+    /// <summary>QEMU's virt SMMUv3 with stage=nested (QEMU hw/arm/smmuv3.c, smmuv3_init_id_regs): the defaults for omitted ID registers.</summary>
     public static IReadOnlyDictionary<SmmuRegister, uint> DefaultIdrs { get; } = new Dictionary<SmmuRegister, uint>
     {
         [SmmuRegister.IDR0] = 0x0D44101B,
@@ -62,7 +62,7 @@ public static class ScenarioRunner
         return new ScenarioRun(features, outcomes, warnings, smmu);
     }
 
-    /// <summary>The result-format view of a translation (SCENARIO.md): pa, fault with its recorded event, or ABORT.</summary>
+    /// <summary>The result-format view of a translation (docs/SCENARIO.md): pa, fault with its recorded event, or ABORT.</summary>
     public static AccessResult ToResult(in TranslationResult t) => t.Status switch
     {
         TranslationStatus.Success => new AccessResult.Pa(t.PhysicalAddress),

@@ -162,7 +162,7 @@ internal sealed partial class ArmSmmuDevice
         Write32(SmmuRegister.EVENTQ_CONS_PAGE1, (prod & mask) | (prod & Q_OVF));
     }
 
-    /// <summary>Event IDs a vIOMMU's owner is told about (arm_smmu_handle_event, linux.md §3).</summary>
+    /// <summary>Event IDs a vIOMMU's owner is told about (arm_smmu_handle_event, arm-smmu-v3.c).</summary>
     private static bool IsForwardable(EventType t) => t is EventType.C_BAD_STE or EventType.F_STREAM_DISABLED
         or EventType.C_BAD_SUBSTREAMID or EventType.C_BAD_CD or EventType.F_TRANSLATION or EventType.F_ADDR_SIZE
         or EventType.F_ACCESS or EventType.F_PERMISSION;

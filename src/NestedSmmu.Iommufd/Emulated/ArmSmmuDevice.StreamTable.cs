@@ -54,7 +54,7 @@ internal sealed partial class ArmSmmuDevice
     /// <summary>STE word 0 [0] V.</summary>
     private const ulong SteValid = 1;
 
-    /// <summary>The abort STE (arm_smmu_make_abort_ste): V = 1, Config = abort, nothing else (linux.md §7: word 0 = 0x1).</summary>
+    /// <summary>The abort STE (arm_smmu_make_abort_ste): V = 1, Config = abort, nothing else (arm-smmu-v3.c; the KUnit vector in arm-smmu-v3-test.c: word 0 = 0x1).</summary>
     public static StreamTableEntry AbortSte => new(SteValid, 0, 0, 0);
 
     /// <summary>arm_smmu_probe_device: makes the master's StreamID usable (level-2 table) and aborting.</summary>

@@ -64,7 +64,7 @@ internal sealed partial class ArmSmmuDevice
     public SmmuImplementation? Implementation { get; set; }
 
     /// <summary>
-    /// ARM_SMMU_FEAT_NESTING plus the coherency a vIOMMU needs (linux.md §3): stage 1 and 2, and
+    /// ARM_SMMU_FEAT_NESTING plus the coherency a vIOMMU needs (arm_vsmmu_init, arm-smmu-v3-iommufd.c): stage 1 and 2, and
     /// coherent table walks (the devices are DMA coherent, so canwbs holds).
     /// </summary>
     public bool SupportsNesting => Features.Nesting && Features.CoherentWalk;

@@ -12,7 +12,7 @@ internal sealed record Vmaster(ArmVsmmu Vsmmu, uint Vsid);
 /// </summary>
 internal sealed class ArmSmmuMaster(ArmSmmuDevice smmu, HostPciDevice device)
 {
-    /// <summary>STE word 1 bit 19 MEV: merge events, set on nested STEs to blunt event floods (linux.md §3).</summary>
+    /// <summary>STE word 1 bit 19 MEV: merge events, set on nested STEs to blunt event floods (arm_smmu_make_nested_domain_ste, arm-smmu-v3-iommufd.c).</summary>
     private const int SteMevBit = 19;
     /// <summary>STE word 0 [3:1] Config.</summary>
     private static readonly ulong SteConfigMask = Bits.Mask(3, 1);
@@ -69,7 +69,7 @@ internal sealed class ArmSmmuMaster(ArmSmmuDevice smmu, HostPciDevice device)
     }
 
     /// <summary>
-    /// arm_smmu_make_nested_domain_ste (linux.md §3): S1 translate starts from the parent's S2 STE
+    /// arm_smmu_make_nested_domain_ste (arm-smmu-v3-iommufd.c): S1 translate starts from the parent's S2 STE
     /// (the vIOMMU's VMID, VTCR, S2TTB, EATS from the ATS state), then word 0 = V | Config nested |
     /// the vSTE's word 0 without Config, word 1 |= the vSTE's word 1 | MEV. Bypass is the plain
     /// S2 STE; abort or an invalid vSTE is the abort STE.

@@ -6,7 +6,7 @@ using NestedSmmu.Iommufd.Uapi;
 namespace NestedSmmu.Iommufd.Emulated;
 
 /// <summary>
-/// The SMMUv3 vIOMMU (arm_vsmmu, arm-smmu-v3-iommufd.c, linux.md §3): a VMID of its own on its
+/// The SMMUv3 vIOMMU (arm_vsmmu, drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3-iommufd.c): a VMID of its own on its
 /// SMMU over a shared nest-parent stage 2, nested domains from validated vSTEs, invalidation
 /// commands rewritten for the physical SMMU (VMID inserted, vSID to pSID), and events forwarded
 /// with the vSID.
@@ -188,7 +188,7 @@ internal class ArmVsmmu : ViommuDriver
     }
 
     /// <summary>
-    /// arm_vsmmu_convert_user_cmd (linux.md §3): TLBI_NSNH_ALL becomes TLBI_NH_ALL with the VMID;
+    /// arm_vsmmu_convert_user_cmd (arm-smmu-v3-iommufd.c): TLBI_NSNH_ALL becomes TLBI_NH_ALL with the VMID;
     /// TLBI_NH_ALL/ASID/VA/VAA get the VMID; ATC_INV and CFGI_CD(_ALL) get vSID → pSID (EIO for an
     /// unknown vSID); any other opcode is EIO.
     /// </summary>

@@ -28,7 +28,7 @@ public sealed partial class EmulatedIommufd
         var ops = new Dictionary<byte, IoctlOp>();
         void Add<T>(IommufdIoctl request, int minSize, Handler handler) where T : unmanaged =>
             ops.Add(request.CommandNumber(), new IoctlOp(request, Unsafe.SizeOf<T>(), minSize, handler));
-        // min_size is offsetofend of the last field each command had when it was introduced (linux.md §1).
+        // min_size is offsetofend of the last field each command had when it was introduced (drivers/iommu/iommufd/main.c, iommufd_ioctl_ops).
         Add<IommuDestroy>(IommufdIoctl.Destroy, 8, static (c, b, ref r) => c.DestroyIoctl(ref As<IommuDestroy>(b), ref r));
         Add<IommuIoasAlloc>(IommufdIoctl.IoasAlloc, 12, static (c, b, ref r) => c.IoasAllocIoctl(ref As<IommuIoasAlloc>(b), ref r));
         Add<IommuIoasIovaRanges>(IommufdIoctl.IoasIovaRanges, 32, static (c, b, ref r) => c.IoasIovaRangesIoctl(ref As<IommuIoasIovaRanges>(b), ref r));

@@ -112,7 +112,7 @@ public sealed record SmmuProfile(string Name, ulong MmioBase, SmmuFeatures Featu
 
 /// <summary>
 /// A Tegra241 CMDQV's placement and synthesis parameters (what its PARAM register reports,
-/// linux.md §5). <see cref="Tegra241CmdqvHostDriver"/> builds the hardware model from them and
+/// drivers/iommu/arm/arm-smmu-v3/tegra241-cmdqv.c). <see cref="Tegra241CmdqvHostDriver"/> builds the hardware model from them and
 /// reads them back from its PARAM register.
 /// </summary>
 /// <param name="MmioBase">Base of its register frame.</param>

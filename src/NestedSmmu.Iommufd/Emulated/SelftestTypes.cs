@@ -5,7 +5,7 @@ namespace NestedSmmu.Iommufd.Emulated;
 
 /// <summary>
 /// The type values of the kernel's iommufd selftest ("mock") driver (drivers/iommu/iommufd/
-/// iommufd_test.h, linux.md §6). The emulated kernel accepts them on SMMUv3 devices only when the
+/// drivers/iommu/iommufd/iommufd_test.h). The emulated kernel accepts them on SMMUv3 devices only when the
 /// host is built with <see cref="EmulatedHostOptions.EnableSelftestTypes"/> (the counterpart of
 /// CONFIG_IOMMUFD_TEST): a selftest vIOMMU is an SMMUv3 vIOMMU that also echoes its driver data,
 /// exports one mmap-able page holding it, and takes HW queues of the selftest type, so the

@@ -9,7 +9,7 @@ using L = NestedSmmu.Hardware.Cmdqv.Tegra241CmdqvLayout;
 namespace NestedSmmu.Iommufd.Emulated;
 
 /// <summary>
-/// The emulated kernel's tegra241-cmdqv driver for one CMDQV (linux.md §5), plugged into the
+/// The emulated kernel's tegra241-cmdqv driver for one CMDQV (drivers/iommu/arm/arm-smmu-v3/tegra241-cmdqv.c), plugged into the
 /// SMMU driver through <see cref="SmmuImplementation"/> (arm_smmu_impl_ops). It owns the
 /// <see cref="Tegra241Cmdqv"/> hardware, placed on the host MMIO bus at
 /// <see cref="CmdqvProfile.MmioBase"/> beside its SMMU, and programs it only through MMIO:

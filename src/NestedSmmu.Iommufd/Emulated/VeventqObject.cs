@@ -5,7 +5,7 @@ namespace NestedSmmu.Iommufd.Emulated;
 
 /// <summary>
 /// A vEVENTQ (iommufd_veventq, eventq.c): a bounded list of events of one type for one vIOMMU,
-/// read through its fd. Lost-events semantics as linux.md §1: when <see cref="Depth"/> events are
+/// read through its fd. Lost-events semantics as drivers/iommu/iommufd/eventq.c (iommufd_viommu_report_event): when <see cref="Depth"/> events are
 /// queued, one preallocated lost-events header moves to the tail with the next sequence number;
 /// a normal event arriving while that header is last removes it, so the loss then shows only as
 /// a sequence gap. Sequence numbers run over [0, INT_MAX] and wrap.

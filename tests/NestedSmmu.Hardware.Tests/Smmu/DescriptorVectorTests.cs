@@ -2,16 +2,15 @@ namespace NestedSmmu.Hardware.Tests.Smmu;
 
 /// <summary>
 /// STE and CD vectors from Linux's arm-smmu-v3 KUnit test (drivers/iommu/arm/arm-smmu-v3/
-/// arm-smmu-v3-test.c inputs run through arm-smmu-v3.c's builders; listed in
-/// shared/reference/linux.md §7). Each is decoded to the fields that produced it and encoded
+/// arm-smmu-v3-test.c inputs run through arm-smmu-v3.c's builders). Each is decoded to the fields that produced it and encoded
 /// back with the model's Create methods.
 /// </summary>
 public class DescriptorVectorTests
 {
     [Theory]
-    // linux.md §7 "abort STE" (arm_smmu_make_abort_ste)
+    // arm-smmu-v3-test.c KUnit vector "abort STE" (arm_smmu_make_abort_ste)
     [InlineData("abort", 0x0000000000000001UL, 0x0000000000000000UL, 0x0UL, 0x0UL)]
-    // linux.md §7 "bypass STE" (arm_smmu_make_bypass_ste: SHCFG = incoming)
+    // arm-smmu-v3-test.c KUnit vector "bypass STE" (arm_smmu_make_bypass_ste: SHCFG = incoming)
     [InlineData("bypass", 0x0000000000000009UL, 0x0000100000000000UL, 0x0UL, 0x0UL)]
     public void AbortAndBypassSte(string name, ulong w0, ulong w1, ulong w2, ulong w3)
     {
@@ -28,10 +27,10 @@ public class DescriptorVectorTests
     }
 
     [Theory]
-    // linux.md §7 "CD-table STE", S1DSS = SSID0 with ATS (arm_smmu_make_cdtable_ste, CD table at
+    // arm-smmu-v3-test.c KUnit vector "CD-table STE", S1DSS = SSID0 with ATS (arm_smmu_make_cdtable_ste, CD table at
     // 0xF0F0F0F0F0F0, S1CDMAX all ones, S1FMT 64K L2, stalls disabled).
     [InlineData(0xF800F0F0F0F0F0EBUL, 0x00000000180000D6UL, 2u, 0u)]
-    // linux.md §7 "CD-table STE", S1DSS = bypass with ATS: same word 0, SHCFG = incoming.
+    // arm-smmu-v3-test.c KUnit vector "CD-table STE", S1DSS = bypass with ATS: same word 0, SHCFG = incoming.
     [InlineData(0xF800F0F0F0F0F0EBUL, 0x00001000180000D5UL, 1u, 1u)]
     public void CdTableSte(ulong w0, ulong w1, uint s1Dss, uint shcfg)
     {
@@ -59,7 +58,7 @@ public class DescriptorVectorTests
     [Fact]
     public void Stage2Ste()
     {
-        // linux.md §7 "S2 STE" (arm_smmu_make_s2_domain_ste: VTTBR 0xdaedbeefdeadbeef; VTCR PS 1, TG 2,
+        // arm-smmu-v3-test.c KUnit vector "S2 STE" (arm_smmu_make_s2_domain_ste: VTTBR 0xdaedbeefdeadbeef; VTCR PS 1, TG 2,
         // SH 3, ORGN 1, IRGN 2, SL 3, TSZ 4; VMID 0) with ATS.
         var ste = new StreamTableEntry(0x000000000000000D, 0x0000100010000000, 0x0449B6C400000000, 0x000DBEEFDEADBEE0);
         ste.V.ShouldBeTrue();
@@ -90,7 +89,7 @@ public class DescriptorVectorTests
     }
 
     [Theory]
-    // linux.md §7 "S1 CD" (arm_smmu_make_s1_cd: TTBR 0xdaedbeefdeadbeef; TCR IPS 1, TG 2, SH 3,
+    // arm-smmu-v3-test.c KUnit vector "S1 CD" (arm_smmu_make_s1_cd: TTBR 0xdaedbeefdeadbeef; TCR IPS 1, TG 2, SH 3,
     // ORGN 1, IRGN 2, TSZ 4; MAIR 0x0abcdef012345678), ASID 1997 and ASID 778.
     [InlineData((ushort)1997, 0x07CDE201C0003684UL)]
     [InlineData((ushort)778, 0x030AE201C0003684UL)]

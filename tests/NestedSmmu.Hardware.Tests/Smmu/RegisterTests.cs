@@ -6,7 +6,7 @@ public class RegisterTests
     [Fact]
     public void QemuVirtNestedIdRegistersMatchQemu()
     {
-        // QEMU's virt SMMUv3 with stage=nested (shared/reference/qemu.md; the probe scenarios' "idr").
+        // QEMU's virt SMMUv3 with stage=nested (QEMU hw/arm/smmuv3.c, smmuv3_init_id_regs; the probe scenarios' "idr").
         var smmu = new SmmuDevice(new SparseMemory(), SmmuFeatures.QemuVirtNested);
         smmu.Read(0x00, 4).ShouldBe(0x0D44101BUL);
         smmu.Read(0x04, 4).ShouldBe(0x02730010UL);

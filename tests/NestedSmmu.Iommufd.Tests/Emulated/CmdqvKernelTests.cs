@@ -8,7 +8,7 @@ using L = NestedSmmu.Hardware.Cmdqv.Tegra241CmdqvLayout;
 namespace NestedSmmu.Iommufd.Tests.Emulated;
 
 /// <summary>
-/// The emulated kernel's tegra241-cmdqv driver (linux.md §5) through <see cref="IIommufd"/> and
+/// The emulated kernel's tegra241-cmdqv driver (drivers/iommu/arm/arm-smmu-v3/tegra241-cmdqv.c) through <see cref="IIommufd"/> and
 /// the diagnostics only: the boot-time reset, TEGRA241_CMDQV vIOMMUs with a VINTF each, the VINTF
 /// page mmap, SID slots per vDEVICE, VCMDQs per HW queue, and queue errors as vEVENTs. The guest
 /// side is played by the test: it writes commands into its queue in guest RAM and drives the

@@ -5,7 +5,7 @@ using NestedSmmu.Iommufd.Uapi;
 namespace NestedSmmu.Iommufd.Tests.Emulated;
 
 /// <summary>
-/// Which SMMU events reach a vEVENTQ (linux.md §3): stage-1 and configuration events of a
+/// Which SMMU events reach a vEVENTQ (arm_smmu_handle_event, arm-smmu-v3.c): stage-1 and configuration events of a
 /// master attached to a nested domain with a vSID, with the SID replaced; stage-2 faults and
 /// everything else stay with the host.
 /// </summary>

@@ -39,7 +39,7 @@ public sealed class HostDriverTests
         using var bed = new TestBed();
 
         StreamTableEntry ste = bed.Diag.ReadSte(device);
-        (ste.W0, ste.W1, ste.W2, ste.W3).ShouldBe((1UL, 0UL, 0UL, 0UL), "linux.md §7: the abort STE is word 0 = 0x1");
+        (ste.W0, ste.W1, ste.W2, ste.W3).ShouldBe((1UL, 0UL, 0UL, 0UL), "arm_smmu_make_abort_ste: the abort STE is word 0 = 0x1");
         var (result, _) = bed.DmaRead(device, 0x1000);
         result.Translation.Status.ShouldBe(TranslationStatus.Abort);
         bed.Diag.Smmu(bed.Diag.SmmuOf(device)).EventsSeen.ShouldBe(0, "an abort STE terminates without an event");

@@ -6,7 +6,7 @@ using NestedSmmu.Iommufd.Uapi;
 namespace NestedSmmu.Iommufd.Tests.Emulated;
 
 /// <summary>
-/// The raw ioctl level of the emulated kernel (main.c's dispatcher, linux.md §1): request
+/// The raw ioctl level of the emulated kernel (drivers/iommu/iommufd/main.c's dispatcher): request
 /// numbers, the size rules, output copy-back, reserved fields, and user pointers.
 /// </summary>
 public sealed class IoctlDispatcherTests

@@ -6,7 +6,7 @@ using NestedSmmu.Iommufd.Uapi;
 namespace NestedSmmu.Iommufd.Tests.Emulated;
 
 /// <summary>
-/// arm-smmu-v3 nesting (linux.md §3): vSTE validation, the physical STE built on attach, ATS,
+/// arm-smmu-v3 nesting (arm-smmu-v3-iommufd.c): vSTE validation, the physical STE built on attach, ATS,
 /// and invalidation commands rewritten for the physical SMMU and issued in batches.
 /// </summary>
 public sealed class NestingTests

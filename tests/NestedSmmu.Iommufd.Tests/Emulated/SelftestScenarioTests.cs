@@ -7,7 +7,7 @@ using NestedSmmu.Iommufd.Uapi;
 namespace NestedSmmu.Iommufd.Tests.Emulated;
 
 /// <summary>
-/// The kernel selftest scenarios of linux.md §6 (tools/testing/selftests/iommu/iommufd.c,
+/// The kernel selftest scenarios (tools/testing/selftests/iommu/iommufd.c,
 /// iommufd_viommu fixture and friends), ported to the emulated kernel with the SMMUv3 types and
 /// the same errno. The selftest runs them against its mock driver; where the mock's behaviour is
 /// its own (entry flags, cache IDs) the port says so and checks what arm-smmu-v3 does instead.

@@ -7,7 +7,7 @@ namespace NestedSmmu.Iommufd.Tests.Linux;
 /// <summary>
 /// The exact bytes LinuxIommufd passes to each ioctl, and how it reads the kernel's outputs.
 /// Expected buffers are laid out from include/uapi/linux/iommufd.h and vfio.h field offsets
-/// (shared/vectors/iommufd-uapi.json); multi-byte fields are little-endian.
+/// (tests/vectors/iommufd-uapi.json); multi-byte fields are little-endian.
 /// </summary>
 public sealed class LinuxIommufdMarshallingTests : IDisposable
 {
