@@ -7,13 +7,18 @@ Maintainer tool, never run by tests. Usage (from the repository root):
 cases.txt: one case per line, "name<TAB>arguments" (arguments split on spaces; no quoting needed
 for these cases). Each case runs as
     qemu-system-aarch64 -machine virt -nodefaults -display none -accel qtest -qtest /dev/null ARGS
-with a 10 s timeout; the JSON keeps the arguments, the exit status and stderr without the qtest
-protocol's OPENED/CLOSED lines.
+with a 3 s timeout. QEMU that accepts a line keeps running under qtest until the timeout
+(exit status 124): that is the "accepted" verdict. A case named "noprefix-..." runs its
+arguments after "qemu-system-aarch64 -nodefaults -display none" only (to ask
+for another accelerator). The JSON keeps the arguments, the exit status and stderr without the
+qtest protocol's OPENED/CLOSED lines and without the chroot wrapper's own lines (an abort
+shows as exit status 134).
 """
 import json, os, re, subprocess, sys
 
 PREFIX = ["qemu-system-aarch64", "-machine", "virt", "-nodefaults", "-display", "none",
           "-accel", "qtest", "-qtest", "/dev/null"]
+NOPREFIX = ["qemu-system-aarch64", "-nodefaults", "-display", "none"]
 here = os.path.dirname(os.path.abspath(__file__))
 root = os.path.dirname(os.path.dirname(here))
 out_dir = os.path.join(root, "tests", "vectors", "qemu-verdicts")
@@ -28,11 +33,13 @@ for line in open(os.path.join(here, "cases.txt")):
         continue
     name, args = line.split("\t", 1)
     argv = args.split()
-    p = subprocess.run([wrapper, "timeout", "10"] + PREFIX + argv, capture_output=True, text=True, cwd=root)
-    stderr = "\n".join(l for l in p.stderr.splitlines() if not re.match(r"^\[I [+0-9.]+\] (OPENED|CLOSED)$", l))
-    case = {"name": name, "qemu": version, "prefix": PREFIX, "args": argv,
-            "exitCode": p.returncode, "accepted": p.returncode == 0, "stderr": stderr}
+    prefix = NOPREFIX if name.startswith("noprefix-") else PREFIX
+    p = subprocess.run([wrapper, "timeout", "3"] + prefix + argv, capture_output=True, text=True, cwd=root)
+    stderr = "\n".join(l for l in p.stderr.splitlines()
+                       if not re.match(r"^\[I [+0-9.]+\] (OPENED|CLOSED)$", l) and not l.startswith(wrapper))
+    case = {"name": name, "qemu": version, "prefix": prefix, "args": argv,
+            "exitCode": p.returncode, "accepted": p.returncode == 124, "stderr": stderr}
     with open(os.path.join(out_dir, name + ".json"), "w") as f:
         json.dump(case, f, indent=2)
         f.write("\n")
-    print(f"{name}: {'accepted' if p.returncode == 0 else 'refused'}  {stderr.splitlines()[-1] if stderr else ''}")
+    print(f"{name}: {'accepted' if p.returncode == 124 else 'refused'}  {stderr.splitlines()[-1] if stderr else ''}")
