@@ -75,7 +75,6 @@ public static class MachineValidator
                     else if (_topology.FunctionOf(d) is { } f) CheckEndpoint(d, f);
                 }
                 if (placeError is not null) throw placeError;
-                CheckObjects();
                 MachineDone();
             }
             catch (QemuConfigException e)
@@ -85,12 +84,8 @@ public static class MachineValidator
             return Result(null);
         }
 
-        private int FailingDevice(QemuConfigException e)
-        {
-            for (int i = 0; i < spec.Devices.Count; i++)
-                if (spec.Devices[i].Quote() == e.OptionText) return i;
-            return spec.Devices.Count;
-        }
+        private int FailingDevice(QemuConfigException e) =>
+            e.Data[PciTopology.DeviceIndexKey] is int index ? index : spec.Devices.Count;
 
         // ------------------------------------------------------------------ arm-smmuv3
 
@@ -217,14 +212,6 @@ public static class MachineValidator
                     $"{d.Name} (host {address}, physical SMMU {psmmu}) shares IOMMU group {info.IommuGroup} with {owner.Device.Name} " +
                     $"behind vSMMU {owner.Vsmmu}, but sits behind vSMMU {vname}: a group's devices must share one vSMMU");
             _groupOwner.TryAdd(info.IommuGroup, (d, vname));
-        }
-
-        private void CheckObjects()
-        {
-            // hw/acpi/acpi_generic_initiator.c resolves pci-dev when building SRAT; a missing device is an error there.
-            foreach (AcpiGenericInitiatorObject gi in spec.Objects.OfType<AcpiGenericInitiatorObject>())
-                if (gi.PciDev.Length > 0 && spec.FindDevice(gi.PciDev) is null)
-                    throw new QemuConfigException(gi.Quote(), $"Device '{gi.PciDev}' not found");
         }
 
         private void MachineDone()
