@@ -88,7 +88,7 @@ internal static class CheckCommand
         if (check.Vsmmus.Count > 0) o.WriteLine("vSMMUs:");
         foreach (VsmmuCheck v in check.Vsmmus)
         {
-            o.WriteLine($"  {v.Name}: primary-bus {v.RootBus}, buses {v.BusRange}, accel={(v.Device.Accel ? "on" : "off")}" +
+            o.WriteLine($"  {v.Name}: primary-bus {v.RootBus}, buses {v.BusRange}, accel={(v.Accel ? "on" : "off")}" +
                 (v.Resolved?.PhysicalSmmu is { } p ? $", physical SMMU {p}" : ""));
             if (v.Resolved is { } r)
                 o.WriteLine($"    stage={Word(r.Stage)} ats={OnOff(r.Ats)} ({Src(r, "ats")}) ril={OnOff(r.Ril)} ({Src(r, "ril")}) " +
@@ -123,7 +123,7 @@ internal static class CheckCommand
             var o = new JsonObject
             {
                 ["name"] = v.Name, ["primaryBus"] = v.RootBus, ["busMin"] = v.BusRange.Min, ["busMax"] = v.BusRange.Max,
-                ["accel"] = v.Device.Accel, ["identifier"] = v.Device.Identifier,
+                ["accel"] = v.Accel, ["identifier"] = v.Device?.Identifier,
             };
             if (v.Resolved is { } r)
             {

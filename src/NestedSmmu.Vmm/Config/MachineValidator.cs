@@ -142,6 +142,9 @@ public static class MachineValidator
         private void CheckEndpoint(DeviceSpec d, PciFunction f)
         {
             string q = d.Quote();
+            // virt_machine_device_pre_plug_cb for virtio-iommu-pci: the legacy SMMU is already the machine's IOMMU.
+            if (d.Driver.StartsWith("virtio-iommu", StringComparison.Ordinal) && spec.Machine.HasLegacySmmu)
+                throw new QemuConfigException(q, "virt machine does not support multiple IOMMUs");
             ArmSmmuV3Device? smmu = SmmuAbove(f);
             bool bridge = f.SecondaryBus is not null;
             if (smmu is { Accel: true } && !bridge)
@@ -236,6 +239,13 @@ public static class MachineValidator
             if (_topology is { } t)
             {
                 PciBusNumbering fw = t.Numbering(PciNumberingView.FirmwareEnumerated);
+                if (spec.Machine.HasLegacySmmu)
+                {
+                    // virt.c create_smmu: QEMU's emulated SMMUv3 with its defaults (stage 1, accel=off).
+                    var legacy = new ArmSmmuV3Device { Text = "", Driver = "arm-smmuv3" };
+                    vsmmus.Add(new VsmmuCheck(PciIommuOwner.LegacyName, null, PciBus.DefaultRootName,
+                        fw.RangeOf(PciBus.DefaultRootName), SmmuResolution.ResolveEmulated(legacy)));
+                }
                 foreach ((string bus, ArmSmmuV3Device smmu) in _smmuOnBus)
                     vsmmus.Add(new VsmmuCheck(smmu.Name, smmu, bus, fw.RangeOf(bus), _resolved.GetValueOrDefault(smmu)));
                 foreach (PciFunction f in t.Functions)
