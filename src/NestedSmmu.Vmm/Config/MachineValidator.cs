@@ -102,7 +102,7 @@ public static class MachineValidator
                 throw new QemuConfigException(q, "SMMUv3 accel=on requires KVM with kernel-irqchip=on support");
 
             // smmuv3_realize (hw/arm/smmuv3.c): OAS words, then accel=off restrictions, then the bus.
-            if (d.Oas.Bits is { } oas && oas is not 44 and not 48)
+            if (d.Oas.Bits is { } oas && !SmmuResolution.ImplementedOasBits.Contains(oas))
                 throw new QemuConfigException(q, "QEMU SMMUv3 model only implements auto, 44 bit, or 48 bit OAS. Other OasMode values are not supported.");
             if (!d.Accel)
             {
