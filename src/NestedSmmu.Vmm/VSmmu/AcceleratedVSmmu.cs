@@ -57,11 +57,11 @@ public sealed partial class AcceleratedVSmmu : IVSmmu
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
         ArgumentNullException.ThrowIfNull(properties);
-        ArgumentNullException.ThrowIfNull(guestMemory);
-        ArgumentNullException.ThrowIfNull(host);
         if (!properties.Accel) throw new ArgumentException($"vSMMU '{name}': accel=off is an {nameof(EmulatedVSmmu)}.", nameof(properties));
         if (properties.Stage != VSmmuStage.Stage1)
             throw new ArgumentException("Only stage1 is supported for SMMUv3 with accel=on", nameof(properties));
+        ArgumentNullException.ThrowIfNull(guestMemory);
+        ArgumentNullException.ThrowIfNull(host);
         Name = name;
         Properties = properties;
         Features = properties.ToFeatures();

@@ -54,7 +54,7 @@ public sealed record VSmmuProperties(
             throw new ArgumentException("QEMU SMMUv3 model only implements auto, 44 bit, or 48 bit OAS. Other OasMode values are not supported.", nameof(OasBits));
         SmmuFeatures qemu = SmmuFeatures.FromIdrs(
             Stage switch { VSmmuStage.Stage2 => QemuIdr0Stage2, VSmmuStage.Nested => QemuIdr0Nested, _ => QemuIdr0Stage1 },
-            QemuIdr1, Stage == VSmmuStage.Stage1 ? QemuIdr3 : QemuIdr3WithStage2, QemuIdr5);
+            QemuIdr1, Stage == VSmmuStage.Stage1 ? QemuIdr3 : QemuIdr3WithStage2, QemuIdr5, QemuIidr, QemuAidr);
         return qemu with { Ats = Ats, Ril = Ril, SsidBits = SsidSize, OasBits = OasBits };
     }
 
@@ -64,7 +64,8 @@ public sealed record VSmmuProperties(
     /// <summary>QEMU's default OAS (SMMU_IDR5_OAS = 44 bits).</summary>
     public const int QemuDefaultOasBits = 44;
 
-    // QEMU 11.1's reset ID registers, as the guest reads them (qemu.md §3, read back from QEMU).
+    // QEMU 11.1's reset ID registers (hw/arm/smmuv3.c smmuv3_init_id_regs), as a guest reads them;
+    // tests/vectors/vsmmu holds the values read back from QEMU 11.1.3.
     // IDR0: S1P, TTF AArch64, COHACC, ASID16, VMID16, TTENDIAN LE, STALL_MODEL 1, TERM_MODEL, ST_LEVEL 2-level;
     // S2P added for stage 2 (and nested).
     private const uint QemuIdr0Stage1 = 0x0D44101A, QemuIdr0Nested = 0x0D44101B, QemuIdr0Stage2 = 0x0D441019;
@@ -74,4 +75,6 @@ public sealed record VSmmuProperties(
     private const uint QemuIdr3 = 0x1404, QemuIdr3WithStage2 = 0x1414;
     // IDR5: OAS 44 bits, GRAN4K, GRAN16K, GRAN64K.
     private const uint QemuIdr5 = 0x74;
+    // IIDR 0; AIDR 1: SMMUv3.1.
+    private const uint QemuIidr = 0, QemuAidr = 1;
 }
