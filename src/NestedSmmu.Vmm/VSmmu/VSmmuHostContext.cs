@@ -83,7 +83,14 @@ public sealed class VSmmuHostContext
     public void DetachFromNestParent(DeviceId device)
     {
         if (!_deviceParent.Remove(device, out Parent? parent)) return;
-        Iommufd.DetachDevice(device);
+        try
+        {
+            Iommufd.DetachDevice(device);
+        }
+        catch (IommufdException e) when (e.Errno == Errno.ENOENT)
+        {
+            // Already unbound (its VFIO cdev closed): the kernel detached it then.
+        }
         if (--parent.Devices == 0 && Iommufd.TryDestroy(parent.Id, out _)) _parents.Remove(parent);
     }
 

@@ -308,4 +308,77 @@ public sealed class AcceleratedVSmmuTests
         rig.Bus.Read(AccelRig.FrameA + (ulong)SmmuRegister.STRTAB_BASE, 4).ShouldBe(rig.GuestA.StreamTable & 0xFFFF_FFFF);
         rig.Bus.Read(AccelRig.FrameA + 2, 4).ShouldBe(0UL, "unaligned reads as zero");
     }
+
+    [Fact]
+    public void SID_based_invalidations_are_forwarded_only_for_devices_with_a_vDEVICE_and_reach_the_physical_device()
+    {
+        using var rig = new AccelRig();
+        rig.GuestA.Init(enable: false);
+        rig.A.VdeviceOf(AccelRig.Nic0Vsid).ShouldNotBeNull("the guest's CFGI_ALL made the vDEVICEs");
+        long forwarded = rig.A.Counters.CommandsForwarded;
+        long atcBefore = rig.Diag.AtcInvalidations("nic0");
+
+        rig.GuestA.Submit(
+            Command.AtcInv(AccelRig.Nic0Vsid, null, 0, 52), Command.CfgiCd(AccelRig.Nic0Vsid, 0), Command.CfgiCdAll(AccelRig.Nic1Vsid),
+            Command.CfgiCd(0x7F, 0), Command.AtcInv(0x7F, null, 0, 52), Command.Sync());
+
+        rig.A.Counters.CommandsForwarded.ShouldBe(forwarded + 3, "StreamID 0x7F has no device behind this vSMMU");
+        rig.Diag.AtcInvalidations("nic0").ShouldBe(atcBefore + 1, "the kernel mapped vSID 0x100 to nic0's pSID");
+        rig.A.CommandQueueError.ShouldBe(CommandError.None);
+    }
+
+    [Fact]
+    public void A_command_the_host_refuses_stops_the_queue_at_that_command_with_CERROR_ILL()
+    {
+        using var rig = new AccelRig();
+        rig.GuestA.Init();
+        uint prodBefore = rig.GuestA.Read32(SmmuRegister.CMDQ_PROD);
+        // nic1's VFIO cdev closes under the VM: the kernel forces its vDEVICE down, so its vSID is unknown to the host.
+        rig.Fd.UnbindDevice(rig.Nic1);
+
+        rig.GuestA.Submit(Command.TlbiNhAll(0), Command.CfgiCdAll(AccelRig.Nic1Vsid), Command.TlbiNhAll(0), Command.Sync());
+
+        rig.A.CommandQueueError.ShouldBe(CommandError.CERROR_ILL);
+        (rig.GuestA.Read32(SmmuRegister.CMDQ_CONS) & 0xFF_FFFF).ShouldBe(prodBefore + 1, "CONS points at the refused CFGI_CD_ALL");
+        rig.A.Log[^1].ShouldContain("EIO");
+        rig.Fd.Calls[^1].ShouldBe($"Invalidate {rig.A.Viommu!.Id} x3");
+    }
+
+    [Fact]
+    public void A_CMDQV_vSMMU_gets_its_vIOMMU_from_its_provider_and_nests_through_it()
+    {
+        using var rig = new AccelRig(attach: false);
+        var provider = new Tegra241Provider();
+        using var cmdqv = new AcceleratedVSmmu("smmuv3.2", new VSmmuProperties(Accel: true, Ats: true, OasBits: 48, Cmdqv: true),
+            rig.Ram, rig.Context, provider);
+        rig.Bus.Map(AccelRig.FrameB + 0x20000, cmdqv, cmdqv.Name);
+        cmdqv.AttachDevice(rig.Nic0, AccelRig.Nic0Vsid);
+
+        cmdqv.Viommu!.Type.ShouldBe(Iommufd.Uapi.ViommuType.Tegra241Cmdqv);
+        provider.Allocated.ShouldBe([cmdqv.Viommu]);
+        var guest = new GuestSmmuDriver(rig.Bus, AccelRig.FrameB + 0x20000, rig.Ram, rig.Ram.Base + AccelRig.RamSize / 2);
+        guest.Init();
+        var (_, cd) = guest.AddressSpace(Asid);
+        guest.TranslateStream(AccelRig.Nic0Vsid, cd);
+        rig.Diag.ReadSte("nic0").Config.ShouldBe(SteConfig.Nested);
+
+        cmdqv.DetachDevice(AccelRig.Nic0Vsid);
+        provider.Released.ShouldBe(1, "the provider frees its VINTF resources before the vIOMMU goes");
+        cmdqv.Viommu.ShouldBeNull();
+    }
+
+    private sealed class Tegra241Provider : IViommuProvider
+    {
+        public List<ViommuAllocation> Allocated { get; } = new();
+        public int Released { get; private set; }
+
+        public ViommuAllocation Allocate(IIommufd iommufd, DeviceId device, HwptId nestParent)
+        {
+            ViommuAllocation v = iommufd.AllocTegra241CmdqvViommu(device, nestParent).Viommu;
+            Allocated.Add(v);
+            return v;
+        }
+
+        public void Releasing(IIommufd iommufd, ViommuAllocation viommu) => Released++;
+    }
 }
