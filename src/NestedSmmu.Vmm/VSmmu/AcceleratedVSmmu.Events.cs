@@ -50,8 +50,18 @@ public sealed partial class AcceleratedVSmmu
     public int ServiceHostEvents()
     {
         if (_veventq is null || !_veventq.HasEvents) return 0;
+        IReadOnlyList<Vevent> vevents;
+        try
+        {
+            vevents = _veventq.ReadAll();
+        }
+        catch (IommufdException e)
+        {
+            Report($"vEVENTQ {_veventq.Id}: read failed ({e.Errno})");
+            return 0;
+        }
         int delivered = 0;
-        foreach (Vevent vevent in _veventq.ReadAll())
+        foreach (Vevent vevent in vevents)
         {
             if (vevent.LostEvents)
             {
