@@ -1,3 +1,4 @@
+using NestedSmmu.Hardware;
 using NestedSmmu.Hardware.Memory;
 using NestedSmmu.Hardware.Smmu;
 using NestedSmmu.Iommufd;
@@ -348,10 +349,10 @@ public sealed partial class AcceleratedVSmmu : IVSmmu
     // The STE fields the kernel lets a guest set (arm-smmu-v3-iommufd.c, arm_smmu_validate_vste;
     // IHI 0070 5.2): word 0 V [0], Config [3:1], S1Fmt [5:4], S1ContextPtr [51:6], S1CDMax [63:59];
     // word 1 S1DSS [65:64], S1CIR [67:66], S1COR [69:68], S1CSH [71:70], S1STALLD [91], EATS [93:92].
-    private static readonly ulong Ste0Mask = Hardware.Bits.Mask(0, 0) | Hardware.Bits.Mask(3, 1) | Hardware.Bits.Mask(5, 4)
-        | Hardware.Bits.Mask(51, 6) | Hardware.Bits.Mask(63, 59);
-    private static readonly ulong Ste1Mask = Hardware.Bits.Mask(1, 0) | Hardware.Bits.Mask(3, 2) | Hardware.Bits.Mask(5, 4)
-        | Hardware.Bits.Mask(7, 6) | Hardware.Bits.Mask(27, 27) | Hardware.Bits.Mask(29, 28);
+    private static readonly ulong Ste0Mask = Bits.Mask(0, 0) | Bits.Mask(3, 1) | Bits.Mask(5, 4)
+        | Bits.Mask(51, 6) | Bits.Mask(63, 59);
+    private static readonly ulong Ste1Mask = Bits.Mask(1, 0) | Bits.Mask(3, 2) | Bits.Mask(5, 4)
+        | Bits.Mask(7, 6) | Bits.Mask(27, 27) | Bits.Mask(29, 28);
 
     private void Report(string message)
     {

@@ -367,6 +367,25 @@ public sealed class AcceleratedVSmmuTests
         cmdqv.Viommu.ShouldBeNull();
     }
 
+    [Fact]
+    public void A_device_behind_another_physical_SMMU_is_refused_by_the_host_and_leaves_nothing_behind()
+    {
+        using var rig = new AccelRig(attach: false);
+        rig.A.AttachDevice(rig.Nic0, AccelRig.Nic0Vsid);
+        int calls = rig.Fd.Calls.Count;
+
+        // nic2 sits behind smmu4; vSMMU A's vIOMMU is smmu3's: the kernel refuses its HWPTs (EINVAL).
+        var e = Should.Throw<IommufdException>(() => rig.A.AttachDevice(rig.Nic2, AccelRig.Nic2Vsid));
+
+        e.Errno.ShouldBe(Errno.EINVAL);
+        rig.A.StreamIds.ShouldBe([AccelRig.Nic0Vsid]);
+        rig.Context.NestParentOf(rig.Nic2).ShouldBeNull();
+        rig.Fd.Calls.Skip(calls).Last().ShouldBe($"DetachDevice {rig.Nic2}");
+        // The device is free for the vSMMU on its own SMMU.
+        rig.B.AttachDevice(rig.Nic2, AccelRig.Nic2Vsid);
+        rig.B.Viommu.ShouldNotBeNull();
+    }
+
     private sealed class Tegra241Provider : IViommuProvider
     {
         public List<ViommuAllocation> Allocated { get; } = new();
