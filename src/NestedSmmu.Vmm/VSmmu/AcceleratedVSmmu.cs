@@ -51,7 +51,7 @@ public sealed partial class AcceleratedVSmmu : IVSmmu
     /// <param name="properties">Resolved properties; <see cref="VSmmuProperties.Accel"/> must be set and the stage 1.</param>
     /// <param name="guestMemory">The guest physical address space (guest RAM).</param>
     /// <param name="host">The host context: iommufd, IOAS, shared nest parents.</param>
-    /// <param name="viommuProvider">How to allocate the vIOMMU (default ARM_SMMUV3; a CMDQV vSMMU passes its own).</param>
+    /// <param name="viommuProvider">How to allocate the vIOMMU; by default TEGRA241_CMDQV when <see cref="VSmmuProperties.Cmdqv"/>, else ARM_SMMUV3.</param>
     /// <exception cref="ArgumentException">The properties are not those of an accelerated vSMMU.</exception>
     public AcceleratedVSmmu(string name, VSmmuProperties properties, IPhysicalMemory guestMemory, VSmmuHostContext host,
         IViommuProvider? viommuProvider = null)
@@ -68,7 +68,8 @@ public sealed partial class AcceleratedVSmmu : IVSmmu
         Features = properties.ToFeatures();
         _memory = guestMemory;
         _host = host;
-        _viommuProvider = viommuProvider ?? ArmSmmuV3ViommuProvider.Instance;
+        _viommuProvider = viommuProvider
+            ?? (properties.Cmdqv ? Tegra241CmdqvViommuProvider.Instance : ArmSmmuV3ViommuProvider.Instance);
         ResetRegisters();
     }
 
@@ -105,6 +106,18 @@ public sealed partial class AcceleratedVSmmu : IVSmmu
     /// the VM routes it. Only with IDR0.MSI, which QEMU's model does not advertise.
     /// </summary>
     public event Action<ulong, uint>? MsiRaised;
+
+    /// <summary>
+    /// The vIOMMU was allocated (first device attached): a CMDQV vSMMU builds its guest-visible
+    /// CMDQV from it (QEMU's tegra241_cmdqv_alloc_viommu / init_vcmdqv).
+    /// </summary>
+    public event Action<ViommuAllocation>? ViommuCreated;
+
+    /// <summary>
+    /// The vIOMMU is about to be destroyed (last device detached, or disposal): drop what keeps it
+    /// busy (VINTF page mmaps, HW queues) now, or the DESTROY fails with EBUSY.
+    /// </summary>
+    public event Action<ViommuAllocation>? ViommuDestroying;
 
     /// <summary>The device attached for <paramref name="streamId"/>, or null.</summary>
     public DeviceId? DeviceOf(uint streamId) => _devices.TryGetValue(streamId, out AccelDevice? d) ? d.Device : null;
@@ -223,6 +236,7 @@ public sealed partial class AcceleratedVSmmu : IVSmmu
         }
         _viommu = viommu;
         if (EventQueueEnabled) EnsureVeventq();
+        ViommuCreated?.Invoke(viommu);
     }
 
     /// <summary>smmuv3_accel_free_viommu: vEVENTQ, bypass HWPT, abort HWPT, then the vIOMMU.</summary>
@@ -232,6 +246,7 @@ public sealed partial class AcceleratedVSmmu : IVSmmu
         FreeVeventq();
         Destroy(_bypassHwpt, "bypass HWPT");
         Destroy(_abortHwpt, "abort HWPT");
+        ViommuDestroying?.Invoke(_viommu);
         _viommuProvider.Releasing(Fd, _viommu);
         Destroy(_viommu.Id, "vIOMMU");
         _viommu = null;

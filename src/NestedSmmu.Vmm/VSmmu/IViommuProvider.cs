@@ -35,3 +35,25 @@ public sealed class ArmSmmuV3ViommuProvider : IViommuProvider
     /// <inheritdoc/>
     public void Releasing(IIommufd iommufd, ViommuAllocation viommu) { }
 }
+
+/// <summary>
+/// The provider of a vSMMU with <c>cmdqv=on</c>: an IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV vIOMMU, which
+/// also takes a VINTF on the host CMDQV and says where its page can be mmap'ed
+/// (<see cref="ViommuAllocation.AsTegra241Cmdqv"/>). The guest-visible CMDQV is built from that
+/// allocation by whoever listens to <see cref="AcceleratedVSmmu.ViommuCreated"/>.
+/// </summary>
+public sealed class Tegra241CmdqvViommuProvider : IViommuProvider
+{
+    /// <summary>The one instance.</summary>
+    public static Tegra241CmdqvViommuProvider Instance { get; } = new();
+
+    private Tegra241CmdqvViommuProvider() { }
+
+    /// <inheritdoc/>
+    /// <exception cref="IommufdException">EOPNOTSUPP without a CMDQV beside the device's SMMU; ENOSPC no free VINTF.</exception>
+    public ViommuAllocation Allocate(IIommufd iommufd, DeviceId device, HwptId nestParent) =>
+        iommufd.AllocTegra241CmdqvViommu(device, nestParent).Viommu;
+
+    /// <inheritdoc/>
+    public void Releasing(IIommufd iommufd, ViommuAllocation viommu) { }
+}
