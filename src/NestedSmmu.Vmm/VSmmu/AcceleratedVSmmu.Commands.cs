@@ -16,8 +16,10 @@ public sealed partial class AcceleratedVSmmu
     public const int MaxBatchCommands = (4 << 20) / IommufdExtensions.ArmSmmuV3CommandSize;
 
     // The pending batch: raw commands and the CONS value each came from (to point CONS at a refused one).
-    private byte[] _batch = new byte[64 * Command.Size];
-    private uint[] _batchCons = new uint[64];
+    // It starts at a typical Linux batch (arm-smmu-v3's CMDQ_BATCH_ENTRIES, 64) and grows on demand.
+    private const int InitialBatchCapacity = 64;
+    private byte[] _batch = new byte[InitialBatchCapacity * Command.Size];
+    private uint[] _batchCons = new uint[InitialBatchCapacity];
     private int _batchCount;
 
     /// <summary>
