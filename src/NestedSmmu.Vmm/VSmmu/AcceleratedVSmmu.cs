@@ -89,6 +89,8 @@ public sealed partial class AcceleratedVSmmu : IVSmmu
     public VSmmuHostContext Host => _host;
     /// <summary>The vIOMMU, while at least one device is attached.</summary>
     public ViommuAllocation? Viommu => _viommu;
+    /// <summary>The device whose attach allocated the vIOMMU (a CMDQV refuses to lose it), while the vIOMMU exists.</summary>
+    public DeviceId? ViommuCreator { get; private set; }
     /// <summary>The pre-allocated abort HWPT (STE0 = V), while the vIOMMU exists.</summary>
     public HwptId? AbortHwpt => _viommu is null ? null : _abortHwpt;
     /// <summary>The pre-allocated bypass HWPT (STE0 = V | CFG bypass), while the vIOMMU exists.</summary>
@@ -235,6 +237,7 @@ public sealed partial class AcceleratedVSmmu : IVSmmu
             throw;
         }
         _viommu = viommu;
+        ViommuCreator = device;
         if (EventQueueEnabled) EnsureVeventq();
         ViommuCreated?.Invoke(viommu);
     }
@@ -250,6 +253,7 @@ public sealed partial class AcceleratedVSmmu : IVSmmu
         _viommuProvider.Releasing(Fd, _viommu);
         Destroy(_viommu.Id, "vIOMMU");
         _viommu = null;
+        ViommuCreator = null;
         _abortHwpt = _bypassHwpt = default;
     }
 

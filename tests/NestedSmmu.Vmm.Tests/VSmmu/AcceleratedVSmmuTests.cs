@@ -360,6 +360,7 @@ public sealed class AcceleratedVSmmuTests
 
         cmdqv.Viommu!.Type.ShouldBe(Iommufd.Uapi.ViommuType.Tegra241Cmdqv);
         created.ShouldBe([cmdqv.Viommu]);
+        cmdqv.ViommuCreator.ShouldBe(rig.Nic0);
         cmdqv.Viommu.AsTegra241Cmdqv().VintfMmapLength.ShouldBe(0x10000UL, "the VINTF page the guest-visible CMDQV maps");
         var guest = new GuestSmmuDriver(rig.Bus, AccelRig.FrameB + 0x20000, rig.Ram, rig.Ram.Base + AccelRig.RamSize / 2);
         guest.Init();
