@@ -209,4 +209,25 @@ public sealed class VCmdqvRegisterTests
         trapped.Name.ShouldEndWith(nameof(CmdqvPage.VintfPage0));
         bed.Cmdqv.Messages.ShouldBeEmpty();
     }
+    [Fact]
+    public void Direct_accesses_are_counted_per_guest_queue_and_the_host_VINTFs_other_slots_apart()
+    {
+        using var bed = new CmdqvGuestBed();
+        bed.BringUp();
+        var edges = new List<string>();
+        bed.Irq.Pulsed += line => edges.Add(line.Name);
+        long traps = bed.Cmdqv.Counters.TotalTraps;
+
+        bed.Page0(CmdqvPage.VintfPage0, 1, VcmdqPage0Register.PROD, 0);
+        bed.Page0(CmdqvPage.VintfPage0, 1, VcmdqPage0Register.CONS);
+        // Logical queue 2 of the host VINTF: on the mapped page, but no queue of the guest's (and not allocated: reads 0).
+        bed.Page0(CmdqvPage.VintfPage0, 2, VcmdqPage0Register.CONS).ShouldBe(0u);
+
+        (bed.Cmdqv.Counters.Direct(0), bed.Cmdqv.Counters.Direct(1), bed.Cmdqv.Counters.DirectProdWrites(1), bed.Cmdqv.Counters.DirectOther)
+            .ShouldBe((0L, 2L, 1L, 1L));
+        bed.Cmdqv.Counters.TotalDirect.ShouldBe(3);
+        bed.Cmdqv.Counters.TotalTraps.ShouldBe(traps);
+        edges.ShouldBeEmpty();
+        bed.Cmdqv.PollEvents().ShouldBe(0);
+    }
 }
