@@ -86,4 +86,16 @@ public sealed class VSmmuPropertiesTests
             new VSmmuProperties(Accel: true, Stage: VSmmuStage.Nested), new Hardware.Memory.SparseMemory(), null!));
         e.Message.ShouldStartWith("Only stage1 is supported for SMMUv3 with accel=on");
     }
+
+    [Fact]
+    public void The_factory_builds_the_kind_the_accel_property_asks_for()
+    {
+        var ram = new Hardware.Memory.SparseMemory();
+        VSmmuFactory.Create("smmuv3.0", VSmmuProperties.EmulatedDefault, ram).ShouldBeOfType<EmulatedVSmmu>();
+        Should.Throw<ArgumentException>(() => VSmmuFactory.Create("smmuv3.1", new VSmmuProperties(Accel: true), ram))
+            .Message.ShouldContain("accel=on");
+        using var rig = new AccelRig(attach: false);
+        using IVSmmu accel = VSmmuFactory.Create("smmuv3.2", new VSmmuProperties(Accel: true, OasBits: 48), rig.Ram, rig.Context);
+        accel.ShouldBeOfType<AcceleratedVSmmu>().Properties.Accel.ShouldBeTrue();
+    }
 }
