@@ -1,6 +1,6 @@
 using NestedSmmu.Hardware.Memory;
 using NestedSmmu.Hardware.Pci;
-using NestedSmmu.Hardware.Scenarios;
+using NestedSmmu.Guest.PageTables;
 using NestedSmmu.Hardware.Smmu;
 
 namespace NestedSmmu.Cli;
@@ -146,8 +146,8 @@ internal sealed class HardwareSelfCheck
         StreamTableEntry.Create(config, s1ContextPtr: cdPtr, s2Vmid: vmid, s2T0sz: 24, s2Sl0: 1, s2Tg: 0, s2Ps: 4, s2Ttb: root);
 
     /// <summary>4K stage 1 with a 48-bit VA: four levels from level 0.</summary>
-    private Tables Stage1Tables() => new(_s1Space, 12, 48, 0, stage2: false);
+    private TranslationTables Stage1Tables() => new(_s1Space, 12, 48, 0, stage2: false);
 
     /// <summary>4K stage 2 with a 40-bit IPA from level 1: the root is two concatenated tables.</summary>
-    private Tables Stage2Tables() => new(_s2Space, 12, 40, 1, stage2: true);
+    private TranslationTables Stage2Tables() => new(_s2Space, 12, 40, 1, stage2: true);
 }
