@@ -45,7 +45,7 @@ public sealed class ScenarioBuilder : ITableSpace
     /// </summary>
     public void Enable(uint strtabCfg = 8, ulong strtab = StrtabBase)
     {
-        _writes.Add(new RegisterWrite(SmmuRegister.CR2, Smmu.CR2_RECINVSID));
+        _writes.Add(new RegisterWrite(SmmuRegister.CR2, SmmuV3.CR2_RECINVSID));
         _writes.Add(new RegisterWrite(SmmuRegister.STRTAB_BASE, strtab, 64));
         _writes.Add(new RegisterWrite(SmmuRegister.STRTAB_BASE_CFG, strtabCfg));
         _writes.Add(new RegisterWrite(SmmuRegister.EVENTQ_BASE, EventqBase | EventqLog2, 64));

@@ -7,7 +7,7 @@ namespace NestedSmmu.Scenarios;
 public sealed record AccessOutcome(Access Access, TranslationResult Translation, AccessResult Result, TranslationTrace? Trace);
 
 /// <summary>The outcome of replaying a scenario.</summary>
-public sealed record ScenarioRun(SmmuFeatures Features, IReadOnlyList<AccessOutcome> Outcomes, IReadOnlyList<string> Warnings, Smmu Smmu)
+public sealed record ScenarioRun(SmmuFeatures Features, IReadOnlyList<AccessOutcome> Outcomes, IReadOnlyList<string> Warnings, SmmuV3 Smmu)
 {
     public ScenarioResult Result => new(Outcomes.Select(o => o.Result));
 }
@@ -43,7 +43,7 @@ public static class ScenarioRunner
         }
 
         scenario.LoadMemory(memory);
-        var smmu = new Smmu(memory, features);
+        var smmu = new SmmuV3(memory, features);
         foreach (var w in scenario.Writes) smmu.Write(w.Offset, w.Width / 8, w.Value);
 
         var outcomes = new List<AccessOutcome>(scenario.Accesses.Count);

@@ -125,7 +125,7 @@ public sealed class TranslationTablesTests
         return space.Read(table + t.Index(ia, 3) * 8);
     }
 
-    private static Smmu Enable(SparseMemory mem, int stage, int pageShift, ulong root)
+    private static SmmuV3 Enable(SparseMemory mem, int stage, int pageShift, ulong root)
     {
         uint tg = pageShift switch { 12 => 0u, 16 => 1u, _ => 2u }; // CD.TG0 / STE.S2TG
         StreamTableEntry ste;
@@ -144,10 +144,10 @@ public sealed class TranslationTablesTests
         Span<ulong> words = stackalloc ulong[StreamTableEntry.Words];
         ste.CopyTo(words);
         mem.WriteUInt64s(StrtabBase + Sid * (ulong)StreamTableEntry.Size, words);
-        var smmu = new Smmu(mem, SmmuFeatures.QemuVirtNested);
+        var smmu = new SmmuV3(mem, SmmuFeatures.QemuVirtNested);
         smmu.WriteRegister(SmmuRegister.STRTAB_BASE, StrtabBase);
         smmu.WriteRegister(SmmuRegister.STRTAB_BASE_CFG, 8);
-        smmu.WriteRegister(SmmuRegister.CR0, Smmu.CR0_SMMUEN);
+        smmu.WriteRegister(SmmuRegister.CR0, SmmuV3.CR0_SMMUEN);
         return smmu;
     }
 }
