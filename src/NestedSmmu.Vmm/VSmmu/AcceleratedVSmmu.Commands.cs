@@ -159,7 +159,7 @@ public sealed partial class AcceleratedVSmmu
     {
         _cmdqErr = error;
         Counters.CommandErrors++;
-        SetGlobalError(Smmu.GERROR_CMDQ_ERR);
+        SetGlobalError(SmmuV3.GERROR_CMDQ_ERR);
     }
 
     /// <summary>

@@ -104,13 +104,13 @@ public sealed partial class AcceleratedVSmmu
         if (_memory.IsAbort(address, EventRecord.Size))
         {
             Counters.EventsLost++;
-            SetGlobalError(Smmu.GERROR_EVENTQ_ABT_ERR);
+            SetGlobalError(SmmuV3.GERROR_EVENTQ_ABT_ERR);
             return false;
         }
         _memory.WriteUInt64s(address, [evt.W0, evt.W1, evt.W2, evt.W3]);
         _eventq.Prod = _eventq.Next(_eventq.Prod);
         Counters.EventsDelivered++;
-        if ((_irqCtrl & Smmu.IRQ_CTRL_EVENTQ_IRQEN) != 0) Raise(SmmuInterrupt.EventQueue, _eventqIrqCfg0, _eventqIrqCfg1);
+        if ((_irqCtrl & SmmuV3.IRQ_CTRL_EVENTQ_IRQEN) != 0) Raise(SmmuInterrupt.EventQueue, _eventqIrqCfg0, _eventqIrqCfg1);
         return true;
     }
 

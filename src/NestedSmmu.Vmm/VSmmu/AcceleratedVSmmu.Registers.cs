@@ -8,11 +8,11 @@ public sealed partial class AcceleratedVSmmu
     // Queue BASE registers (IHI 0070 6.3.25, 6.3.28): LOG2SIZE [4:0].
     private const int QUEUE_LOG2SIZE_HI = 4;
     private static readonly ulong QueueLog2SizeMask = Bits.Mask(QUEUE_LOG2SIZE_HI, 0);
-    private static readonly ulong QueueBaseWritable = Smmu.QUEUE_BASE_ADDR_MASK | Smmu.QUEUE_BASE_RA | QueueLog2SizeMask;
+    private static readonly ulong QueueBaseWritable = SmmuV3.Q_BASE_ADDR.Mask | SmmuV3.Q_BASE_RA | QueueLog2SizeMask;
     // CR1 (6.3.10): the queue and table cacheability/shareability fields [21:0]; CR2 (6.3.12): E2H, RECINVSID, PTM.
     private static readonly uint Cr1Writable = (uint)Bits.Mask(21, 0);
-    private const uint Cr2Writable = Smmu.CR2_E2H | Smmu.CR2_RECINVSID | Smmu.CR2_PTM;
-    private const uint IrqCtrlWritable = Smmu.IRQ_CTRL_GERROR_IRQEN | Smmu.IRQ_CTRL_PRIQ_IRQEN | Smmu.IRQ_CTRL_EVENTQ_IRQEN;
+    private const uint Cr2Writable = SmmuV3.CR2_E2H | SmmuV3.CR2_RECINVSID | SmmuV3.CR2_PTM;
+    private const uint IrqCtrlWritable = SmmuV3.IRQ_CTRL_GERROR_IRQEN | SmmuV3.IRQ_CTRL_PRIQ_IRQEN | SmmuV3.IRQ_CTRL_EVENTQ_IRQEN;
     // *_IRQ_CFG2 (6.3.19): MemAttr [3:0].
     private static readonly uint IrqCfg2Writable = (uint)Bits.Mask(3, 0);
     // QEMU's model decodes offset & 0xFFFF: page 1 mirrors every page-0 register (hw/arm/smmuv3.c smmu_read_mmio).
@@ -29,22 +29,22 @@ public sealed partial class AcceleratedVSmmu
     private ulong _eventqIrqCfg0; private uint _eventqIrqCfg1, _eventqIrqCfg2;
 
     /// <summary>CR0.SMMUEN.</summary>
-    public bool Enabled => (_cr0 & Smmu.CR0_SMMUEN) != 0;
+    public bool Enabled => (_cr0 & SmmuV3.CR0_SMMUEN) != 0;
     /// <summary>CR0.CMDQEN.</summary>
-    public bool CommandQueueEnabled => (_cr0 & Smmu.CR0_CMDQEN) != 0;
+    public bool CommandQueueEnabled => (_cr0 & SmmuV3.CR0_CMDQEN) != 0;
     /// <summary>CR0.EVENTQEN.</summary>
-    public bool EventQueueEnabled => (_cr0 & Smmu.CR0_EVENTQEN) != 0;
+    public bool EventQueueEnabled => (_cr0 & SmmuV3.CR0_EVENTQEN) != 0;
     /// <summary>Active, unacknowledged global errors (GERROR ^ GERRORN).</summary>
     public uint GlobalErrors => _gerror ^ _gerrorn;
     /// <summary>CMDQ_CONS.ERR.</summary>
     public CommandError CommandQueueError => _cmdqErr;
     /// <summary>GBPA.ABORT: with the SMMU disabled, incoming traffic aborts rather than bypasses.</summary>
-    public bool GbpaAbort => (_gbpa & Smmu.GBPA_ABORT) != 0;
+    public bool GbpaAbort => (_gbpa & SmmuV3.GBPA_ABORT) != 0;
 
     private void ResetRegisters()
     {
         _cr0 = _cr1 = _cr2 = 0;
-        _gbpa = Smmu.GbpaResetValue;
+        _gbpa = SmmuV3.GbpaResetValue;
         _irqCtrl = 0;
         _gerror = _gerrorn = 0;
         _gerrorIrqCfg0 = 0; _gerrorIrqCfg1 = _gerrorIrqCfg2 = 0;
@@ -137,9 +137,9 @@ public sealed partial class AcceleratedVSmmu
         SmmuRegister.GERROR_IRQ_CFG2 => _gerrorIrqCfg2,
         SmmuRegister.STRTAB_BASE_CFG => _strtabBaseCfg,
         SmmuRegister.CMDQ_PROD => _cmdq.Prod,
-        SmmuRegister.CMDQ_CONS => _cmdq.Cons | ((uint)_cmdqErr << Smmu.CONS_ERR_LO),
-        SmmuRegister.EVENTQ_PROD => _eventq.Prod | (_eventqOverflow ? Smmu.QUEUE_OVFLG : 0),
-        SmmuRegister.EVENTQ_CONS => _eventq.Cons | (_eventqOverflowAck ? Smmu.QUEUE_OVFLG : 0),
+        SmmuRegister.CMDQ_CONS => _cmdq.Cons | (uint)SmmuV3.CMDQ_CONS_ERR.Encode((uint)_cmdqErr),
+        SmmuRegister.EVENTQ_PROD => _eventq.Prod | (_eventqOverflow ? SmmuV3.Q_OVFLG : 0),
+        SmmuRegister.EVENTQ_CONS => _eventq.Cons | (_eventqOverflowAck ? SmmuV3.Q_OVFLG : 0),
         SmmuRegister.EVENTQ_IRQ_CFG1 => _eventqIrqCfg1,
         SmmuRegister.EVENTQ_IRQ_CFG2 => _eventqIrqCfg2,
         _ => 0,
@@ -149,27 +149,27 @@ public sealed partial class AcceleratedVSmmu
     {
         switch ((SmmuRegister)offset)
         {
-            case SmmuRegister.GERROR_IRQ_CFG0: _gerrorIrqCfg0 = value & Smmu.IRQ_CFG0_ADDR_MASK; break;
+            case SmmuRegister.GERROR_IRQ_CFG0: _gerrorIrqCfg0 = value & SmmuV3.IRQ_CFG0_ADDR.Mask; break;
             case SmmuRegister.STRTAB_BASE:
                 // Writable only while the SMMU is disabled (IHI 0070 6.3.23).
-                if (!Enabled) _strtabBase = value & (Smmu.STRTAB_BASE_ADDR_MASK | Smmu.QUEUE_BASE_RA);
+                if (!Enabled) _strtabBase = value & (SmmuV3.STRTAB_BASE_ADDR.Mask | SmmuV3.Q_BASE_RA);
                 break;
             case SmmuRegister.CMDQ_BASE:
                 if (!CommandQueueEnabled)
                 {
                     _cmdqBase = value & QueueBaseWritable;
                     // LOG2SIZE beyond IDR1.CMDQS (19) behaves as the maximum (6.3.25).
-                    _cmdq.Configure(value & Smmu.QUEUE_BASE_ADDR_MASK, (int)(value & QueueLog2SizeMask), Features.CmdqLog2Max);
+                    _cmdq.Configure(value & SmmuV3.Q_BASE_ADDR.Mask, (int)(value & QueueLog2SizeMask), Features.CmdqLog2Max);
                 }
                 break;
             case SmmuRegister.EVENTQ_BASE:
                 if (!EventQueueEnabled)
                 {
                     _eventqBase = value & QueueBaseWritable;
-                    _eventq.Configure(value & Smmu.QUEUE_BASE_ADDR_MASK, (int)(value & QueueLog2SizeMask), Features.EventqLog2Max);
+                    _eventq.Configure(value & SmmuV3.Q_BASE_ADDR.Mask, (int)(value & QueueLog2SizeMask), Features.EventqLog2Max);
                 }
                 break;
-            case SmmuRegister.EVENTQ_IRQ_CFG0: _eventqIrqCfg0 = value & Smmu.IRQ_CFG0_ADDR_MASK; break;
+            case SmmuRegister.EVENTQ_IRQ_CFG0: _eventqIrqCfg0 = value & SmmuV3.IRQ_CFG0_ADDR.Mask; break;
         }
     }
 
@@ -177,15 +177,15 @@ public sealed partial class AcceleratedVSmmu
     {
         switch ((SmmuRegister)offset)
         {
-            case SmmuRegister.CR0: WriteCr0(value & Smmu.CR0_WritableMask); break;
+            case SmmuRegister.CR0: WriteCr0(value & SmmuV3.CR0_WritableMask); break;
             case SmmuRegister.CR1:
                 // Writable only while the SMMU and every queue are disabled (6.3.10).
-                if ((_cr0 & (Smmu.CR0_SMMUEN | Smmu.CR0_CMDQEN | Smmu.CR0_EVENTQEN | Smmu.CR0_PRIQEN)) == 0) _cr1 = value & Cr1Writable;
+                if ((_cr0 & (SmmuV3.CR0_SMMUEN | SmmuV3.CR0_CMDQEN | SmmuV3.CR0_EVENTQEN | SmmuV3.CR0_PRIQEN)) == 0) _cr1 = value & Cr1Writable;
                 break;
             case SmmuRegister.CR2: if (!Enabled) _cr2 = value & Cr2Writable; break;
             case SmmuRegister.GBPA: WriteGbpa(value); break;
             case SmmuRegister.IRQ_CTRL: _irqCtrl = value & IrqCtrlWritable; break;
-            case SmmuRegister.GERRORN: WriteGerrorn(value & Smmu.GERROR_Mask); break;
+            case SmmuRegister.GERRORN: WriteGerrorn(value & SmmuV3.GERROR_Mask); break;
             case SmmuRegister.GERROR_IRQ_CFG1: _gerrorIrqCfg1 = value; break;
             case SmmuRegister.GERROR_IRQ_CFG2: _gerrorIrqCfg2 = value & IrqCfg2Writable; break;
             case SmmuRegister.STRTAB_BASE_CFG: if (!Enabled) _strtabBaseCfg = value & GuestStreamTable.WritableMask; break;
@@ -198,11 +198,11 @@ public sealed partial class AcceleratedVSmmu
                 if (!CommandQueueEnabled) { _cmdq.Cons = value & _cmdq.PointerMask; _cmdqErr = CommandError.None; }
                 break;
             case SmmuRegister.EVENTQ_PROD:
-                if (!EventQueueEnabled) { _eventq.Prod = value & _eventq.PointerMask; _eventqOverflow = (value & Smmu.QUEUE_OVFLG) != 0; }
+                if (!EventQueueEnabled) { _eventq.Prod = value & _eventq.PointerMask; _eventqOverflow = (value & SmmuV3.Q_OVFLG) != 0; }
                 break;
             case SmmuRegister.EVENTQ_CONS:
                 _eventq.Cons = value & _eventq.PointerMask;
-                _eventqOverflowAck = (value & Smmu.QUEUE_OVFLG) != 0;
+                _eventqOverflowAck = (value & SmmuV3.Q_OVFLG) != 0;
                 break;
             case SmmuRegister.EVENTQ_IRQ_CFG1: _eventqIrqCfg1 = value; break;
             case SmmuRegister.EVENTQ_IRQ_CFG2: _eventqIrqCfg2 = value & IrqCfg2Writable; break;
@@ -214,26 +214,26 @@ public sealed partial class AcceleratedVSmmu
         uint old = _cr0;
         _cr0 = value;
         uint changed = old ^ value;
-        if ((changed & Smmu.CR0_EVENTQEN) != 0)
+        if ((changed & SmmuV3.CR0_EVENTQEN) != 0)
         {
             // smmuv3_accel_alloc_veventq: the vEVENTQ follows the guest's event queue, sized like it.
             if (EventQueueEnabled) EnsureVeventq();
             else FreeVeventq();
         }
-        if ((changed & Smmu.CR0_SMMUEN) != 0)
+        if ((changed & SmmuV3.CR0_SMMUEN) != 0)
         {
             // Enabling or disabling the SMMU changes what every STE means: each device goes to its
             // guest STE's HWPT (enabled) or to the GBPA HWPT (disabled).
             InstallAll();
         }
-        if ((value & Smmu.CR0_CMDQEN) != 0 && (old & Smmu.CR0_CMDQEN) == 0) ConsumeCommands();
+        if ((value & SmmuV3.CR0_CMDQEN) != 0 && (old & SmmuV3.CR0_CMDQEN) == 0) ConsumeCommands();
     }
 
     private void WriteGbpa(uint value)
     {
         // Software sets UPDATE with the new value; the update completes in the trap and UPDATE reads 0 (6.3.14).
-        if ((value & Smmu.GBPA_UPDATE) == 0) return;
-        _gbpa = value & Smmu.GBPA_WritableMask;
+        if ((value & SmmuV3.GBPA_UPDATE) == 0) return;
+        _gbpa = value & SmmuV3.GBPA_WritableMask;
         // smmuv3_accel_attach_gbpa_hwpt: with the SMMU disabled, GBPA is what the devices see.
         if (!Enabled) InstallAll();
     }
@@ -243,7 +243,7 @@ public sealed partial class AcceleratedVSmmu
         uint acked = (_gerror ^ _gerrorn) & ~(_gerror ^ value);
         _gerrorn = value;
         // Acknowledging CMDQ_ERR lets the command queue run again from CONS (IHI 0070 7.1).
-        if ((acked & Smmu.GERROR_CMDQ_ERR) != 0 && _cmdqErr != CommandError.None)
+        if ((acked & SmmuV3.GERROR_CMDQ_ERR) != 0 && _cmdqErr != CommandError.None)
         {
             _cmdqErr = CommandError.None;
             ConsumeCommands();
@@ -255,6 +255,6 @@ public sealed partial class AcceleratedVSmmu
     {
         if (((_gerror ^ _gerrorn) & bit) != 0) return; // already active and unacknowledged
         _gerror ^= bit;
-        if ((_irqCtrl & Smmu.IRQ_CTRL_GERROR_IRQEN) != 0) Raise(SmmuInterrupt.GlobalError, _gerrorIrqCfg0, _gerrorIrqCfg1);
+        if ((_irqCtrl & SmmuV3.IRQ_CTRL_GERROR_IRQEN) != 0) Raise(SmmuInterrupt.GlobalError, _gerrorIrqCfg0, _gerrorIrqCfg1);
     }
 }

@@ -29,7 +29,7 @@ public sealed class EmulatedVSmmu : IVSmmu
         Properties = properties;
         Features = properties.ToFeatures();
         GuestMemory = guestMemory;
-        Model = new Smmu(guestMemory, Features, name);
+        Model = new SmmuV3(guestMemory, Features, name);
         Model.InterruptRaised += source => InterruptRaised?.Invoke(source);
     }
 
@@ -44,7 +44,7 @@ public sealed class EmulatedVSmmu : IVSmmu
     /// <inheritdoc/>
     public MmioTrapCounters Traps { get; } = new((int)(SmmuRegisters.FrameSize / MmioTrapCounters.PageSize));
     /// <summary>The SMMUv3 model doing the work (its counters, TLB and configuration cache).</summary>
-    public Smmu Model { get; }
+    public SmmuV3 Model { get; }
     /// <summary>The guest physical address space the model reads tables from and DMA reaches.</summary>
     public IPhysicalMemory GuestMemory { get; }
 

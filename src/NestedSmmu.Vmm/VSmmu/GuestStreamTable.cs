@@ -27,12 +27,12 @@ internal static class GuestStreamTable
     {
         ste = default;
         steAddress = 0;
-        ulong table = strtabBase & Smmu.STRTAB_BASE_ADDR_MASK;
+        ulong table = strtabBase & SmmuV3.STRTAB_BASE_ADDR.Mask;
         int log2Size = (int)Bits.Get(strtabBaseCfg, LOG2SIZE_HI, LOG2SIZE_LO);
         int split = (int)Bits.Get(strtabBaseCfg, SPLIT_HI, SPLIT_LO);
         uint fmt = (uint)Bits.Get(strtabBaseCfg, FMT_HI, FMT_LO);
         if (sid >= 1UL << Math.Min(log2Size, sidBits)) return false;
-        if (fmt == Smmu.STRTAB_FMT_2LEVEL)
+        if (fmt == SmmuV3.STRTAB_FMT_2LEVEL)
         {
             // SPLIT is 6, 8 or 10 (IHI 0070 6.3.24); other values behave as the nearest legal one below.
             split = split >= 10 ? 10 : split >= 8 ? 8 : 6;

@@ -37,8 +37,8 @@ public sealed class AcceleratedVSmmuTests
         rig.A.VdeviceOf(AccelRig.Nic0Vsid).ShouldBeNull("vDEVICEs come with the guest's first CFGI_STE");
 
         // The guest sets GBPA.ABORT (with UPDATE): every device of that vSMMU moves to the abort HWPT.
-        rig.GuestA.Write32(SmmuRegister.GBPA, Smmu.GBPA_UPDATE | Smmu.GBPA_ABORT);
-        rig.GuestA.Read32(SmmuRegister.GBPA).ShouldBe(Smmu.GBPA_ABORT, "UPDATE completes at once and reads 0");
+        rig.GuestA.Write32(SmmuRegister.GBPA, SmmuV3.GBPA_UPDATE | SmmuV3.GBPA_ABORT);
+        rig.GuestA.Read32(SmmuRegister.GBPA).ShouldBe(SmmuV3.GBPA_ABORT, "UPDATE completes at once and reads 0");
         rig.A.AttachedHwptOf(AccelRig.Nic1Vsid).ShouldBe(rig.A.AbortHwpt);
         rig.Diag.ReadSte("nic1").Config.ShouldBe(SteConfig.Abort);
         rig.DmaRead("nic1", 0x1000).Result.IsSuccess.ShouldBeFalse();
@@ -130,13 +130,13 @@ public sealed class AcceleratedVSmmuTests
         for (ulong i = 0; i < 5; i++) rig.DmaRead("nic0", UnmappedVa + i * 0x1000);
 
         uint prod = rig.GuestA.Read32(SmmuRegister.EVENTQ_PROD);
-        (prod & Smmu.QUEUE_OVFLG).ShouldNotBe(0u, "OVFLG now differs from OVACKFLG");
+        (prod & SmmuV3.Q_OVFLG).ShouldNotBe(0u, "OVFLG now differs from OVACKFLG");
         rig.A.Counters.Overflows.ShouldBe(1);
         rig.A.Counters.EventsDelivered.ShouldBe(2);
         rig.A.Log.ShouldContain(l => l.Contains("overflowed", StringComparison.Ordinal));
         List<EventRecord> events = rig.GuestA.DrainEvents();
         events.Select(e => e.InputAddress).ShouldBe([UnmappedVa, UnmappedVa + 0x1000]);
-        (rig.GuestA.Read32(SmmuRegister.EVENTQ_CONS) & Smmu.QUEUE_OVFLG).ShouldNotBe(0u, "the guest acknowledged it");
+        (rig.GuestA.Read32(SmmuRegister.EVENTQ_CONS) & SmmuV3.Q_OVFLG).ShouldNotBe(0u, "the guest acknowledged it");
     }
 
     [Fact]
@@ -183,8 +183,8 @@ public sealed class AcceleratedVSmmuTests
         rig.GuestA.Submit(Command.CfgiSte(AccelRig.Nic0Vsid), Command.Sync(SyncSignal.Irq));
 
         uint cons = rig.GuestA.Read32(SmmuRegister.CMDQ_CONS);
-        ((CommandError)((cons >> Smmu.CONS_ERR_LO) & 0x7F)).ShouldBe(CommandError.CERROR_ILL);
-        (rig.GuestA.Read32(SmmuRegister.GERROR) ^ rig.GuestA.Read32(SmmuRegister.GERRORN)).ShouldBe(Smmu.GERROR_CMDQ_ERR);
+        ((CommandError)(SmmuV3.CMDQ_CONS_ERR.Get(cons))).ShouldBe(CommandError.CERROR_ILL);
+        (rig.GuestA.Read32(SmmuRegister.GERROR) ^ rig.GuestA.Read32(SmmuRegister.GERRORN)).ShouldBe(SmmuV3.GERROR_CMDQ_ERR);
         rig.Interrupts.ShouldContain((rig.A.Name, SmmuInterrupt.GlobalError));
         rig.Interrupts.ShouldNotContain((rig.A.Name, SmmuInterrupt.CmdSync), "the sync after the bad command did not run");
         rig.A.Log.ShouldContain($"Invalid STE config for sid 0x{AccelRig.Nic0Vsid:X}");
@@ -212,7 +212,7 @@ public sealed class AcceleratedVSmmuTests
 
         // A queue base outside guest RAM: CERROR_ABT.
         rig.GuestB.Write64(SmmuRegister.CMDQ_BASE, 0x1000 | GuestSmmuDriver.CmdqLog2);
-        rig.GuestB.Write32(SmmuRegister.CR0, Smmu.CR0_CMDQEN);
+        rig.GuestB.Write32(SmmuRegister.CR0, SmmuV3.CR0_CMDQEN);
         rig.GuestB.Write32(SmmuRegister.CMDQ_PROD, 1);
         rig.B.CommandQueueError.ShouldBe(CommandError.CERROR_ABT);
     }
@@ -277,9 +277,9 @@ public sealed class AcceleratedVSmmuTests
         rig.A.NestedHwptOf(AccelRig.Nic0Vsid).ShouldBeNull("the nested HWPT is freed once it is no longer attached");
 
         rig.GuestA.Init();
-        rig.GuestA.Write32(SmmuRegister.GBPA, Smmu.GBPA_UPDATE | Smmu.GBPA_ABORT);
+        rig.GuestA.Write32(SmmuRegister.GBPA, SmmuV3.GBPA_UPDATE | SmmuV3.GBPA_ABORT);
         rig.A.Reset();
-        rig.GuestA.Read32(SmmuRegister.GBPA).ShouldBe(Smmu.GbpaResetValue);
+        rig.GuestA.Read32(SmmuRegister.GBPA).ShouldBe(SmmuV3.GbpaResetValue);
         rig.A.Enabled.ShouldBeFalse();
         rig.A.AttachedHwptOf(AccelRig.Nic0Vsid).ShouldBe(rig.A.BypassHwpt);
         rig.A.Veventq.ShouldBeNull();

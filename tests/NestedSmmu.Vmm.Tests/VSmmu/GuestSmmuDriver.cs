@@ -1,5 +1,5 @@
 using NestedSmmu.Hardware.Memory;
-using NestedSmmu.Hardware.Scenarios;
+using NestedSmmu.Guest.PageTables;
 using NestedSmmu.Hardware.Smmu;
 
 namespace NestedSmmu.Vmm.Tests.VSmmu;
@@ -56,10 +56,10 @@ internal sealed class GuestSmmuDriver
         Write64(SmmuRegister.EVENTQ_BASE, Eventq | (uint)EventqLog2);
         Write32(SmmuRegister.EVENTQ_PROD, 0);
         Write32(SmmuRegister.EVENTQ_CONS, 0);
-        Write32(SmmuRegister.IRQ_CTRL, Smmu.IRQ_CTRL_EVENTQ_IRQEN | Smmu.IRQ_CTRL_GERROR_IRQEN);
-        Write32(SmmuRegister.CR0, Smmu.CR0_CMDQEN | Smmu.CR0_EVENTQEN);
+        Write32(SmmuRegister.IRQ_CTRL, SmmuV3.IRQ_CTRL_EVENTQ_IRQEN | SmmuV3.IRQ_CTRL_GERROR_IRQEN);
+        Write32(SmmuRegister.CR0, SmmuV3.CR0_CMDQEN | SmmuV3.CR0_EVENTQEN);
         Submit(Command.CfgiAll(), Command.TlbiNsnhAll(), Command.Sync());
-        if (enable) Write32(SmmuRegister.CR0, Smmu.CR0_CMDQEN | Smmu.CR0_EVENTQEN | Smmu.CR0_SMMUEN);
+        if (enable) Write32(SmmuRegister.CR0, SmmuV3.CR0_CMDQEN | SmmuV3.CR0_EVENTQEN | SmmuV3.CR0_SMMUEN);
     }
 
     /// <summary>Writes commands at PROD and publishes them with one CMDQ_PROD write.</summary>
@@ -85,9 +85,9 @@ internal sealed class GuestSmmuDriver
     }
 
     /// <summary>A stage-1 address space: its own tables (VMSAv8-64, 4 KiB, 39-bit VA) and a one-entry CD table.</summary>
-    public (Tables Tables, ulong CdTable) AddressSpace(ushort asid)
+    public (TranslationTables Tables, ulong CdTable) AddressSpace(ushort asid)
     {
-        var tables = new Tables(_tables, pageShift: 12, inputBits: 64 - T0sz, startLevel: 1, stage2: false);
+        var tables = new TranslationTables(_tables, pageShift: 12, inputBits: 64 - T0sz, startLevel: 1, stage2: false);
         ContextDescriptor cd = ContextDescriptor.Create(tables.Root, asid, T0sz, tg0: 0, ips: AddressSize.Encode(48));
         ulong cdTable = _tables.AllocTable(ContextDescriptor.Size);
         _ram.WriteUInt64s(cdTable, [cd.W0, cd.W1, cd.W2, cd.W3, 0, 0, 0, 0]);
@@ -114,7 +114,7 @@ internal sealed class GuestSmmuDriver
             events.Add(new EventRecord(w[0], w[1], w[2], w[3]));
             cons = (cons + 1) & mask;
         }
-        Write32(SmmuRegister.EVENTQ_CONS, cons | (prod & Smmu.QUEUE_OVFLG));
+        Write32(SmmuRegister.EVENTQ_CONS, cons | (prod & SmmuV3.Q_OVFLG));
         return events;
     }
 }
