@@ -1,0 +1,68 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace NestedSmmu.Vmm.Config;
+
+/// <summary>
+/// The JSON form of a <see cref="MachineSpec"/>: the same records serialized (camelCase, enums
+/// as QEMU's words, <c>"kind"</c> naming each object and device record). Every option keeps its
+/// <c>text</c> as written, so command line → spec → JSON → spec → command line is lossless;
+/// reading re-derives the typed values from the texts and refuses JSON whose typed values
+/// disagree with them.
+/// </summary>
+public static class MachineSpecJson
+{
+    /// <summary>The serializer options used for both directions.</summary>
+    public static JsonSerializerOptions Options { get; } = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        AllowTrailingCommas = false,
+        ReadCommentHandling = JsonCommentHandling.Skip,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        RespectNullableAnnotations = true,
+        RespectRequiredConstructorParameters = true,
+    };
+
+    /// <summary>The spec as indented JSON.</summary>
+    public static string Write(MachineSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        return JsonSerializer.Serialize(spec, Options);
+    }
+
+    /// <summary>Reads a spec from JSON and checks it against its option texts.</summary>
+    /// <exception cref="QemuConfigException">Malformed JSON, or a typed value that disagrees with its option's text (or the text QEMU would refuse).</exception>
+    public static MachineSpec Read(string json)
+    {
+        ArgumentNullException.ThrowIfNull(json);
+        MachineSpec? spec;
+        try
+        {
+            spec = JsonSerializer.Deserialize<MachineSpec>(json, Options);
+        }
+        catch (JsonException e)
+        {
+            throw new QemuConfigException(null, $"machine JSON: {e.Message}");
+        }
+        if (spec is null) throw new QemuConfigException(null, "machine JSON: null");
+
+        MachineSpec reparsed = QemuCommandLine.Parse(QemuCommandLine.Format(spec));
+        if (reparsed.Machine.Position < 0 && spec.Machine.Position < 0)
+            reparsed = reparsed with { Machine = spec.Machine };
+        var written = spec.AllOptions().ToList();
+        var derived = reparsed.AllOptions().ToList();
+        for (int i = 0; i < Math.Max(written.Count, derived.Count); i++)
+        {
+            OptionRecord? w = i < written.Count ? written[i] : null;
+            OptionRecord? d = i < derived.Count ? derived[i] : null;
+            string wj = w is null ? "" : JsonSerializer.Serialize(w, w.GetType(), Options);
+            string dj = d is null ? "" : JsonSerializer.Serialize(d with { Position = w?.Position ?? d.Position }, d.GetType(), Options);
+            if (wj != dj)
+                throw new QemuConfigException((w ?? d)!.Quote(),
+                    "machine JSON: the record's typed values disagree with its option text (edit the text, or drop the typed values that differ)");
+        }
+        return spec;
+    }
+}
