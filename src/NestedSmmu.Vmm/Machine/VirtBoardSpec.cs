@@ -1,3 +1,5 @@
+using NestedSmmu.Vmm.Config;
+
 namespace NestedSmmu.Vmm.Machine;
 
 /// <summary>The GIC the virt board emulates (-machine gic-version=).</summary>
@@ -5,39 +7,6 @@ public enum GicVersion
 {
     V2 = 2,
     V3 = 3,
-}
-
-/// <summary>
-/// A PCI bus number range as QEMU's pci_bus_range reports it for a root bus: the root bus's own
-/// number widened by the secondary and subordinate numbers of the bridges directly on it.
-/// </summary>
-public readonly record struct PciBusRange(int Min, int Max)
-{
-    /// <summary>Requester IDs are bus[15:8] device[7:3] function[2:0] (PCIe Base 2.2.6.2).</summary>
-    public const int RequesterIdsPerBus = 256;
-
-    /// <summary>First requester ID of the range.</summary>
-    public uint FirstRequesterId => (uint)(Min * RequesterIdsPerBus);
-
-    /// <summary>Requester IDs in the range.</summary>
-    public uint RequesterIdCount => (uint)((Max - Min + 1) * RequesterIdsPerBus);
-
-    /// <summary>
-    /// pci_bus_range: start from the root bus's number and widen by every bridge directly on it.
-    /// A bridge firmware has not numbered yet has secondary = subordinate = 0, so it pulls Min down to 0.
-    /// </summary>
-    public static PciBusRange Of(int rootBusNumber, IEnumerable<(int Secondary, int Subordinate)> bridges)
-    {
-        int min = rootBusNumber, max = rootBusNumber;
-        foreach (var (secondary, subordinate) in bridges)
-        {
-            min = Math.Min(min, secondary);
-            max = Math.Max(max, subordinate);
-        }
-        return new PciBusRange(min, max);
-    }
-
-    public override string ToString() => $"buses 0x{Min:x2}-0x{Max:x2}";
 }
 
 /// <summary>
@@ -67,13 +36,13 @@ public sealed record VirtBoardSpec
 
     public ulong RamSize { get; init; } = DefaultRamSize;
     public int Cpus { get; init; } = 1;
-    public string CpuType { get; init; } = "cortex-a57";
+    public string CpuType { get; init; } = DefaultCpuType;
     public GicVersion Gic { get; init; } = GicVersion.V2;
     /// <summary>-machine its= (only meaningful with GICv3; QEMU's default on).</summary>
     public bool ItsRequested { get; init; } = true;
     /// <summary>-machine iommu=smmuv3: the one machine-wide SMMU at 0x09050000.</summary>
     public bool LegacySmmu { get; init; }
-    public IReadOnlyList<PciRootComplexSpec> RootComplexes { get; init; } = [new("pcie.0", 0, false, new PciBusRange(0, 0), 0xFF)];
+    public IReadOnlyList<PciRootComplexSpec> RootComplexes { get; init; } = [new(PciBus.DefaultRootName, 0, false, new PciBusRange(0, 0), 0xFF)];
     public IReadOnlyList<SmmuDeviceSpec> Smmus { get; init; } = [];
 
     /// <summary>The board has a GICv3 ITS (vms->its): GICv3 with its=on.</summary>
@@ -81,4 +50,48 @@ public sealed record VirtBoardSpec
 
     /// <summary>The board has a GICv2m MSI frame: GICv2.</summary>
     public bool HasV2m => Gic == GicVersion.V2;
+
+    /// <summary>
+    /// What the tables need from a parsed machine, its PCI tree and one bus-numbering view: root
+    /// complexes with pci_bus_range in that view, the SMMUs in creation order, GIC, RAM and CPUs.
+    /// </summary>
+    /// <remarks>
+    /// cmdqv=auto counts as no CMDQV and ats=auto as no ATS: QEMU resolves them from the host at
+    /// the first device attach, which a table built from the spec alone cannot know.
+    /// </remarks>
+    public static VirtBoardSpec From(MachineSpec spec, PciTopology topology, PciNumberingView view)
+    {
+        var numbering = topology.Numbering(view);
+        var roots = topology.RootBuses.Select(bus =>
+        {
+            var range = numbering.RangeOf(bus.Name);
+            byte own = numbering.NumberOf(bus.Name);
+            return new PciRootComplexSpec(bus.Name, own, topology.Bypasses(bus), range, Math.Max(own, range.Max));
+        }).ToList();
+        return new VirtBoardSpec
+        {
+            RamSize = spec.Memory?.Size ?? DefaultRamSize,
+            Cpus = (int)(spec.Smp?.Cpus ?? 1),
+            CpuType = spec.Cpu?.Model ?? DefaultCpuType,
+            Gic = GicOf(spec),
+            ItsRequested = spec.Machine.Its,
+            LegacySmmu = spec.Machine.HasLegacySmmu,
+            RootComplexes = roots,
+            Smmus = spec.Smmus.Select(s => new SmmuDeviceSpec(s.Name, s.PrimaryBus ?? PciBus.DefaultRootName, s.Accel,
+                s.Accel && s.Cmdqv == OnOffAuto.On, s.Accel && s.Ats == OnOffAuto.On)).ToList(),
+        };
+    }
+
+    /// <summary>QEMU's default -cpu for the virt board.</summary>
+    public const string DefaultCpuType = "cortex-a15";
+
+    // virt.c finalize_gic_version: "2" is GICv2; 3, 4, host and max give a GICv3-family GIC with an
+    // ITS on the hosts this project targets; without gic-version, TCG picks GICv2 and KVM on a
+    // GICv3 host (every SMMUv3 host here) picks GICv3.
+    private static GicVersion GicOf(MachineSpec spec) => spec.Machine.GicVersion switch
+    {
+        "2" => GicVersion.V2,
+        null => spec.KvmRequested ? GicVersion.V3 : GicVersion.V2,
+        _ => GicVersion.V3,
+    };
 }

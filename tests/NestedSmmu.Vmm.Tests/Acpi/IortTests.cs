@@ -18,5 +18,17 @@ public sealed class IortTests
         Convert.ToHexString(ours).ShouldBe(Convert.ToHexString(qemu));
     }
 
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Iort_from_the_parsed_command_line_equals_qemu_11_1(string name)
+    {
+        byte[] qemu = File.ReadAllBytes(TestVectors.PathOf("qemu-tables", name, "IORT.dat"));
+        byte[] ours = Iort.Build(ParsedTableCases.Board(name));
+
+        AcpiTable.ChecksumIsValid(ours).ShouldBeTrue();
+        ours[AcpiHeader.Checksum] = qemu[AcpiHeader.Checksum] = 0;
+        Convert.ToHexString(ours).ShouldBe(Convert.ToHexString(qemu));
+    }
+
     public static TheoryData<string> Cases => QemuTableCases.All;
 }

@@ -9,10 +9,10 @@ namespace NestedSmmu.Vmm.Tests.Acpi;
 /// </summary>
 internal static class QemuTableCases
 {
-    private static readonly (int, int) Unnumbered = (0, 0);
-
-    private static PciRootComplexSpec Rc(string id, int bus, int bridges = 0, bool bypass = false) =>
-        new(id, bus, bypass, PciBusRange.Of(bus, Enumerable.Repeat(Unnumbered, bridges)), bus == 0 ? 0xFF : bus);
+    // pci_bus_range before firmware: a bridge's secondary and subordinate read 0, so any bridge
+    // on a root bus pulls the range's start down to bus 0.
+    private static PciRootComplexSpec Rc(string id, byte bus, int bridges = 0, bool bypass = false) =>
+        new(id, bus, bypass, new PciBusRange(bridges > 0 ? (byte)0 : bus, bus), bus == 0 ? 0xFF : bus);
 
     public static VirtBoardSpec Spec(string name) => name switch
     {
@@ -70,4 +70,17 @@ internal static class QemuTableCases
     public static readonly TheoryData<string> All = new(
         "smmuv3-legacy", "smmuv3-dev", "pxb-one-smmu", "three-smmus", "gicv3-its", "gicv3-its-off",
         "gicv2-v2m", "bypass-pxb", "iommu-smmuv3", "iommu-smmuv3-gicv3");
+}
+
+/// <summary>The same boards parsed from each case's cmdline.txt through the Config parser and PCI topology.</summary>
+internal static class ParsedTableCases
+{
+    public static string CommandLine(string name) =>
+        File.ReadAllText(NestedSmmu.Tests.Common.TestVectors.PathOf("qemu-tables", name, "cmdline.txt")).Trim();
+
+    public static VirtBoard Board(string name, PciNumberingView view = PciNumberingView.Unenumerated)
+    {
+        var spec = NestedSmmu.Vmm.Config.QemuCommandLine.Parse(CommandLine(name));
+        return VirtBoard.Layout(VirtBoardSpec.From(spec, PciTopology.Build(spec), view));
+    }
 }
