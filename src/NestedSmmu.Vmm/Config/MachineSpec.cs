@@ -46,14 +46,15 @@ public sealed record MachineSpec
     public IReadOnlyList<UnmodelledOption> Unmodelled { get; init; } = [];
 
     /// <summary>
-    /// True when KVM is asked for (<c>-machine accel=kvm</c>, <c>-accel kvm</c> or <c>-enable-kvm</c>):
-    /// what arm-smmuv3 accel=on needs. On the emulated host it selects the emulated vCPU side.
+    /// True when KVM is the accelerator QEMU would use (what arm-smmuv3 accel=on needs): the
+    /// first <c>-accel</c>, else the first of <c>-machine accel=a:b</c>, is <c>kvm</c>, or
+    /// <c>-enable-kvm</c> is given. QEMU takes the first accelerator that initialises, so
+    /// <c>-accel qtest -accel kvm</c> runs qtest. On the emulated host, KVM means the emulated vCPU side.
     /// </summary>
     [JsonIgnore]
     public bool KvmRequested =>
-        (Machine.Accel?.Split(':').Contains("kvm") ?? false)
-        || Accels.Any(a => a.Type == "kvm")
-        || Unmodelled.Any(u => u.Name == "enable-kvm");
+        Unmodelled.Any(u => u.Name == "enable-kvm")
+        || (Accels.Count > 0 ? Accels[0].Type == "kvm" : Machine.Accel?.Split(':')[0] == "kvm");
 
     /// <summary>The arm-smmuv3 devices in creation order.</summary>
     [JsonIgnore]

@@ -95,7 +95,7 @@ internal sealed class SpecBuilder
             throw r.Error($"unsupported machine type '{type}': this model builds the arm virt board only (-machine virt)");
         string? iommu = r.String("iommu");
         if (iommu is not null and not "smmuv3" and not "none")
-            throw r.Error($"Invalid iommu value '{iommu}'");
+            throw new QemuConfigException(null, "Invalid iommu value\nValid values are none, smmuv3."); // virt.c virt_set_iommu
         _machine = new MachineOptions
         {
             Text = merged, Position = pos, Type = type,
@@ -261,6 +261,9 @@ internal sealed class SpecBuilder
                     Given = r.GivenKeys, Extra = r.RefuseUnknown(driver, RootPortKeys),
                 };
             case VfioPciDevice.HotplugDriver or VfioPciDevice.NoHotplugDriver:
+                if (!r.Has("host") && !r.Has("sysfsdev") && !r.Has("fd"))
+                    throw r.Error($"No provided host device\nUse -device {driver},host=DDDD:BB:DD.F or -device {driver},fd=DEVICE_FD " +
+                        $"or -device {driver},sysfsdev=PATH_TO_DEVICE");
                 return new VfioPciDevice
                 {
                     Text = text, Position = position, Driver = driver, Id = id, Bus = bus, Addr = r.Devfn(driver),
