@@ -33,7 +33,7 @@ public sealed class VirtBoard
     /// <summary>Lays out the board.</summary>
     public static VirtBoard Layout(VirtBoardSpec spec)
     {
-        var map = VirtMemoryMap.Create(spec.RamSize);
+        var map = VirtMemoryMap.Create(spec.RamSize, spec.HighMmioSize);
         var smmus = new List<PlacedSmmu>();
         if (spec.LegacySmmu)
         {

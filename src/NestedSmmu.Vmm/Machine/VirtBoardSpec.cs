@@ -35,6 +35,8 @@ public sealed record VirtBoardSpec
     public const ulong DefaultRamSize = 128UL << 20;
 
     public ulong RamSize { get; init; } = DefaultRamSize;
+    /// <summary>-machine highmem-mmio-size= (the 64-bit PCIe window).</summary>
+    public ulong HighMmioSize { get; init; } = VirtMemoryMap.DefaultHighPcieMmioSize;
     public int Cpus { get; init; } = 1;
     public string CpuType { get; init; } = DefaultCpuType;
     public GicVersion Gic { get; init; } = GicVersion.V2;
@@ -56,10 +58,26 @@ public sealed record VirtBoardSpec
     /// complexes with pci_bus_range in that view, the SMMUs in creation order, GIC, RAM and CPUs.
     /// </summary>
     /// <remarks>
-    /// cmdqv=auto counts as no CMDQV and ats=auto as no ATS: QEMU resolves them from the host at
-    /// the first device attach, which a table built from the spec alone cannot know.
+    /// Without a resolution, cmdqv=auto counts as no CMDQV and ats=auto as no ATS: QEMU resolves
+    /// them from the host at the first device attach, which the spec alone cannot tell.
     /// </remarks>
-    public static VirtBoardSpec From(MachineSpec spec, PciTopology topology, PciNumberingView view)
+    public static VirtBoardSpec From(MachineSpec spec, PciTopology topology, PciNumberingView view) =>
+        From(spec, topology, view, resolved: null);
+
+    /// <summary>
+    /// The board of a machine the validator accepted: as <see cref="From(MachineSpec, PciTopology, PciNumberingView)"/>,
+    /// with each vSMMU's CMDQV and ATS as validation resolved them (auto against the host) where it could.
+    /// </summary>
+    public static VirtBoardSpec From(MachineCheck check, PciNumberingView view)
+    {
+        if (!check.Accepted || check.Topology is null)
+            throw new ArgumentException("Tables are built only for a machine the validator accepted.", nameof(check));
+        var resolved = check.Vsmmus.Where(v => v.Resolved is not null).ToDictionary(v => v.Device, v => v.Resolved!);
+        return From(check.Spec, check.Topology, view, resolved);
+    }
+
+    private static VirtBoardSpec From(MachineSpec spec, PciTopology topology, PciNumberingView view,
+        IReadOnlyDictionary<ArmSmmuV3Device, ResolvedSmmuProperties>? resolved)
     {
         var numbering = topology.Numbering(view);
         var roots = topology.RootBuses.Select(bus =>
@@ -71,14 +89,17 @@ public sealed record VirtBoardSpec
         return new VirtBoardSpec
         {
             RamSize = spec.Memory?.Size ?? DefaultRamSize,
+            HighMmioSize = spec.Machine.HighmemMmioSize ?? VirtMemoryMap.DefaultHighPcieMmioSize,
             Cpus = (int)(spec.Smp?.Cpus ?? 1),
             CpuType = spec.Cpu?.Model ?? DefaultCpuType,
             Gic = GicOf(spec),
             ItsRequested = spec.Machine.Its,
             LegacySmmu = spec.Machine.HasLegacySmmu,
             RootComplexes = roots,
-            Smmus = spec.Smmus.Select(s => new SmmuDeviceSpec(s.Name, s.PrimaryBus ?? PciBus.DefaultRootName, s.Accel,
-                s.Accel && s.Cmdqv == OnOffAuto.On, s.Accel && s.Ats == OnOffAuto.On)).ToList(),
+            Smmus = spec.Smmus.Select(s => resolved?.GetValueOrDefault(s) is { } r
+                ? new SmmuDeviceSpec(s.Name, s.PrimaryBus ?? PciBus.DefaultRootName, s.Accel, r.Accel && r.Cmdqv, r.Accel && r.Ats)
+                : new SmmuDeviceSpec(s.Name, s.PrimaryBus ?? PciBus.DefaultRootName, s.Accel,
+                    s.Accel && s.Cmdqv == OnOffAuto.On, s.Accel && s.Ats == OnOffAuto.On)).ToList(),
         };
     }
 

@@ -96,12 +96,15 @@ public sealed class VirtMemoryMap
         [VirtRegion.PcieEcam] = new(0x3F00_0000, 0x0100_0000),
     };
 
+    /// <summary>The 64-bit PCIe MMIO window's default size (-machine highmem-mmio-size= changes it).</summary>
+    public const ulong DefaultHighPcieMmioSize = 512 * GiB;
+
     // hw/arm/virt.c extended_memmap: only sizes; bases follow RAM (virt_set_high_memmap).
-    private static readonly (VirtRegion Region, ulong Size)[] HighRegions =
+    private static (VirtRegion Region, ulong Size)[] HighRegions(ulong highMmioSize) =>
     [
         (VirtRegion.HighGicRedist2, 64 * MiB),
         (VirtRegion.HighPcieEcam, 256 * MiB),
-        (VirtRegion.HighPcieMmio, 512 * GiB),
+        (VirtRegion.HighPcieMmio, highMmioSize),
     ];
 
     /// <summary>The number of virtio-mmio transports the board creates (NUM_VIRTIO_TRANSPORTS).</summary>
@@ -111,8 +114,11 @@ public sealed class VirtMemoryMap
 
     private VirtMemoryMap(Dictionary<VirtRegion, MemMapEntry> map) => _map = map;
 
-    /// <summary>The board's map for <paramref name="ramSize"/> bytes of RAM and no hot-pluggable memory.</summary>
-    public static VirtMemoryMap Create(ulong ramSize)
+    /// <summary>
+    /// The board's map for <paramref name="ramSize"/> bytes of RAM, no hot-pluggable memory, and a
+    /// 64-bit PCIe window of <paramref name="highMmioSize"/> bytes (a power of two, as QEMU requires).
+    /// </summary>
+    public static VirtMemoryMap Create(ulong ramSize, ulong highMmioSize = DefaultHighPcieMmioSize)
     {
         var map = new Dictionary<VirtRegion, MemMapEntry>(BaseMap)
         {
@@ -123,7 +129,7 @@ public sealed class VirtMemoryMap
         ulong deviceMemoryBase = AlignUp(RamBase + ramSize, GiB);
         ulong highBase = Math.Max(deviceMemoryBase, RamBase + LegacyRamLimit);
         // virt_set_high_memmap: each region naturally aligned on its own size, one after another.
-        foreach (var (region, size) in HighRegions)
+        foreach (var (region, size) in HighRegions(highMmioSize))
         {
             ulong regionBase = AlignUp(highBase, size);
             map[region] = new(regionBase, size);
