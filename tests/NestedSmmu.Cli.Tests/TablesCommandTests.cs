@@ -9,7 +9,7 @@ public sealed class TablesCommandTests
 
     public static readonly TheoryData<string> Cases = new(
         "smmuv3-legacy", "smmuv3-dev", "pxb-one-smmu", "three-smmus", "gicv3-its", "gicv3-its-off",
-        "gicv2-v2m", "bypass-pxb", "iommu-smmuv3", "iommu-smmuv3-gicv3");
+        "gicv2-v2m", "bypass-pxb", "iommu-smmuv3", "iommu-smmuv3-gicv3", "smp4-big");
 
     private static string[] QemuArgs(string name) =>
         File.ReadAllText(TestVectors.PathOf("qemu-tables", name, "cmdline.txt")).Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);

@@ -57,7 +57,10 @@ public static class VirtDeviceTree
         // with the PCIe host), the GPIO, then -device SMMUs (made when the platform bus links them).
         uint next = FirstPhandle;
         uint clock = next++;
-        var cpuPhandles = Enumerable.Range(0, spec.Cpus).Select(_ => next++).ToArray();
+        // virt.c fdt_add_cpu_nodes makes the CPU nodes from the last CPU down, so CPU n gets the
+        // (Cpus - n)th phandle.
+        var cpuPhandles = new uint[spec.Cpus];
+        for (int i = spec.Cpus - 1; i >= 0; i--) cpuPhandles[i] = next++;
         uint gic = next++;
         uint? msi = spec.HasIts || spec.HasV2m ? next++ : null;
         var treeSmmu = TreeSmmu(board);
@@ -164,9 +167,9 @@ public static class VirtDeviceTree
         w.EndNode().EndNode().EndNode();
         for (int i = 0; i < spec.Cpus; i++)
         {
-            w.BeginNode($"cpu@{i:x}").Cells("phandle", cpuPhandles[i]);
+            w.BeginNode($"cpu@{i:x}").Cells("phandle", cpuPhandles[i]).Cells("reg", (uint)i);
             if (spec.Cpus > 1) w.Strings("enable-method", "psci");
-            w.Cells("reg", (uint)i).Strings("compatible", $"arm,{spec.CpuType}").Strings("device_type", "cpu").EndNode();
+            w.Strings("compatible", $"arm,{spec.CpuType}").Strings("device_type", "cpu").EndNode();
         }
         w.EndNode();
 

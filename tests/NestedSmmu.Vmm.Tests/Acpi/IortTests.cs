@@ -68,5 +68,5 @@ public sealed class IortTests
     public static TheoryData<string> Cases => QemuTableCases.All;
 
     public static readonly TheoryData<string> EnumeratedCases = new(
-        "smmuv3-legacy", "smmuv3-dev", "pxb-one-smmu", "three-smmus", "gicv3-its", "bypass-pxb", "iommu-smmuv3-gicv3");
+        "smmuv3-legacy", "smmuv3-dev", "pxb-one-smmu", "three-smmus", "gicv3-its", "bypass-pxb", "iommu-smmuv3-gicv3", "smp4-big");
 }

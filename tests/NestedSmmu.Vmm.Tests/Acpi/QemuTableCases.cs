@@ -62,6 +62,15 @@ internal static class QemuTableCases
             RootComplexes = [Rc("pcie.0", 0), Rc("pcie.1", 0x10, 1, bypass: true)],
             Smmus = [new("smmuv3.0", "pcie.0")],
         },
+        "smp4-big" => new VirtBoardSpec
+        {
+            Gic = GicVersion.V3,
+            Cpus = 4,
+            RamSize = 2UL << 30,
+            HighMmioSize = 1UL << 40,
+            RootComplexes = [Rc("pcie.0", 0, 2), Rc("pcie.1", 0x80, 1)],
+            Smmus = [new("smmuv3.0", "pcie.0"), new("smmuv3.1", "pcie.1")],
+        },
         "iommu-smmuv3" => new VirtBoardSpec { LegacySmmu = true, RootComplexes = [Rc("pcie.0", 0)] },
         "iommu-smmuv3-gicv3" => new VirtBoardSpec { LegacySmmu = true, Gic = GicVersion.V3, RootComplexes = [Rc("pcie.0", 0, 1)] },
         _ => throw new ArgumentOutOfRangeException(nameof(name), name, "no such case"),
@@ -70,7 +79,7 @@ internal static class QemuTableCases
     public static readonly string[] Names =
     [
         "smmuv3-legacy", "smmuv3-dev", "pxb-one-smmu", "three-smmus", "gicv3-its", "gicv3-its-off",
-        "gicv2-v2m", "bypass-pxb", "iommu-smmuv3", "iommu-smmuv3-gicv3",
+        "gicv2-v2m", "bypass-pxb", "iommu-smmuv3", "iommu-smmuv3-gicv3", "smp4-big",
     ];
 
     public static TheoryData<string> All => new(Names);
