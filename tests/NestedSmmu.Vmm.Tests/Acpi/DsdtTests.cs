@@ -146,3 +146,39 @@ public sealed class DsdtTests
         throw new InvalidOperationException($"No Device ({name}).");
     }
 }
+
+/// <summary>The bus ranges the DSDT's root complexes claim (every WordBusNumber descriptor), against QEMU's in both views.</summary>
+public sealed class DsdtBusRangeTests
+{
+    public static TheoryData<string> Cases => QemuTableCases.All;
+
+    public static readonly TheoryData<string> EnumeratedCases = new("smmuv3-dev", "pxb-one-smmu", "three-smmus", "bypass-pxb", "smp4-big");
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Word_bus_numbers_equal_qemus(string name) =>
+        Compare(Dsdt.Build(ParsedTableCases.Board(name)), TestVectors.PathOf("qemu-tables", name, "DSDT.dat"));
+
+    [Theory]
+    [MemberData(nameof(EnumeratedCases))]
+    public void Word_bus_numbers_equal_qemus_after_the_bridges_are_numbered(string name) =>
+        Compare(Dsdt.Build(ParsedTableCases.Board(name, PciNumberingView.FirmwareEnumerated)), TestVectors.PathOf("qemu-tables", name, "DSDT.enumerated.dat"));
+
+    private static void Compare(byte[] ours, string qemuPath)
+    {
+        var qemu = BusRanges(File.ReadAllBytes(qemuPath));
+        qemu.ShouldNotBeEmpty();
+        BusRanges(ours).ShouldBe(qemu);
+    }
+
+    // ACPI 6.5 6.4.3.5.3: tag 0x88, length 13, resource type 2 (bus numbers), then min and max at +8, +10.
+    private static List<(int Min, int Max)> BusRanges(byte[] dsdt)
+    {
+        var ranges = new List<(int, int)>();
+        for (int i = AcpiHeader.Size; i + 16 <= dsdt.Length; i++)
+            if (dsdt[i] == 0x88 && dsdt[i + 1] == 0x0D && dsdt[i + 2] == 0 && dsdt[i + 3] == 2)
+                ranges.Add((BitConverter.ToUInt16(dsdt, i + 8), BitConverter.ToUInt16(dsdt, i + 10)));
+        ranges.Sort();
+        return ranges;
+    }
+}
