@@ -61,7 +61,17 @@ internal static class TablesCommand
             }
 
             var view = parse.GetValue(enumerated) ? PciNumberingView.FirmwareEnumerated : PciNumberingView.Unenumerated;
-            var board = VirtBoard.Layout(VirtBoardSpec.From(check, view));
+            VirtBoard board;
+            try
+            {
+                board = VirtBoard.Layout(VirtBoardSpec.From(check, view));
+            }
+            catch (InvalidOperationException e)
+            {
+                // The platform bus is full (QEMU's "Platform Bus: Can not fit ..." messages).
+                stderr.WriteLine($"error: {e.Message}");
+                return 2;
+            }
             byte[] iort = Iort.Build(board);
             byte[] dsdt = Dsdt.Build(board);
             byte[]? dtb = VirtDeviceTree.Supports(board) ? VirtDeviceTree.Build(board) : null;

@@ -149,7 +149,10 @@ public static class VirtDeviceTree
             .Strings("compatible", "arm,pl011", "arm,primecell")
             .EndNode();
 
-        w.BeginNode("pmu").Cells("interrupts", Ppi, PmuPpi, ppiFlags).Strings("compatible", "arm,armv8-pmuv3").EndNode();
+        // fdt_add_pmu_nodes: an Armv8 CPU's PMU gets its PPI and compatible; a v7 one an empty node.
+        w.BeginNode("pmu");
+        if (IsArmV8(spec.CpuType)) w.Cells("interrupts", Ppi, PmuPpi, ppiFlags).Strings("compatible", "arm,armv8-pmuv3");
+        w.EndNode();
 
         IntcNode(w, board, gic, msi);
 
@@ -169,7 +172,7 @@ public static class VirtDeviceTree
         {
             w.BeginNode($"cpu@{i:x}").Cells("phandle", cpuPhandles[i]).Cells("reg", (uint)i);
             if (spec.Cpus > 1) w.Strings("enable-method", "psci");
-            w.Strings("compatible", $"arm,{spec.CpuType}").Strings("device_type", "cpu").EndNode();
+            w.Strings("compatible", CpuCompatible(spec.CpuType)).Strings("device_type", "cpu").EndNode();
         }
         w.EndNode();
 
@@ -190,6 +193,18 @@ public static class VirtDeviceTree
         w.EndNode();
         return w.Finish();
     }
+
+    // target/arm cpu models' dtb_compatible: "arm,<model>" for the Cortex models, the generic
+    // "arm,arm-v8" for host (KVM), and TCG's max reports itself as a Cortex-A57.
+    private static string CpuCompatible(string model) => model switch
+    {
+        "host" => "arm,arm-v8",
+        "max" => "arm,cortex-a57",
+        _ => $"arm,{model}",
+    };
+
+    // The 32-bit-only Armv7 models the virt board takes; everything else it runs is Armv8 or later.
+    private static bool IsArmV8(string model) => model is not ("cortex-a7" or "cortex-a15");
 
     /// <summary>True when QEMU can describe the board in a device tree: no accel=on SMMU ("SMMUv3 with accel=on not supported for DT").</summary>
     public static bool Supports(VirtBoard board) => !board.Smmus.Any(s => s.Accel);
