@@ -26,12 +26,16 @@ public sealed record MachineCheck(
 }
 
 /// <summary>One vSMMU after checking.</summary>
-/// <param name="Name">Its id (or driver name).</param>
-/// <param name="Device">The -device arm-smmuv3.</param>
-/// <param name="RootBus">Its primary bus.</param>
-/// <param name="BusRange">The bus numbers (firmware-enumerated view) whose requester IDs it translates.</param>
+/// <param name="Name">Its id (or driver name), or <c>iommu=smmuv3</c> for the legacy machine-wide SMMU.</param>
+/// <param name="Device">The -device arm-smmuv3, or null for the legacy SMMU.</param>
+/// <param name="RootBus">Its primary bus (pcie.0 for the legacy SMMU, which also covers every non-bypass pxb-pcie bus).</param>
+/// <param name="BusRange">The bus numbers (firmware-enumerated view) of its primary bus's hierarchy.</param>
 /// <param name="Resolved">Its properties with auto resolved; null while an accel vSMMU has no device (nothing to resolve from).</param>
-public sealed record VsmmuCheck(string Name, ArmSmmuV3Device Device, string RootBus, PciBusRange BusRange, ResolvedSmmuProperties? Resolved);
+public sealed record VsmmuCheck(string Name, ArmSmmuV3Device? Device, string RootBus, PciBusRange BusRange, ResolvedSmmuProperties? Resolved)
+{
+    /// <summary>accel=on.</summary>
+    public bool Accel => Device?.Accel ?? false;
+}
 
 /// <summary>One PCI function after checking.</summary>
 /// <param name="Name">Its id (or driver name).</param>

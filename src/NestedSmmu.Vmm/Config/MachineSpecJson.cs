@@ -17,6 +17,8 @@ public static class MachineSpecJson
     {
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         WriteIndented = true,
+        // Option texts keep quotes and '<' as written (no \u0027 escapes): the JSON is read by people too.
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
         AllowTrailingCommas = false,
         ReadCommentHandling = JsonCommentHandling.Skip,

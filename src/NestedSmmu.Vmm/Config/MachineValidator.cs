@@ -75,7 +75,6 @@ public static class MachineValidator
                     else if (_topology.FunctionOf(d) is { } f) CheckEndpoint(d, f);
                 }
                 if (placeError is not null) throw placeError;
-                CheckObjects();
                 MachineDone();
             }
             catch (QemuConfigException e)
@@ -85,12 +84,8 @@ public static class MachineValidator
             return Result(null);
         }
 
-        private int FailingDevice(QemuConfigException e)
-        {
-            for (int i = 0; i < spec.Devices.Count; i++)
-                if (spec.Devices[i].Quote() == e.OptionText) return i;
-            return spec.Devices.Count;
-        }
+        private int FailingDevice(QemuConfigException e) =>
+            e.Data[PciTopology.DeviceIndexKey] is int index ? index : spec.Devices.Count;
 
         // ------------------------------------------------------------------ arm-smmuv3
 
@@ -107,7 +102,7 @@ public static class MachineValidator
                 throw new QemuConfigException(q, "SMMUv3 accel=on requires KVM with kernel-irqchip=on support");
 
             // smmuv3_realize (hw/arm/smmuv3.c): OAS words, then accel=off restrictions, then the bus.
-            if (d.Oas.Bits is { } oas && oas is not 44 and not 48)
+            if (d.Oas.Bits is { } oas && !SmmuResolution.ImplementedOasBits.Contains(oas))
                 throw new QemuConfigException(q, "QEMU SMMUv3 model only implements auto, 44 bit, or 48 bit OAS. Other OasMode values are not supported.");
             if (!d.Accel)
             {
@@ -147,6 +142,9 @@ public static class MachineValidator
         private void CheckEndpoint(DeviceSpec d, PciFunction f)
         {
             string q = d.Quote();
+            // virt_machine_device_pre_plug_cb for virtio-iommu-pci: the legacy SMMU is already the machine's IOMMU.
+            if (d.Driver.StartsWith("virtio-iommu", StringComparison.Ordinal) && spec.Machine.HasLegacySmmu)
+                throw new QemuConfigException(q, "virt machine does not support multiple IOMMUs");
             ArmSmmuV3Device? smmu = SmmuAbove(f);
             bool bridge = f.SecondaryBus is not null;
             if (smmu is { Accel: true } && !bridge)
@@ -219,14 +217,6 @@ public static class MachineValidator
             _groupOwner.TryAdd(info.IommuGroup, (d, vname));
         }
 
-        private void CheckObjects()
-        {
-            // hw/acpi/acpi_generic_initiator.c resolves pci-dev when building SRAT; a missing device is an error there.
-            foreach (AcpiGenericInitiatorObject gi in spec.Objects.OfType<AcpiGenericInitiatorObject>())
-                if (gi.PciDev.Length > 0 && spec.FindDevice(gi.PciDev) is null)
-                    throw new QemuConfigException(gi.Quote(), $"Device '{gi.PciDev}' not found");
-        }
-
         private void MachineDone()
         {
             // smmuv3-accel.c machine-done notifier: auto needs a cold-plugged device to resolve from.
@@ -249,6 +239,13 @@ public static class MachineValidator
             if (_topology is { } t)
             {
                 PciBusNumbering fw = t.Numbering(PciNumberingView.FirmwareEnumerated);
+                if (spec.Machine.HasLegacySmmu)
+                {
+                    // virt.c create_smmu: QEMU's emulated SMMUv3 with its defaults (stage 1, accel=off).
+                    var legacy = new ArmSmmuV3Device { Text = "", Driver = "arm-smmuv3" };
+                    vsmmus.Add(new VsmmuCheck(PciIommuOwner.LegacyName, null, PciBus.DefaultRootName,
+                        fw.RangeOf(PciBus.DefaultRootName), SmmuResolution.ResolveEmulated(legacy)));
+                }
                 foreach ((string bus, ArmSmmuV3Device smmu) in _smmuOnBus)
                     vsmmus.Add(new VsmmuCheck(smmu.Name, smmu, bus, fw.RangeOf(bus), _resolved.GetValueOrDefault(smmu)));
                 foreach (PciFunction f in t.Functions)

@@ -49,6 +49,9 @@ public static class SmmuResolution
     /// <summary>QEMU's SMMU_IDR5 (OAS 44 bits, GRAN4K, GRAN16K, GRAN64K).</summary>
     public const uint QemuIdr5 = 0x74;
 
+    /// <summary>The OAS values QEMU's model implements besides auto (smmuv3_realize); the OasMode enum has more words.</summary>
+    public static readonly IReadOnlySet<int> ImplementedOasBits = new HashSet<int> { 44, 48 };
+
     /// <summary>What <c>auto</c> means with accel=off (qemu.md §2): ril on, ats off, oas 44, ssidsize 0.</summary>
     public const int AccelOffOasBits = 44;
 

@@ -22,6 +22,9 @@ public sealed class PciTopology
     /// <summary>The GPEX root function's name, which holds pcie.0 slot 0 (QEMU prints it in slot conflicts).</summary>
     public const string GpexRootName = "gpex-root";
 
+    /// <summary>Key of <see cref="Exception.Data"/> holding the index (in <see cref="MachineSpec.Devices"/>) of the device <see cref="Build"/> refused.</summary>
+    public const string DeviceIndexKey = "NestedSmmu.DeviceIndex";
+
     private readonly List<PciBus> _buses = [];
     private readonly List<PciFunction> _functions = [];
     private readonly Dictionary<string, PciIommuOwner> _owners = new(StringComparer.Ordinal);
@@ -83,13 +86,22 @@ public sealed class PciTopology
         var t = new PciTopology(spec);
         t._buses.Add(new PciBus(PciBus.DefaultRootName, PciBusKind.Root, null, null, PciBus.DefaultRootName));
         var ids = new HashSet<string>(StringComparer.Ordinal);
-        foreach (DeviceSpec d in spec.Devices)
+        for (int i = 0; i < spec.Devices.Count; i++)
         {
-            // qdev_set_id (hw/core/qdev.c): ids are unique across all devices.
-            if (d.Id is { } id && !ids.Add(id))
-                throw new QemuConfigException(d.Quote(), $"Duplicate ID '{id}' for device");
-            if (d is ArmSmmuV3Device smmu) t.AttachSmmu(smmu);
-            else if (d.IsPci) t.Place(d);
+            DeviceSpec d = spec.Devices[i];
+            try
+            {
+                // qdev_set_id (hw/core/qdev.c): ids are unique across all devices.
+                if (d.Id is { } id && !ids.Add(id))
+                    throw new QemuConfigException(d.Quote(), $"Duplicate ID '{id}' for device");
+                if (d is ArmSmmuV3Device smmu) t.AttachSmmu(smmu);
+                else if (d.IsPci) t.Place(d);
+            }
+            catch (QemuConfigException e)
+            {
+                e.Data[DeviceIndexKey] = i;
+                throw;
+            }
         }
         if (spec.Machine.HasLegacySmmu)
         {

@@ -72,7 +72,8 @@ public sealed record VirtBoardSpec
     {
         if (!check.Accepted || check.Topology is null)
             throw new ArgumentException("Tables are built only for a machine the validator accepted.", nameof(check));
-        var resolved = check.Vsmmus.Where(v => v.Resolved is not null).ToDictionary(v => v.Device, v => v.Resolved!);
+        // The legacy iommu=smmuv3 is listed without a device; only -device arm-smmuv3 ones resolve.
+        var resolved = check.Vsmmus.Where(v => v.Device is not null && v.Resolved is not null).ToDictionary(v => v.Device!, v => v.Resolved!);
         return From(check.Spec, check.Topology, view, resolved);
     }
 

@@ -194,4 +194,16 @@ public sealed class AccelRuleTests
         ResolvedSmmuProperties r = c.Vsmmus.Single().Resolved!;
         (r.Accel, r.Ats, r.Ril, r.SsidSize, r.OasBits, r.Cmdqv).ShouldBe((false, false, true, 0, 44, false));
     }
+
+    [Fact]
+    public void The_legacy_machine_wide_smmu_is_listed_with_the_devices_it_translates()
+    {
+        MachineCheck c = Check("-machine virt,iommu=smmuv3 -device pxb-pcie,id=pcie.1,bus=pcie.0,bus_nr=0x10 " +
+            "-device pcie-root-port,id=rp,bus=pcie.1,chassis=1 -device e1000,bus=rp,id=nic");
+        c.Error.ShouldBeNull();
+        VsmmuCheck legacy = c.Vsmmus.ShouldHaveSingleItem();
+        (legacy.Name, legacy.Device, legacy.Accel, legacy.Resolved!.OasBits).ShouldBe(("iommu=smmuv3", (ArmSmmuV3Device?)null, false, 44));
+        DeviceCheck nic = c.Devices.Single(d => d.Name == "nic");
+        (nic.Vsmmu, nic.StreamId).ShouldBe(("iommu=smmuv3", (ushort)0x1100));
+    }
 }
