@@ -1,5 +1,4 @@
 using System.CommandLine;
-using NestedSmmu.Iommufd;
 using NestedSmmu.Iommufd.Emulated;
 using NestedSmmu.Vmm.Acpi;
 using NestedSmmu.Vmm.Config;
@@ -12,7 +11,8 @@ namespace NestedSmmu.Cli;
 /// <summary>
 /// `nestedsmmu tables`: the firmware tables a virt machine's guest would get (IORT, DSDT and,
 /// where QEMU gives one, the device tree), for any QEMU command line the validator accepts.
-/// Pure: nothing is realized, no host is touched unless --profile asks for auto resolution.
+/// Pure: nothing is realized; the host (as in `check`, an emulated host profile) is only read,
+/// to judge the line and resolve accel 'auto' properties.
 /// </summary>
 internal static class TablesCommand
 {
@@ -26,9 +26,11 @@ internal static class TablesCommand
             Description = "Number PCI bridges as firmware does (depth first under each root bus) before building the IORT; " +
                           "by default bridges keep secondary bus 0, as when QEMU builds the tables at startup.",
         };
-        var profile = new Option<string?>("--profile")
+        // The same host choice as `check`, so tables are built exactly for the lines check accepts.
+        var hostOption = new Option<string>("--host")
         {
-            Description = $"Resolve accel 'auto' properties (cmdqv, ats) against an emulated host: an embedded profile ({string.Join(", ", HostProfile.EmbeddedNames)}) or a host profile JSON file.",
+            Description = $"The host to check against and resolve accel 'auto' properties (cmdqv, ats) from: an embedded emulated host profile ({string.Join(", ", HostProfile.EmbeddedNames)}) or a host profile JSON file.",
+            DefaultValueFactory = _ => HostProfile.DefaultName,
         };
         var qemuArgs = new Argument<string[]>("qemu-arguments")
         {
@@ -37,18 +39,19 @@ internal static class TablesCommand
         };
         var cmd = new CliCommand("tables", "Build the IORT, DSDT and device tree QEMU 11.1's virt board would give the guest of a command line.")
         {
-            outDir, enumerated, profile, qemuArgs,
+            outDir, enumerated, hostOption, qemuArgs,
         };
         cmd.SetAction(parse =>
         {
-            HostView? host;
+            string hostName = parse.GetValue(hostOption) ?? HostProfile.DefaultName;
+            HostView host;
             try
             {
-                host = parse.GetValue(profile) is { } p ? ProbeHost(p) : null;
+                host = ProfileHostView.From(LoadProfile(hostName));
             }
             catch (Exception e) when (e is FormatException or IOException or UnauthorizedAccessException or ArgumentException)
             {
-                stderr.WriteLine($"error: host profile '{parse.GetValue(profile)}': {e.Message}");
+                stderr.WriteLine($"error: host profile '{hostName}': {e.Message}");
                 return 2;
             }
 
@@ -98,16 +101,13 @@ internal static class TablesCommand
         return cmd;
     }
 
-    private static HostView ProbeHost(string profile)
+    private static HostProfile LoadProfile(string name)
     {
-        HostProfile hostProfile = HostProfile.EmbeddedNames.Contains(profile) ? HostProfile.LoadEmbedded(profile)
-            : File.Exists(profile) ? HostProfile.Load(profile)
+        HostProfile profile = HostProfile.EmbeddedNames.Contains(name) ? HostProfile.LoadEmbedded(name)
+            : File.Exists(name) ? HostProfile.Load(name)
             : throw new ArgumentException($"neither an embedded profile ({string.Join(", ", HostProfile.EmbeddedNames)}) nor a file");
-        hostProfile.Validate();
-        var emulated = new EmulatedHost(hostProfile);
-        using IIommufd fd = emulated.Open();
-        return HostView.Probe(fd, $"emulated host '{hostProfile.Name}'",
-            hostProfile.Devices.Select(d => new HostDeviceLocation(d.Address.ToString(), d.Smmu, d.Address.ToString())));
+        profile.Validate();
+        return profile;
     }
 
     private static void Write(TextWriter stdout, DirectoryInfo dir, string name, byte[] bytes)

@@ -79,7 +79,7 @@ public sealed class TablesCommandTests
     public void An_accel_cmdqv_machine_gets_cmdqv_devices_an_rmr_and_no_device_tree()
     {
         string dir = TempDir();
-        var r = CliRunner.Run(["tables", "--profile", "grace", "--out", dir, "--",
+        var r = CliRunner.Run(["tables", "--host", "grace", "--out", dir, "--",
             "-machine", "virt,accel=kvm,gic-version=3", "-cpu", "host", "-m", "4G", "-bios", "firmware.fd",
             "-object", "iommufd,id=iommufd0",
             "-device", "pxb-pcie,id=pcie.1,bus_nr=1,bus=pcie.0",
