@@ -55,6 +55,10 @@ public sealed class VirtBoard
             var s = spec.Smmus[i];
             var rc = spec.RootComplexes.FirstOrDefault(r => r.Id == s.PrimaryBus)
                 ?? throw new ArgumentException($"arm-smmuv3 '{s.Id}': primary-bus '{s.PrimaryBus}' is not a root complex of this board.");
+            // The CMDQV adds sysbus region #1 and IRQ #4 to its SMMU (tegra241-cmdqv.c init); the
+            // platform bus links a device's IRQs and regions together when it is plugged, so the
+            // CMDQV takes the lines and hole right after its SMMU's. (Not checked against a running
+            // QEMU: accel=on needs KVM and a host SMMU.)
             ulong[] regions = s.Cmdqv ? [SmmuRegionSize, CmdqvRegionSize] : [SmmuRegionSize];
             var linked = bus.Link(SmmuIrqCount + (s.Cmdqv ? 1 : 0), regions);
             smmus.Add(new PlacedSmmu(s.Id, firstIdentifier + (uint)i, busBase + linked.RegionOffsets[0],
