@@ -4,11 +4,12 @@ namespace NestedSmmu.Vmm.Acpi;
 
 /// <summary>
 /// The Differentiated System Description Table of the virt board, in AML: what a guest needs to
-/// find its devices. Under \_SB: the processors, the PL011 console, the PCIe root complexes
-/// (pcie.0 as PCI0 with its windows and ECAM, each pxb-pcie as PCnn with its bus range), and one
-/// CVnn device per SMMU with a Tegra241 CMDQV. Names, IDs and resources follow QEMU 11.1
+/// find its devices. Under \_SB: the processors, the PL011 console, fw_cfg, the virtio-mmio
+/// transports, the PCIe root complexes (pcie.0 as PCI0 with its windows and ECAM, each pxb-pcie
+/// as PCnn with its bus range), the power button, and one CVnn device per SMMU with a Tegra241 CMDQV. Names, IDs and resources follow QEMU 11.1
 /// (hw/arm/virt-acpi-build.c, hw/pci-host/gpex-acpi.c); QEMU's methods (_OSC, _DSM, _PRT and the
-/// INTx link devices) are left out: a guest finds every device without them.
+/// INTx link devices, the GPIO power-button event, the GED) are left out: a guest finds every
+/// device without them.
 /// </summary>
 public static class Dsdt
 {
@@ -21,7 +22,10 @@ public static class Dsdt
     // Plug and Play IDs (ACPI 6.5 6.1.5 / PCI Firmware 3.3 4.1): PCIe host bridge, PCI host bridge,
     // motherboard resources; ACPI0007 is a processor device (8.4).
     private const string PcieHostBridgeHid = "PNP0A08", PciHostBridgeCid = "PNP0A03", MotherboardResourcesHid = "PNP0C02";
-    private const string ProcessorHid = "ACPI0007", Pl011Hid = "ARMH0011";
+    private const string ProcessorHid = "ACPI0007", Pl011Hid = "ARMH0011", PowerButtonHid = "PNP0C0C";
+    // QEMU's own IDs: fw_cfg (QEMU0002) and Linaro's virtio-mmio (LNRO0005).
+    private const string FwCfgHid = "QEMU0002", VirtioMmioHid = "LNRO0005";
+    private const ulong FwCfgStatus = 0xB;
     // _CCA = 1: the device's DMA is cache coherent (6.2.17).
     private const ulong Coherent = 1;
 
@@ -42,9 +46,30 @@ public static class Dsdt
                 .Memory32Fixed((uint)uart.Base, (uint)uart.Size)
                 .Interrupt(AmlTrigger.Level, AmlPolarity.ActiveHigh, (uint)VirtIrqMap.Gsiv(VirtIrqMap.Uart0)).ToAml())));
 
+        // QEMU's fw_cfg (hw/nvram/fw_cfg-acpi.c): _STA 0xB = present, enabled, functioning, not shown.
+        var fwCfg = map[VirtRegion.FwCfg];
+        devices.Add(Aml.Device("FWCF",
+            Aml.Name("_HID", Aml.String(FwCfgHid)),
+            Aml.Name("_STA", Aml.Integer(FwCfgStatus)),
+            Aml.Name("_CCA", Aml.Integer(Coherent)),
+            Aml.Name("_CRS", new ResourceTemplate().Memory32Fixed((uint)fwCfg.Base, (uint)fwCfg.Size).ToAml())));
+
+        // The virtio-mmio transports (hw/virtio/virtio-acpi.c): one device each, its interrupt level-triggered as QEMU declares it.
+        var mmio = map[VirtRegion.Mmio];
+        for (int i = 0; i < VirtMemoryMap.VirtioTransports; i++)
+            devices.Add(Aml.Device($"VR{i:D2}",
+                Aml.Name("_HID", Aml.String(VirtioMmioHid)),
+                Aml.Name("_UID", Aml.Integer((ulong)i)),
+                Aml.Name("_CCA", Aml.Integer(Coherent)),
+                Aml.Name("_CRS", new ResourceTemplate()
+                    .Memory32Fixed((uint)(mmio.Base + (ulong)i * mmio.Size), (uint)mmio.Size)
+                    .Interrupt(AmlTrigger.Level, AmlPolarity.ActiveHigh, (uint)VirtIrqMap.Gsiv(VirtIrqMap.Mmio + i)).ToAml())));
+
         devices.Add(Pci0(board));
         foreach (var pxb in spec.RootComplexes.Where(rc => rc.BusNumber != 0).OrderBy(rc => rc.BusNumber))
             devices.Add(Pxb(pxb));
+
+        devices.Add(Aml.Device("PWRB", Aml.Name("_HID", Aml.String(PowerButtonHid)), Aml.Name("_UID", Aml.Integer(0))));
 
         // virt-acpi-build.c: CMDQV devices only when the SMMUs are -device ones (not iommu=smmuv3).
         if (!spec.LegacySmmu)

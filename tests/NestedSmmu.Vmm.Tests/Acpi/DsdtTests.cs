@@ -36,12 +36,12 @@ public sealed class DsdtTests
     /// <summary>The devices we write the way QEMU writes them appear byte for byte in QEMU's DSDT: a check of the AML encoder against QEMU's.</summary>
     [Theory]
     [MemberData(nameof(Cases))]
-    public void Processor_console_and_ecam_devices_are_byte_equal_to_qemus(string name)
+    public void Processor_console_fw_cfg_virtio_ecam_and_power_button_devices_are_byte_equal_to_qemus(string name)
     {
         var board = ParsedTableCases.Board(name);
         byte[] qemu = File.ReadAllBytes(TestVectors.PathOf("qemu-tables", name, "DSDT.dat"));
         byte[] ours = Dsdt.Build(board);
-        foreach (string device in new[] { "C000", "COM0", "RES0" })
+        foreach (string device in new[] { "C000", "COM0", "FWCF", "VR00", "VR31", "RES0", "PWRB" })
         {
             byte[] term = TopDevice(ours, device);
             qemu.AsSpan().IndexOf(term).ShouldBeGreaterThan(0, $"Device ({device}) {Convert.ToHexString(term)}");
