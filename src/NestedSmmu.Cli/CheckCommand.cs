@@ -36,7 +36,7 @@ internal static class CheckCommand
         var jsonOption = new Option<bool>("--json") { Description = "Print the verdict, vSMMUs, devices and the machine as JSON." };
         var qemuArgs = new Argument<string[]>("qemu-arguments")
         {
-            Description = "The QEMU command line after '--' (the leading qemu-system-aarch64 word is optional).",
+            Description = "The QEMU command line after '--' (the leading qemu-system-aarch64 word is optional; the whole line may also be one quoted argument).",
             Arity = ArgumentArity.ZeroOrMore,
         };
         var cmd = new CliCommand("check",
@@ -65,7 +65,24 @@ internal static class CheckCommand
                 return 1;
             }
             HostView host = ProfileHostView.From(profile);
-            MachineCheck check = MachineValidator.Check(args, host);
+            MachineCheck check;
+            if (args.Length == 1 && args[0].Any(char.IsWhiteSpace))
+            {
+                // The whole line pasted as one quoted argument: split it as a shell would.
+                try
+                {
+                    check = MachineValidator.Check(QemuCommandLine.SplitShellWords(args[0]), host);
+                }
+                catch (QemuConfigException e)
+                {
+                    stderr.WriteLine("error: " + e.Message);
+                    return 2;
+                }
+            }
+            else
+            {
+                check = MachineValidator.Check(args, host);
+            }
             if (parse.GetValue(jsonOption)) stdout.WriteLine(ToJson(check, host).ToJsonString(JsonOutput));
             else WriteText(check, host, stdout);
             foreach (string w in check.Warnings) stderr.WriteLine(w);

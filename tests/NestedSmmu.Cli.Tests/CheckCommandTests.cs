@@ -115,4 +115,14 @@ public sealed class CheckCommandTests
         help.ExitCode.ShouldBe(0);
         help.Stdout.ShouldContain("nestedsmmu check -- -machine virt,accel=kvm");
     }
+
+    [Fact]
+    public void A_whole_pasted_line_with_continuations_is_one_argument_too()
+    {
+        string line = File.ReadAllText(TestVectors.PathOf("qemu-verdicts", "seed-002.cmdline"));
+        CliRunner.Output o = Check("--", line);
+        o.ExitCode.ShouldBe(0, o.Stderr);
+        o.Stdout.ShouldContain("physical SMMU smmu0");
+        Check("--", "-device 'arm-smmuv3").Stderr.ShouldContain("error: unterminated ' quote");
+    }
 }

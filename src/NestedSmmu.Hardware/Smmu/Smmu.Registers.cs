@@ -6,27 +6,27 @@ public sealed partial class Smmu
     public const uint CR0_SMMUEN = 1u << 0, CR0_PRIQEN = 1u << 1, CR0_EVENTQEN = 1u << 2, CR0_CMDQEN = 1u << 3, CR0_ATSCHK = 1u << 4;
     // CR2 (6.3.12): E2H [0], RECINVSID [1], PTM [2]
     public const uint CR2_E2H = 1u << 0, CR2_RECINVSID = 1u << 1, CR2_PTM = 1u << 2;
-    private const uint CR0_WritableMask = CR0_SMMUEN | CR0_PRIQEN | CR0_EVENTQEN | CR0_CMDQEN | CR0_ATSCHK | (7u << 6) /* VMW */;
+    public const uint CR0_WritableMask = CR0_SMMUEN | CR0_PRIQEN | CR0_EVENTQEN | CR0_CMDQEN | CR0_ATSCHK | (7u << 6) /* VMW */;
     // GBPA (6.3.14): ABORT [20], UPDATE [31]; reset SHCFG = 0b01 (use incoming).
     public const uint GBPA_ABORT = 1u << 20, GBPA_UPDATE = 1u << 31;
-    private const uint GbpaResetValue = 1u << 12;
-    private const uint GBPA_WritableMask = 0x0FFF_FFFFu & ~(1u << 31) | GBPA_ABORT;
+    public const uint GbpaResetValue = 1u << 12;
+    public const uint GBPA_WritableMask = 0x0FFF_FFFFu & ~(1u << 31) | GBPA_ABORT;
     // IRQ_CTRL (6.3.16)
     public const uint IRQ_CTRL_GERROR_IRQEN = 1u << 0, IRQ_CTRL_PRIQ_IRQEN = 1u << 1, IRQ_CTRL_EVENTQ_IRQEN = 1u << 2;
     // GERROR (6.3.18)
     public const uint GERROR_CMDQ_ERR = 1u << 0, GERROR_EVENTQ_ABT_ERR = 1u << 2, GERROR_PRIQ_ABT_ERR = 1u << 3,
         GERROR_MSI_CMDQ_ABT_ERR = 1u << 4, GERROR_MSI_EVENTQ_ABT_ERR = 1u << 5, GERROR_MSI_PRIQ_ABT_ERR = 1u << 6,
         GERROR_MSI_GERROR_ABT_ERR = 1u << 7, GERROR_SFM_ERR = 1u << 8;
-    private const uint GERROR_Mask = 0x1FD;
+    public const uint GERROR_Mask = 0x1FD;
     // STRTAB_BASE_CFG (6.3.24): LOG2SIZE [5:0], SPLIT [10:6], FMT [17:16]
     public const uint STRTAB_FMT_LINEAR = 0, STRTAB_FMT_2LEVEL = 1;
     // Queue pointers: CMDQ_CONS.ERR [30:24]; EVENTQ_PROD.OVFLG [31]; EVENTQ_CONS.OVACKFLG [31].
-    private const int CONS_ERR_LO = 24;
-    private const uint QUEUE_OVFLG = 1u << 31;
-    private const ulong QUEUE_BASE_ADDR_MASK = 0x000F_FFFF_FFFF_FFE0; // ADDR [51:5]
-    private const ulong QUEUE_BASE_RA = 1UL << 62;
-    private const ulong STRTAB_BASE_ADDR_MASK = 0x000F_FFFF_FFFF_FFC0; // ADDR [51:6]
-    private const ulong IRQ_CFG0_ADDR_MASK = 0x000F_FFFF_FFFF_FFFC; // ADDR [51:2]
+    public const int CONS_ERR_LO = 24;
+    public const uint QUEUE_OVFLG = 1u << 31;
+    public const ulong QUEUE_BASE_ADDR_MASK = 0x000F_FFFF_FFFF_FFE0; // ADDR [51:5]
+    public const ulong QUEUE_BASE_RA = 1UL << 62;
+    public const ulong STRTAB_BASE_ADDR_MASK = 0x000F_FFFF_FFFF_FFC0; // ADDR [51:6]
+    public const ulong IRQ_CFG0_ADDR_MASK = 0x000F_FFFF_FFFF_FFFC; // ADDR [51:2]
 
     private uint _cr0, _cr1, _cr2, _gbpa, _irqCtrl, _gerror, _gerrorn;
     private ulong _gerrorIrqCfg0; private uint _gerrorIrqCfg1, _gerrorIrqCfg2;

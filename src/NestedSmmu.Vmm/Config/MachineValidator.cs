@@ -176,10 +176,10 @@ public static class MachineValidator
             if (smmu is not { Accel: true }) return;
 
             string vname = smmu.Name;
-            // Past QEMU: a function with no IOMMU cannot be nested at all (QEMU fails in the kernel at attach).
-            if (info.PhysicalSmmu is not { } psmmu || host.FindSmmu(psmmu) is not { } hostSmmu)
-                throw new QemuConfigException(q,
-                    $"{d.Name} (host {address}) has no IOMMU on {host.Description}, so vSMMU {vname} (accel=on) cannot nest it");
+            if (VsmmuBindingRules.HasIommu(d.Name, info, vname, host.Description) is { } noIommu)
+                throw new QemuConfigException(q, noIommu);
+            HostSmmuInfo hostSmmu = host.FindSmmu(info.PhysicalSmmu!)
+                ?? throw new QemuConfigException(q, $"{d.Name} (host {address}): {host.Description} lists no SMMU '{info.PhysicalSmmu}'");
 
             if (!_firstDevice.TryGetValue(smmu, out var first))
             {
@@ -187,15 +187,8 @@ public static class MachineValidator
                 ResolvedSmmuProperties r = SmmuResolution.ResolveAccelerated(smmu, hostSmmu);
                 if (SmmuResolution.CheckHostCompatibility(r, hostSmmu) is { } incompatible)
                     throw new QemuConfigException(q, incompatible);
-                if (smmu.Cmdqv == OnOffAuto.On)
-                {
-                    if (hostSmmu.Cmdqv is not { } c)
-                        throw new QemuConfigException(q,
-                            $"CMDQV requested but not supported: vSMMU {vname} (cmdqv=on) is bound by {d.Name} (host {address}) " +
-                            $"to physical SMMU {psmmu}, which has no Tegra241 CMDQV");
-                    if (SmmuResolution.CmdqvProblem(c) is { } cmdqvProblem)
-                        throw new QemuConfigException(q, cmdqvProblem);
-                }
+                if (VsmmuBindingRules.CmdqvAvailable(smmu, d.Name, info, hostSmmu) is { } noCmdqv)
+                    throw new QemuConfigException(q, noCmdqv);
                 _firstDevice[smmu] = (d, info);
                 _resolved[smmu] = r;
             }
@@ -203,17 +196,13 @@ public static class MachineValidator
             {
                 if (SmmuResolution.CheckHostCompatibility(_resolved[smmu], hostSmmu) is { } incompatible)
                     throw new QemuConfigException(q, incompatible);
-                if (first.Host.PhysicalSmmu != psmmu)
-                    throw new QemuConfigException(q,
-                        $"{d.Name} (host {address}) is behind physical SMMU {psmmu}, but vSMMU {vname} is bound to physical SMMU " +
-                        $"{first.Host.PhysicalSmmu} (by {first.Device.Name}, host {first.Host.Address}): one vSMMU nests devices of one physical SMMU only");
+                if (VsmmuBindingRules.SamePhysicalSmmu(d.Name, info, vname, first.Device.Name, first.Host) is { } otherSmmu)
+                    throw new QemuConfigException(q, otherSmmu);
             }
 
-            // Past QEMU: one IOMMU group is one DMA context; its functions cannot sit behind two vSMMUs.
-            if (_groupOwner.TryGetValue(info.IommuGroup, out var owner) && owner.Vsmmu != vname)
-                throw new QemuConfigException(q,
-                    $"{d.Name} (host {address}, physical SMMU {psmmu}) shares IOMMU group {info.IommuGroup} with {owner.Device.Name} " +
-                    $"behind vSMMU {owner.Vsmmu}, but sits behind vSMMU {vname}: a group's devices must share one vSMMU");
+            bool grouped = _groupOwner.TryGetValue(info.IommuGroup, out var owner);
+            if (VsmmuBindingRules.GroupNotSplit(d.Name, info, vname, grouped ? owner.Device.Name : null, grouped ? owner.Vsmmu : null) is { } split)
+                throw new QemuConfigException(q, split);
             _groupOwner.TryAdd(info.IommuGroup, (d, vname));
         }
 

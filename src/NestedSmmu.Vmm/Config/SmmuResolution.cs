@@ -1,6 +1,8 @@
 using NestedSmmu.Hardware.Smmu;
 using NestedSmmu.Iommufd;
 using NestedSmmu.Iommufd.Uapi;
+using NestedSmmu.Vmm.VCmdqv;
+using NestedSmmu.Vmm.VSmmu;
 
 namespace NestedSmmu.Vmm.Config;
 
@@ -30,7 +32,14 @@ public enum PropertySource
 /// <param name="Sources">Where ats, ril, ssidsize, oas and cmdqv came from (keys are the property names).</param>
 public sealed record ResolvedSmmuProperties(
     bool Accel, SmmuStage Stage, bool Ats, bool Ril, int SsidSize, int OasBits, bool Cmdqv, string? PhysicalSmmu,
-    IReadOnlyDictionary<string, PropertySource> Sources);
+    IReadOnlyDictionary<string, PropertySource> Sources)
+{
+    /// <summary>What the guest-visible vSMMU is built from (VSmmu/VSmmuProperties), with the device's IORT identifier.</summary>
+    public VSmmuProperties ToVSmmuProperties(byte identifier) => new(
+        Accel,
+        Stage switch { SmmuStage.Stage2 => VSmmuStage.Stage2, SmmuStage.Nested => VSmmuStage.Nested, _ => VSmmuStage.Stage1 },
+        Ats, Ril, SsidSize, OasBits, Cmdqv, identifier);
+}
 
 /// <summary>
 /// <c>auto</c> resolution and the host-compatibility checks of QEMU's accelerated SMMUv3
@@ -125,15 +134,8 @@ public static class SmmuResolution
         return null;
     }
 
-    /// <summary>QEMU's Tegra241 CMDQV probe checks (hw/arm/tegra241-cmdqv.c): the first failure's message, or null.</summary>
-    public static string? CmdqvProblem(Tegra241CmdqvHwInfo cmdqv)
-    {
-        const uint ExpectedVersion = 1, MinVcmdqsLog2 = 1, MinSidsLog2 = 4;
-        if (cmdqv.Version != ExpectedVersion) return $"Host CMDQV: unsupported version {cmdqv.Version} (expected {ExpectedVersion})";
-        if (cmdqv.Log2Vcmdqs < MinVcmdqsLog2) return $"Host CMDQV: insufficient vCMDQs log2={cmdqv.Log2Vcmdqs} (need >= {MinVcmdqsLog2})";
-        if (cmdqv.Log2Vsids < MinSidsLog2) return $"Host CMDQV: insufficient SIDs log2={cmdqv.Log2Vsids} (need >= {MinSidsLog2})";
-        return null;
-    }
+    /// <summary>QEMU's Tegra241 CMDQV probe checks (hw/arm/tegra241-cmdqv.c, the vCMDQV's one copy): the first failure's message, or null.</summary>
+    public static string? CmdqvProblem(Tegra241CmdqvHwInfo cmdqv) => Tegra241CmdqvProbe.Validate(HwInfoType.Tegra241Cmdqv, cmdqv);
 
     /// <summary>
     /// Whether a vfio-pci device shows its ATS capability to the guest (its own <c>ats</c>

@@ -206,4 +206,14 @@ public sealed class AccelRuleTests
         DeviceCheck nic = c.Devices.Single(d => d.Name == "nic");
         (nic.Vsmmu, nic.StreamId).ShouldBe(("iommu=smmuv3", (ushort)0x1100));
     }
+
+    [Fact]
+    public void Resolved_properties_become_the_vsmmus_id_registers()
+    {
+        MachineCheck c = MachineValidator.Check(
+            QemuCommandLine.SplitShellWords(File.ReadAllText(TestVectors.PathOf("qemu-verdicts", "seed-002.cmdline"))), TestHosts.Grace);
+        var props = c.Vsmmus.Single().Resolved!.ToVSmmuProperties(c.Vsmmus.Single().Device!.Identifier);
+        NestedSmmu.Hardware.Smmu.SmmuFeatures f = props.ToFeatures();
+        (f.Ats, f.Ril, f.SsidBits, f.OasBits, props.Cmdqv).ShouldBe((true, true, 20, 48, true));
+    }
 }

@@ -2,7 +2,8 @@ using NestedSmmu.Tests.Common;
 using NestedSmmu.Vmm.Config;
 using NestedSmmu.Vmm.Machine;
 
-namespace NestedSmmu.Vmm.Tests.Machine;
+// Not "...Tests.Machine": that namespace would hide NestedSmmu.Vmm.Machine from the other test folders.
+namespace NestedSmmu.Vmm.Tests.Pci;
 
 /// <summary>The PCIe tree: placement, bus numbers in both views, requester IDs, vSMMU ownership.</summary>
 public sealed class PciTopologyTests
