@@ -15,7 +15,7 @@ public class TranslateBenchmarks
 {
     private const uint Sid = 0x10;
     private const ulong Iova = 0x80_8060_4567;
-    private Smmu _smmu = null!;
+    private SmmuV3 _smmu = null!;
     private SparseMemory _mem = null!;
 
     // The 24 descriptor addresses a cold nested 4K walk of this state reads when nothing is
@@ -50,10 +50,10 @@ public class TranslateBenchmarks
             (0x410095d0, [0x000000004ecba7ff]),
         ];
         foreach (var (a, w) in blocks) mem.WriteUInt64s(a, w);
-        _smmu = new Smmu(mem, SmmuFeatures.QemuVirtNested);
+        _smmu = new SmmuV3(mem, SmmuFeatures.QemuVirtNested);
         _smmu.WriteRegister(SmmuRegister.STRTAB_BASE, 0x40000000);
         _smmu.WriteRegister(SmmuRegister.STRTAB_BASE_CFG, 5);
-        _smmu.WriteRegister(SmmuRegister.CR0, Smmu.CR0_SMMUEN);
+        _smmu.WriteRegister(SmmuRegister.CR0, SmmuV3.CR0_SMMUEN);
         var r = _smmu.Translate(Sid, null, Iova, AccessKind.Read);
         if (!r.IsSuccess || r.PhysicalAddress != 0x4ecba567) throw new InvalidOperationException($"setup translation failed: {r}");
     }
@@ -91,14 +91,14 @@ public class CommandBenchmarks
     private const int Log2 = 12;
     private const int Batch = 1 << Log2;
     private const ulong CmdqBase = 0x5000_0000;
-    private Smmu _smmu = null!;
+    private SmmuV3 _smmu = null!;
     private uint _prod;
 
     [GlobalSetup]
     public void Setup()
     {
         var mem = new SparseMemory();
-        _smmu = new Smmu(mem, SmmuFeatures.QemuVirtNested);
+        _smmu = new SmmuV3(mem, SmmuFeatures.QemuVirtNested);
         // A driver's typical mix: range TLBI by VA, by ASID, CD invalidation and a sync every 8 commands.
         for (int i = 0; i < Batch; i++)
         {
@@ -113,7 +113,7 @@ public class CommandBenchmarks
             mem.WriteUInt64s(CmdqBase + (ulong)i * Command.Size, [c.W0, c.W1]);
         }
         _smmu.WriteRegister(SmmuRegister.CMDQ_BASE, CmdqBase | Log2);
-        _smmu.WriteRegister(SmmuRegister.CR0, Smmu.CR0_CMDQEN);
+        _smmu.WriteRegister(SmmuRegister.CR0, SmmuV3.CR0_CMDQEN);
     }
 
     /// <summary>Target: at least 20 M commands/s, i.e. at most 50 ns per command.</summary>

@@ -1,5 +1,5 @@
 using System.Buffers.Binary;
-using NestedSmmu.Hardware.Scenarios;
+using NestedSmmu.Guest.PageTables;
 using NestedSmmu.Hardware.Smmu;
 using NestedSmmu.Iommufd;
 using NestedSmmu.Iommufd.Emulated;
@@ -58,7 +58,7 @@ internal sealed class EmulatedHostCheck(TextWriter log, HostProfile profile)
         }
 
         // The guest's stage 1: one address space mapping Va to a data page, and its CD.
-        var space = new Tables(tables, 12, 64 - GuestT0sz, GuestStartLevel, stage2: false);
+        var space = new TranslationTables(tables, 12, 64 - GuestT0sz, GuestStartLevel, stage2: false);
         space.Map(Va, DataIpa);
         var cd = ContextDescriptor.Create(space.Root, Asid, GuestT0sz, ips: AddressSize.Encode(48));
         tables.Word(CdTableIpa, cd.W0); tables.Word(CdTableIpa + 8, cd.W1); tables.Word(CdTableIpa + 24, cd.W3);

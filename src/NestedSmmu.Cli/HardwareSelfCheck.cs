@@ -1,6 +1,6 @@
 using NestedSmmu.Hardware.Memory;
 using NestedSmmu.Hardware.Pci;
-using NestedSmmu.Hardware.Scenarios;
+using NestedSmmu.Guest.PageTables;
 using NestedSmmu.Hardware.Smmu;
 
 namespace NestedSmmu.Cli;
@@ -15,7 +15,7 @@ internal sealed class HardwareSelfCheck
 
     private readonly TextWriter _log;
     private readonly SparseMemory _mem = new();
-    private readonly Smmu _smmu;
+    private readonly SmmuV3 _smmu;
     private readonly List<string> _failures = new();
     private readonly MemoryTableSpace _s1Space, _s2Space;
     private uint _cmdProd;
@@ -23,7 +23,7 @@ internal sealed class HardwareSelfCheck
     public HardwareSelfCheck(TextWriter log)
     {
         _log = log;
-        _smmu = new Smmu(_mem, SmmuFeatures.QemuVirtNested with { Ats = true, Msi = true });
+        _smmu = new SmmuV3(_mem, SmmuFeatures.QemuVirtNested with { Ats = true, Msi = true });
         _s1Space = new MemoryTableSpace(_mem, S1Tables);
         _s2Space = new MemoryTableSpace(_mem, S2Tables);
     }
@@ -116,8 +116,8 @@ internal sealed class HardwareSelfCheck
         _smmu.WriteRegister(SmmuRegister.STRTAB_BASE_CFG, StrtabLog2);
         _smmu.WriteRegister(SmmuRegister.CMDQ_BASE, CmdqBase | CmdqLog2);
         _smmu.WriteRegister(SmmuRegister.EVENTQ_BASE, EventqBase | EventqLog2);
-        _smmu.WriteRegister(SmmuRegister.CR0, Smmu.CR0_CMDQEN | Smmu.CR0_EVENTQEN);
-        _smmu.WriteRegister(SmmuRegister.CR0, Smmu.CR0_CMDQEN | Smmu.CR0_EVENTQEN | Smmu.CR0_SMMUEN);
+        _smmu.WriteRegister(SmmuRegister.CR0, SmmuV3.CR0_CMDQEN | SmmuV3.CR0_EVENTQEN);
+        _smmu.WriteRegister(SmmuRegister.CR0, SmmuV3.CR0_CMDQEN | SmmuV3.CR0_EVENTQEN | SmmuV3.CR0_SMMUEN);
     }
 
     private void Issue(params Command[] cmds)
@@ -146,8 +146,8 @@ internal sealed class HardwareSelfCheck
         StreamTableEntry.Create(config, s1ContextPtr: cdPtr, s2Vmid: vmid, s2T0sz: 24, s2Sl0: 1, s2Tg: 0, s2Ps: 4, s2Ttb: root);
 
     /// <summary>4K stage 1 with a 48-bit VA: four levels from level 0.</summary>
-    private Tables Stage1Tables() => new(_s1Space, 12, 48, 0, stage2: false);
+    private TranslationTables Stage1Tables() => new(_s1Space, 12, 48, 0, stage2: false);
 
     /// <summary>4K stage 2 with a 40-bit IPA from level 1: the root is two concatenated tables.</summary>
-    private Tables Stage2Tables() => new(_s2Space, 12, 40, 1, stage2: true);
+    private TranslationTables Stage2Tables() => new(_s2Space, 12, 40, 1, stage2: true);
 }

@@ -1,7 +1,8 @@
 using System.CommandLine;
 using CliCommand = System.CommandLine.Command;
+using NestedSmmu.Hardware;
 using NestedSmmu.Hardware.Memory;
-using NestedSmmu.Hardware.Scenarios;
+using NestedSmmu.Scenarios;
 using NestedSmmu.Hardware.Smmu;
 
 namespace NestedSmmu.Cli;
@@ -156,7 +157,7 @@ internal static class TranslateCommand
     }
 
     private static ulong ParseNumber(string text, string what) =>
-        ScenarioNumber.TryParse(text.Trim(), out ulong v, out string? error) ? v : throw new FormatException($"{what}: {error}");
+        JsonNumber.TryParse(text.Trim(), out ulong v, out string? error) ? v : throw new FormatException($"{what}: {error}");
 
     private static void PrintHuman(TextWriter w, string source, ScenarioRun run, bool explain)
     {

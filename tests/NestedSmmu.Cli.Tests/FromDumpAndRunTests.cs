@@ -1,4 +1,4 @@
-using NestedSmmu.Hardware.Scenarios;
+using NestedSmmu.Scenarios;
 
 namespace NestedSmmu.Cli.Tests;
 

@@ -1,4 +1,4 @@
-using NestedSmmu.Hardware.Scenarios;
+using NestedSmmu.Scenarios;
 using NestedSmmu.Tests.Common;
 
 namespace NestedSmmu.Cli.Tests;

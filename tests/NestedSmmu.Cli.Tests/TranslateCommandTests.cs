@@ -1,4 +1,5 @@
-using NestedSmmu.Hardware.Scenarios;
+using NestedSmmu.Guest.PageTables;
+using NestedSmmu.Scenarios;
 using NestedSmmu.Hardware.Smmu;
 
 namespace NestedSmmu.Cli.Tests;
@@ -201,8 +202,8 @@ public sealed class TranslateCommandTests
         {
             // Nested, but stage 2 does not map the stage-1 root table's page: CLASS = TTD, IPA = the descriptor's.
             var b = new ScenarioBuilder();
-            var s2 = new Tables(b, 12, 40, 1, stage2: true);
-            var s1 = new Tables(b, 12, 48, 0, stage2: false);
+            var s2 = new TranslationTables(b, 12, 40, 1, stage2: true);
+            var s1 = new TranslationTables(b, 12, 48, 0, stage2: false);
             s1.Map(Iova, 0x6000_0000);
             s2.Map(ScenarioBuilder.CdBase, ScenarioBuilder.CdBase);
             s2.Map(0x6000_0000, 0x2_0000_0000);
@@ -217,7 +218,7 @@ public sealed class TranslateCommandTests
         ["F_TRANSLATION_S2_DURING_CD_FETCH"] = () =>
         {
             var b = new ScenarioBuilder();
-            var s2 = new Tables(b, 12, 40, 1, stage2: true);
+            var s2 = new TranslationTables(b, 12, 40, 1, stage2: true);
             b.Cd(ScenarioBuilder.CdBase, ScenarioBuilder.CdWord0(12), 0x4100_0000);
             b.Ste(Sid, ScenarioBuilder.CdBase | 0xF, 0xD4, ScenarioBuilder.Stage2Word2(12), s2.Root);
             b.Enable(); b.Access(Sid, Iova, AccessKind.Read);
@@ -260,8 +261,8 @@ public sealed class TranslateCommandTests
     private static (Scenario, AccessResult) NestedWithLaterTablePage(bool readable, bool af, string fault)
     {
         var b = new ScenarioBuilder();
-        var s2 = new Tables(b, 12, 40, 1, stage2: true);
-        var s1 = new Tables(b, 12, 48, 0, stage2: false);
+        var s2 = new TranslationTables(b, 12, 40, 1, stage2: true);
+        var s1 = new TranslationTables(b, 12, 48, 0, stage2: false);
         s1.Map(Iova, 0x6000_0000);
         ulong l0Table = s1.Root;
         ulong l1Table = b.Read(l0Table + s1.Index(Iova, 0) * 8) & 0x0000_FFFF_FFFF_F000;

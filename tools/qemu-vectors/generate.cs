@@ -1,10 +1,10 @@
-#:project ../../src/NestedSmmu.Hardware/NestedSmmu.Hardware.csproj
+#:project ../../src/NestedSmmu.Scenarios/NestedSmmu.Scenarios.csproj
 #:property PublishAot=false
 // Writes the scenarios of the QEMU comparison corpus (tests/NestedSmmu.Cli.Tests/Vectors/qemu):
 // translations and faults chosen where QEMU 11.1's SMMUv3 model and the architecture agree (none of
 // the places where QEMU departs from IHI 0070 (docs/ARCHITECTURE.md) applies), so QEMU's answer is a reference.
 // Usage: dotnet run tools/qemu-vectors/generate.cs -- OUTDIR   (make-vectors.sh runs QEMU on them)
-using NestedSmmu.Hardware.Scenarios;
+using NestedSmmu.Scenarios;
 using NestedSmmu.Hardware.Smmu;
 
 string outDir = args.Length == 1 ? args[0] : throw new ArgumentException("usage: generate.cs OUTDIR");

@@ -1,4 +1,5 @@
 using NestedSmmu.Hardware.Memory;
+using NestedSmmu.Hardware.Smmu;
 
 namespace NestedSmmu.Hardware.Cmdqv;
 
@@ -10,14 +11,14 @@ namespace NestedSmmu.Hardware.Cmdqv;
 /// hardware run its commands at once on the SMMU, after filtering and rewriting them for guest
 /// (HYP_OWN = 0) VINTFs. Guest register accesses never throw; guest errors stop the queue with
 /// CONS.ERR and GERROR and raise <see cref="ErrorRaised"/>. Not thread-safe: one model owns it, as
-/// with <see cref="Smmu.Smmu"/>.
+/// with <see cref="SmmuV3"/>.
 /// Split by concern: Tegra241Cmdqv.Registers.cs (fields, register dispatch), .Vintf.cs (VINTFs,
 /// command filter, substitution), .Queues.cs (VCMDQs, consumption, errors).
 /// Register facts: Linux drivers/iommu/arm/arm-smmu-v3/tegra241-cmdqv.c and QEMU's tegra241-cmdqv model.
 /// </summary>
 public sealed partial class Tegra241Cmdqv : IMmioDevice
 {
-    private readonly Smmu.Smmu _smmu;
+    private readonly SmmuV3 _smmu;
     private readonly IPhysicalMemory _memory;
     private readonly Vintf[] _vintfs;
     private readonly Vcmdq[] _queues;
@@ -27,7 +28,7 @@ public sealed partial class Tegra241Cmdqv : IMmioDevice
     /// <param name="smmu">The SMMU whose command execution, TLB and ATCs the VCMDQs drive.</param>
     /// <param name="memory">Host physical memory: the VCMDQ buffers are read from it by physical address.</param>
     /// <param name="options">Synthesis parameters; <see cref="Tegra241CmdqvOptions.Default"/> when null.</param>
-    public Tegra241Cmdqv(Smmu.Smmu smmu, IPhysicalMemory memory, Tegra241CmdqvOptions? options = null, string name = "cmdqv")
+    public Tegra241Cmdqv(SmmuV3 smmu, IPhysicalMemory memory, Tegra241CmdqvOptions? options = null, string name = "cmdqv")
     {
         ArgumentNullException.ThrowIfNull(smmu);
         ArgumentNullException.ThrowIfNull(memory);
@@ -48,7 +49,7 @@ public sealed partial class Tegra241Cmdqv : IMmioDevice
 
     public string Name { get; }
     public Tegra241CmdqvOptions Options { get; }
-    public Smmu.Smmu Smmu => _smmu;
+    public SmmuV3 Smmu => _smmu;
     public IPhysicalMemory Memory => _memory;
 
     /// <summary>The whole frame: config page, global VCMDQ pages 0 and 1, and every VINTF's two logical pages.</summary>

@@ -16,10 +16,10 @@ public readonly record struct DmaResult(TranslationResult Translation, bool From
 /// </summary>
 public sealed class PciEndpoint
 {
-    private readonly Smmu.Smmu _smmu;
+    private readonly SmmuV3 _smmu;
     private readonly IPhysicalMemory _memory;
 
-    public PciEndpoint(string name, RequesterId rid, uint streamId, Smmu.Smmu smmu, IPhysicalMemory memory, bool atsCapable = false)
+    public PciEndpoint(string name, RequesterId rid, uint streamId, SmmuV3 smmu, IPhysicalMemory memory, bool atsCapable = false)
     {
         Name = name;
         RequesterId = rid;

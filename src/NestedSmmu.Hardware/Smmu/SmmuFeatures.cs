@@ -146,6 +146,19 @@ public sealed record SmmuFeatures
         Aidr = aidr,
     };
 
-    /// <summary>QEMU's virt SMMUv3 with stage=nested (IDR0 0x0D44101B, IDR1 0x02730010, IDR3 0x1414, IDR5 0x74).</summary>
-    public static SmmuFeatures QemuVirtNested => FromIdrs(0x0D44101B, 0x02730010, 0x1414, 0x74);
+    /// <summary>
+    /// The ID registers of QEMU's virt SMMUv3 with stage=nested (QEMU hw/arm/smmuv3.c,
+    /// smmuv3_init_id_regs); the others read as zero. Scenarios default to them.
+    /// </summary>
+    public static IReadOnlyDictionary<SmmuRegister, uint> QemuVirtNestedIdrs { get; } = new Dictionary<SmmuRegister, uint>
+    {
+        [SmmuRegister.IDR0] = 0x0D44101B,
+        [SmmuRegister.IDR1] = 0x02730010,
+        [SmmuRegister.IDR3] = 0x1414,
+        [SmmuRegister.IDR5] = 0x74,
+    };
+
+    /// <summary>QEMU's virt SMMUv3 with stage=nested: <see cref="QemuVirtNestedIdrs"/> decoded.</summary>
+    public static SmmuFeatures QemuVirtNested => FromIdrs(QemuVirtNestedIdrs[SmmuRegister.IDR0], QemuVirtNestedIdrs[SmmuRegister.IDR1],
+        QemuVirtNestedIdrs[SmmuRegister.IDR3], QemuVirtNestedIdrs[SmmuRegister.IDR5]);
 }

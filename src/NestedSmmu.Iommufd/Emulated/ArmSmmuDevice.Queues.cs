@@ -118,8 +118,8 @@ internal sealed partial class ArmSmmuDevice
         uint gerror = Read32(SmmuRegister.GERROR);
         uint active = gerror ^ Read32(SmmuRegister.GERRORN);
         if (active == 0) return;
-        if ((active & Smmu.GERROR_CMDQ_ERR) != 0) SkipCommandError();
-        if ((active & ~Smmu.GERROR_CMDQ_ERR) != 0) Log($"unexpected global error(s) 0x{active & ~Smmu.GERROR_CMDQ_ERR:X}");
+        if ((active & SmmuV3.GERROR_CMDQ_ERR) != 0) SkipCommandError();
+        if ((active & ~SmmuV3.GERROR_CMDQ_ERR) != 0) Log($"unexpected global error(s) 0x{active & ~SmmuV3.GERROR_CMDQ_ERR:X}");
         // Acknowledging CMDQ_ERR lets the SMMU consume again from CONS.
         Write32(SmmuRegister.GERRORN, gerror);
     }

@@ -35,7 +35,7 @@ internal sealed partial class ArmSmmuDevice
 
     private readonly EmulatedHost _host;
 
-    public ArmSmmuDevice(EmulatedHost host, SmmuProfile profile, Smmu hardware)
+    public ArmSmmuDevice(EmulatedHost host, SmmuProfile profile, SmmuV3 hardware)
     {
         _host = host;
         Profile = profile;
@@ -54,7 +54,7 @@ internal sealed partial class ArmSmmuDevice
 
     public string Name => Profile.Name;
     public SmmuProfile Profile { get; }
-    public Smmu Hardware { get; }
+    public SmmuV3 Hardware { get; }
     public ulong MmioBase { get; }
 
     /// <summary>What the probe read from the ID registers.</summary>
@@ -90,14 +90,14 @@ internal sealed partial class ArmSmmuDevice
         Write64(SmmuRegister.STRTAB_BASE, StreamTableBase | STRTAB_BASE_RA);
         uint cfg = (uint)StreamTableLog2Size
             | ((uint)(TwoLevel ? StrtabSplit : 0) << STRTAB_BASE_CFG_SPLIT_LO)
-            | ((TwoLevel ? Smmu.STRTAB_FMT_2LEVEL : Smmu.STRTAB_FMT_LINEAR) << STRTAB_BASE_CFG_FMT_LO);
+            | ((TwoLevel ? SmmuV3.STRTAB_FMT_2LEVEL : SmmuV3.STRTAB_FMT_LINEAR) << STRTAB_BASE_CFG_FMT_LO);
         Write32(SmmuRegister.STRTAB_BASE_CFG, cfg);
 
         Write64(SmmuRegister.CMDQ_BASE, _cmdqBase | Q_BASE_RA | (uint)_cmdqLog2);
         Write32(SmmuRegister.CMDQ_PROD, 0);
         Write32(SmmuRegister.CMDQ_CONS, 0);
         _cmdqProd = 0;
-        uint enables = Smmu.CR0_CMDQEN;
+        uint enables = SmmuV3.CR0_CMDQEN;
         Write32(SmmuRegister.CR0, enables);
 
         // Invalidate any cached configuration and TLB entries.
@@ -108,14 +108,14 @@ internal sealed partial class ArmSmmuDevice
         Write64(SmmuRegister.EVENTQ_BASE, _evtqBase | Q_BASE_RA | (uint)_evtqLog2);
         Write32(SmmuRegister.EVENTQ_PROD_PAGE1, 0);
         Write32(SmmuRegister.EVENTQ_CONS_PAGE1, 0);
-        enables |= Smmu.CR0_EVENTQEN;
+        enables |= SmmuV3.CR0_EVENTQEN;
         Write32(SmmuRegister.CR0, enables);
 
         // Wired interrupts (no MSI doorbell is programmed): event queue and global errors.
-        Write32(SmmuRegister.IRQ_CTRL, Smmu.IRQ_CTRL_EVENTQ_IRQEN | Smmu.IRQ_CTRL_GERROR_IRQEN);
+        Write32(SmmuRegister.IRQ_CTRL, SmmuV3.IRQ_CTRL_EVENTQ_IRQEN | SmmuV3.IRQ_CTRL_GERROR_IRQEN);
 
-        if (Features.Ats) enables |= Smmu.CR0_ATSCHK;
-        enables |= Smmu.CR0_SMMUEN;
+        if (Features.Ats) enables |= SmmuV3.CR0_ATSCHK;
+        enables |= SmmuV3.CR0_SMMUEN;
         Write32(SmmuRegister.CR0, enables);
         Log($"enabled: {(TwoLevel ? "2-level" : "linear")} stream table at 0x{StreamTableBase:X} (2^{StreamTableLog2Size} StreamIDs), " +
             $"cmdq 2^{_cmdqLog2} at 0x{_cmdqBase:X}, evtq 2^{_evtqLog2} at 0x{_evtqBase:X}, {(Features.Vmid16 ? 16 : 8)}-bit VMIDs" +

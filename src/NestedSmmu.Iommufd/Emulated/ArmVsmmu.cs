@@ -36,7 +36,7 @@ internal class ArmVsmmu : ViommuDriver
 
     public ArmSmmuDevice Smmu { get; }
     public PagingDomain S2Parent { get; }
-    /// <summary>This vIOMMU's VMID on <see cref="Smmu"/>: its nested and bypass STEs and its guest's TLBIs carry it.</summary>
+    /// <summary>This vIOMMU's VMID on <see cref="SmmuV3"/>: its nested and bypass STEs and its guest's TLBIs carry it.</summary>
     public ushort Vmid { get; }
     public List<NestedDomain> NestedDomains { get; } = [];
 

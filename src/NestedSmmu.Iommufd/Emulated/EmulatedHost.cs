@@ -23,7 +23,7 @@ public sealed record EmulatedHostOptions
 /// <summary>
 /// An emulated Linux host with physical SMMUv3s and PCI devices behind them, built from a
 /// <see cref="HostProfile"/>: the embedded default host behind <see cref="IIommufd"/>. It owns
-/// host physical memory (sparse), the host MMIO bus with one <see cref="Smmu"/> per profile SMMU,
+/// host physical memory (sparse), the host MMIO bus with one <see cref="SmmuV3"/> per profile SMMU,
 /// one <see cref="PciEndpoint"/> per device, and the in-process kernel that drives them: an
 /// arm-smmu-v3 driver per SMMU (enabled at construction through MMIO and its command queue) and
 /// the iommufd core, opened with <see cref="Open"/> (several contexts may be open).
@@ -63,7 +63,7 @@ public sealed class EmulatedHost
                 $"{profile.Smmus.Count} SMMU(s), {profile.Devices.Count} device(s)");
             foreach (SmmuProfile s in profile.Smmus)
             {
-                var hardware = new Smmu(Memory, s.Features, s.Name);
+                var hardware = new SmmuV3(Memory, s.Features, s.Name);
                 Bus.Map(s.MmioBase, hardware, s.Name);
                 var driver = new ArmSmmuDevice(this, s, hardware);
                 if (s.Cmdqv is { } cmdqv) driver.Implementation = new Tegra241CmdqvHostDriver(driver, cmdqv);

@@ -1,7 +1,7 @@
 using NestedSmmu.Hardware;
 using System.Text.Json;
-using NestedSmmu.Hardware.Scenarios;
 using NestedSmmu.Hardware.Smmu;
+using static NestedSmmu.Hardware.JsonPaths;
 
 namespace NestedSmmu.Iommufd.Emulated;
 
@@ -281,23 +281,17 @@ internal static class HostProfileReader
             case JsonValueKind.Number:
                 if (!e.TryGetUInt64(out ulong n))
                     throw new HostProfileException(path, $"{e.GetRawText()} is not an unsigned integer");
-                if (n >= ScenarioNumber.JsonNumberLimit)
+                if (n >= JsonNumber.JsonNumberLimit)
                     throw new HostProfileException(path, $"{n} is too large for a JSON number (2^53 or more): write it as a hex string");
                 return n;
             case JsonValueKind.String:
-                if (!ScenarioNumber.TryParse(e.GetString(), out ulong v, out string? error))
+                if (!JsonNumber.TryParse(e.GetString(), out ulong v, out string? error))
                     throw new HostProfileException(path, error!);
                 return v;
             default:
                 throw new HostProfileException(path, $"expected a number or a hex string, got {Describe(e.ValueKind)}");
         }
     }
-
-    private static string Member(string path, string name) => JsonPaths.Member(path, name);
-
-    private static string Item(string path, int index) => JsonPaths.Item(path, index);
-
-    private static string Describe(JsonValueKind kind) => JsonPaths.Describe(kind);
 
     private static string FirstSentence(string message)
     {

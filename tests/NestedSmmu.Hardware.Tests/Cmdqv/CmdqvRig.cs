@@ -43,17 +43,17 @@ public sealed class CmdqvRig
     public CmdqvRig(Tegra241CmdqvOptions? options = null, SmmuFeatures? features = null)
     {
         Memory = new SparseMemory();
-        Smmu = new SmmuDevice(Memory, features ?? new SmmuFeatures { Ats = true });
+        Smmu = new SmmuV3(Memory, features ?? new SmmuFeatures { Ats = true });
         Cmdqv = new Tegra241Cmdqv(Smmu, Memory, options);
         Smmu.WriteRegister(SmmuRegister.STRTAB_BASE, StreamTable);
         Smmu.WriteRegister(SmmuRegister.STRTAB_BASE_CFG, StreamTableLog2 | (StreamTableLinear << 16));
-        Smmu.WriteRegister(SmmuRegister.CR0, SmmuDevice.CR0_SMMUEN);
+        Smmu.WriteRegister(SmmuRegister.CR0, SmmuV3.CR0_SMMUEN);
         _l1 = AllocateTable();
         Cmdqv.ErrorRaised += e => Errors.Add(e);
     }
 
     public SparseMemory Memory { get; }
-    public SmmuDevice Smmu { get; }
+    public SmmuV3 Smmu { get; }
     public Tegra241Cmdqv Cmdqv { get; }
     public List<VcmdqError> Errors { get; } = new();
 

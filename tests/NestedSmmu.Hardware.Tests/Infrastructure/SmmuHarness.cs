@@ -27,7 +27,7 @@ public sealed class SmmuHarness
         int cmdqLog2 = 6, int eventqLog2 = 6, uint cr2 = CR2_RECINVSID | CR2_PTM, bool enable = true)
     {
         Features = features ?? new SmmuFeatures { OasBits = 48 };
-        Smmu = new SmmuDevice(Memory, Features);
+        Smmu = new SmmuV3(Memory, Features);
         TwoLevel = twoLevelStreamTable;
         StreamIdBits = streamIdBits;
         Split = split;
@@ -49,7 +49,7 @@ public sealed class SmmuHarness
 
     public SparseMemory Memory { get; } = new();
     public SmmuFeatures Features { get; }
-    public SmmuDevice Smmu { get; }
+    public SmmuV3 Smmu { get; }
     public bool TwoLevel { get; }
     public int StreamIdBits { get; }
     public int Split { get; }

@@ -92,7 +92,7 @@ public class MmioBusTests
     public void AnSmmuMapsAsATwoPageFrame()
     {
         var bus = new MmioBus();
-        var smmu = new SmmuDevice(new SparseMemory(), SmmuFeatures.QemuVirtNested);
+        var smmu = new SmmuV3(new SparseMemory(), SmmuFeatures.QemuVirtNested);
         bus.Map(0x0905_0000, smmu, "smmuv3");
         bus.Read(0x0905_0000, 4).ShouldBe(0x0D44101BUL);
         bus.Regions[0].End.ShouldBe(0x0907_0000UL);

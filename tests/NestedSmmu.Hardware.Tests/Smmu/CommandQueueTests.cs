@@ -158,7 +158,7 @@ public class CommandQueueTests
         var h = new SmmuHarness(new SmmuFeatures { OasBits = 48, Msi = true });
         h.Memory.AddAbortRange(MsiA, 4);
         h.Submit(SyncMsi(MsiA, 1));
-        (h.Smmu.GlobalErrors & SmmuDevice.GERROR_MSI_CMDQ_ABT_ERR).ShouldBe(SmmuDevice.GERROR_MSI_CMDQ_ABT_ERR);
+        (h.Smmu.GlobalErrors & SmmuV3.GERROR_MSI_CMDQ_ABT_ERR).ShouldBe(SmmuV3.GERROR_MSI_CMDQ_ABT_ERR);
         h.CmdqCons.ShouldBe(h.CmdqProd, "the sync itself completed");
     }
 

@@ -69,8 +69,8 @@ public class EventQueueTests
         h.Smmu.InterruptRaised += raised.Add;
         BadSte(h, 1);
         raised.ShouldBeEmpty(); // IRQ_CTRL.EVENTQ_IRQEN = 0
-        h.Write(SmmuRegister.IRQ_CTRL, SmmuDevice.IRQ_CTRL_EVENTQ_IRQEN);
-        h.Read(SmmuRegister.IRQ_CTRLACK).ShouldBe(SmmuDevice.IRQ_CTRL_EVENTQ_IRQEN);
+        h.Write(SmmuRegister.IRQ_CTRL, SmmuV3.IRQ_CTRL_EVENTQ_IRQEN);
+        h.Read(SmmuRegister.IRQ_CTRLACK).ShouldBe(SmmuV3.IRQ_CTRL_EVENTQ_IRQEN);
         BadSte(h, 2);
         raised.ShouldBe([SmmuInterrupt.EventQueue]);
     }
@@ -83,7 +83,7 @@ public class EventQueueTests
         h.Write64(SmmuRegister.EVENTQ_IRQ_CFG0, doorbell | 0x3); // ADDR [51:2]: low bits dropped
         h.Write(SmmuRegister.EVENTQ_IRQ_CFG1, 0xCAFE_0042);
         h.Read64(SmmuRegister.EVENTQ_IRQ_CFG0).ShouldBe(doorbell);
-        h.Write(SmmuRegister.IRQ_CTRL, SmmuDevice.IRQ_CTRL_EVENTQ_IRQEN);
+        h.Write(SmmuRegister.IRQ_CTRL, SmmuV3.IRQ_CTRL_EVENTQ_IRQEN);
         var raised = new List<SmmuInterrupt>();
         h.Smmu.InterruptRaised += raised.Add;
         BadSte(h, 1);
@@ -99,10 +99,10 @@ public class EventQueueTests
         h.Memory.AddAbortRange(SmmuHarness.EventqBase, 0x1000);
         h.Write64(SmmuRegister.GERROR_IRQ_CFG0, 0x0800_0080);
         h.Write(SmmuRegister.GERROR_IRQ_CFG1, 0x77);
-        h.Write(SmmuRegister.IRQ_CTRL, SmmuDevice.IRQ_CTRL_GERROR_IRQEN);
+        h.Write(SmmuRegister.IRQ_CTRL, SmmuV3.IRQ_CTRL_GERROR_IRQEN);
         h.Translate(1, 0x1000).Recorded.ShouldBeFalse();
         uint gerror = h.Read(SmmuRegister.GERROR), gerrorn = h.Read(SmmuRegister.GERRORN);
-        (gerror ^ gerrorn).ShouldBe(SmmuDevice.GERROR_EVENTQ_ABT_ERR);
+        (gerror ^ gerrorn).ShouldBe(SmmuV3.GERROR_EVENTQ_ABT_ERR);
         SmmuHarness.ReadLe32(h.Memory, 0x0800_0080).ShouldBe(0x77u);
         h.Read(SmmuRegister.EVENTQ_PROD_PAGE1).ShouldBe(0u, "PROD does not advance over an aborted write");
         h.Write(SmmuRegister.GERRORN, gerror); // acknowledge

@@ -7,7 +7,7 @@ public class RegisterTests
     public void QemuVirtNestedIdRegistersMatchQemu()
     {
         // QEMU's virt SMMUv3 with stage=nested (QEMU hw/arm/smmuv3.c, smmuv3_init_id_regs; the probe scenarios' "idr").
-        var smmu = new SmmuDevice(new SparseMemory(), SmmuFeatures.QemuVirtNested);
+        var smmu = new SmmuV3(new SparseMemory(), SmmuFeatures.QemuVirtNested);
         smmu.Read(0x00, 4).ShouldBe(0x0D44101BUL);
         smmu.Read(0x04, 4).ShouldBe(0x02730010UL);
         smmu.Read(0x0C, 4).ShouldBe(0x1414UL);
@@ -54,7 +54,7 @@ public class RegisterTests
     [MemberData(nameof(SixtyFourBitRegisters))]
     public void SixtyFourBitRegistersAreTwoIndependentlyWritableHalves(SmmuRegister register, ulong mask)
     {
-        var smmu = new SmmuDevice(new SparseMemory(), new SmmuFeatures());
+        var smmu = new SmmuV3(new SparseMemory(), new SmmuFeatures());
         ulong r = (ulong)register;
         const ulong value = 0xF7E6_D5C4_B3A2_9180;
         smmu.Write(r, 8, value);
@@ -86,7 +86,7 @@ public class RegisterTests
     [Fact]
     public void ReadOnlyRegistersIgnoreWrites()
     {
-        var smmu = new SmmuDevice(new SparseMemory(), SmmuFeatures.QemuVirtNested);
+        var smmu = new SmmuV3(new SparseMemory(), SmmuFeatures.QemuVirtNested);
         foreach (var r in new[] { SmmuRegister.IDR0, SmmuRegister.IDR1, SmmuRegister.IDR2, SmmuRegister.IDR3, SmmuRegister.IDR4,
                      SmmuRegister.IDR5, SmmuRegister.IIDR, SmmuRegister.AIDR, SmmuRegister.CR0ACK, SmmuRegister.IRQ_CTRLACK,
                      SmmuRegister.GERROR, SmmuRegister.STATUSR })
@@ -152,7 +152,7 @@ public class RegisterTests
         foreach (var features in new[] { SmmuFeatures.QemuVirtNested, new SmmuFeatures { OasBits = 52, Hyp = true, Ats = true, Pri = true, SsidBits = 20, Httu = 2 } })
         {
             var memory = new SparseMemory();
-            var smmu = new SmmuDevice(memory, features);
+            var smmu = new SmmuV3(memory, features);
             for (ulong offset = 0; offset < SmmuRegisters.FrameSize; offset += 4)
             {
                 smmu.Write(offset, 4, (ulong)rng.NextInt64());

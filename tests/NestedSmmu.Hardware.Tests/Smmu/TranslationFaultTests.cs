@@ -154,8 +154,8 @@ public class TranslationFaultTests
         // Beyond the OAS: aborted without an event (IHI 0070 3.4).
         h.Translate(1, 1UL << 44).Status.ShouldBe(TranslationStatus.Abort);
         // GBPA.ABORT: everything aborts (UPDATE must be set for the write to take effect).
-        h.Write(SmmuRegister.GBPA, SmmuDevice.GBPA_ABORT | SmmuDevice.GBPA_UPDATE);
-        h.Read(SmmuRegister.GBPA).ShouldBe(SmmuDevice.GBPA_ABORT); // UPDATE reads 0 once done; the written SHCFG (0) replaced the reset 0b01
+        h.Write(SmmuRegister.GBPA, SmmuV3.GBPA_ABORT | SmmuV3.GBPA_UPDATE);
+        h.Read(SmmuRegister.GBPA).ShouldBe(SmmuV3.GBPA_ABORT); // UPDATE reads 0 once done; the written SHCFG (0) replaced the reset 0b01
         h.Translate(1, 0x1000).Status.ShouldBe(TranslationStatus.Abort);
         h.Write(SmmuRegister.CR0, SmmuHarness.CR0_EVENTQEN);
         h.NoEvents();

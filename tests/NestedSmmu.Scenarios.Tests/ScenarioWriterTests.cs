@@ -1,7 +1,7 @@
-using NestedSmmu.Hardware.Scenarios;
+using NestedSmmu.Scenarios;
 using NestedSmmu.Hardware.Smmu;
 
-namespace NestedSmmu.Hardware.Tests.Scenarios;
+namespace NestedSmmu.Scenarios.Tests;
 
 /// <summary>ScenarioWriter's layout, and Parse(Write(s)) == s for generated scenarios.</summary>
 public class ScenarioWriterTests

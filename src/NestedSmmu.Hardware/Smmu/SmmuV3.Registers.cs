@@ -1,6 +1,6 @@
 namespace NestedSmmu.Hardware.Smmu;
 
-public sealed partial class Smmu
+public sealed partial class SmmuV3
 {
     // CR0 (IHI 0070 6.3.9)
     public const uint CR0_SMMUEN = 1u << 0, CR0_PRIQEN = 1u << 1, CR0_EVENTQEN = 1u << 2, CR0_CMDQEN = 1u << 3, CR0_ATSCHK = 1u << 4;

@@ -1,9 +1,9 @@
 using System.Text;
 using System.Text.Json.Nodes;
-using NestedSmmu.Hardware.Scenarios;
+using NestedSmmu.Scenarios;
 using NestedSmmu.Hardware.Smmu;
 
-namespace NestedSmmu.Hardware.Tests.Scenarios;
+namespace NestedSmmu.Scenarios.Tests;
 
 /// <summary>What the scenario reader accepts, and the one error (with its JSON path) for what it does not.</summary>
 public class ScenarioReaderTests

@@ -1,13 +1,13 @@
 using NestedSmmu.Hardware.Memory;
 using NestedSmmu.Hardware.Smmu;
 
-namespace NestedSmmu.Hardware.Scenarios;
+namespace NestedSmmu.Scenarios;
 
 /// <summary>One access's outcome with its explanation.</summary>
 public sealed record AccessOutcome(Access Access, TranslationResult Translation, AccessResult Result, TranslationTrace? Trace);
 
 /// <summary>The outcome of replaying a scenario.</summary>
-public sealed record ScenarioRun(SmmuFeatures Features, IReadOnlyList<AccessOutcome> Outcomes, IReadOnlyList<string> Warnings, Smmu.Smmu Smmu)
+public sealed record ScenarioRun(SmmuFeatures Features, IReadOnlyList<AccessOutcome> Outcomes, IReadOnlyList<string> Warnings, SmmuV3 Smmu)
 {
     public ScenarioResult Result => new(Outcomes.Select(o => o.Result));
 }
@@ -19,14 +19,8 @@ public sealed record ScenarioRun(SmmuFeatures Features, IReadOnlyList<AccessOutc
 /// </summary>
 public static class ScenarioRunner
 {
-    /// <summary>QEMU's virt SMMUv3 with stage=nested (QEMU hw/arm/smmuv3.c, smmuv3_init_id_regs): the defaults for omitted ID registers.</summary>
-    public static IReadOnlyDictionary<SmmuRegister, uint> DefaultIdrs { get; } = new Dictionary<SmmuRegister, uint>
-    {
-        [SmmuRegister.IDR0] = 0x0D44101B,
-        [SmmuRegister.IDR1] = 0x02730010,
-        [SmmuRegister.IDR3] = 0x1414,
-        [SmmuRegister.IDR5] = 0x74,
-    };
+    /// <summary>The defaults for omitted ID registers: QEMU's virt SMMUv3 with stage=nested (<see cref="SmmuFeatures.QemuVirtNestedIdrs"/>).</summary>
+    public static IReadOnlyDictionary<SmmuRegister, uint> DefaultIdrs => SmmuFeatures.QemuVirtNestedIdrs;
 
     public static ScenarioRun Run(Scenario scenario, bool explain = false) => Run(scenario, new SparseMemory(), explain);
 
@@ -49,7 +43,7 @@ public static class ScenarioRunner
         }
 
         scenario.LoadMemory(memory);
-        var smmu = new Smmu.Smmu(memory, features);
+        var smmu = new SmmuV3(memory, features);
         foreach (var w in scenario.Writes) smmu.Write(w.Offset, w.Width / 8, w.Value);
 
         var outcomes = new List<AccessOutcome>(scenario.Accesses.Count);

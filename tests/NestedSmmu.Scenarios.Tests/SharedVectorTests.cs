@@ -1,7 +1,7 @@
-using NestedSmmu.Hardware.Scenarios;
+using NestedSmmu.Scenarios;
 using NestedSmmu.Hardware.Smmu;
 
-namespace NestedSmmu.Hardware.Tests.Scenarios;
+namespace NestedSmmu.Scenarios.Tests;
 
 /// <summary>Every scenario and result in tests/vectors/scenarios reads, and writes back unchanged.</summary>
 public class SharedVectorTests

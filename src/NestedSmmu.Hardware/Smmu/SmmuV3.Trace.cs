@@ -2,7 +2,7 @@ using System.Runtime.CompilerServices;
 
 namespace NestedSmmu.Hardware.Smmu;
 
-public sealed partial class Smmu
+public sealed partial class SmmuV3
 {
     // `translate --explain` messages, built out of line: string interpolation inside the
     // translation path would make the JIT reserve and zero stack for it on every call.

@@ -1,8 +1,7 @@
-using NestedSmmu.Hardware.Scenarios;
 
-namespace NestedSmmu.Hardware.Tests.Scenarios;
+namespace NestedSmmu.Hardware.Tests;
 
-public class ScenarioNumberTests
+public class JsonNumberTests
 {
     [Theory]
     [InlineData("0", 0UL)]
@@ -16,7 +15,7 @@ public class ScenarioNumberTests
     [InlineData("18446744073709551615", ulong.MaxValue)]
     public void Parses(string text, ulong expected)
     {
-        ScenarioNumber.TryParse(text, out ulong value, out string? error).ShouldBeTrue(error);
+        JsonNumber.TryParse(text, out ulong value, out string? error).ShouldBeTrue(error);
         value.ShouldBe(expected);
         error.ShouldBeNull();
     }
@@ -35,9 +34,9 @@ public class ScenarioNumberTests
     [InlineData("18446744073709551616", "'18446744073709551616' does not fit in 64 bits")]
     public void Rejects(string text, string message)
     {
-        ScenarioNumber.TryParse(text, out _, out string? error).ShouldBeFalse();
+        JsonNumber.TryParse(text, out _, out string? error).ShouldBeFalse();
         error.ShouldBe(message);
-        Should.Throw<FormatException>(() => ScenarioNumber.Parse(text)).Message.ShouldBe(message);
+        Should.Throw<FormatException>(() => JsonNumber.Parse(text)).Message.ShouldBe(message);
     }
 
     [Theory]
@@ -46,8 +45,8 @@ public class ScenarioNumberTests
     [InlineData(ulong.MaxValue, "0xffffffffffffffff", "0xffffffffffffffff")]
     public void Formats(ulong value, string hex, string hex64)
     {
-        ScenarioNumber.ToHex(value).ShouldBe(hex);
-        ScenarioNumber.ToHex64(value).ShouldBe(hex64);
+        JsonNumber.ToHex(value).ShouldBe(hex);
+        JsonNumber.ToHex64(value).ShouldBe(hex64);
     }
 
     [Theory]
@@ -56,5 +55,5 @@ public class ScenarioNumberTests
     [InlineData(0xfffffUL, 20, true)]
     [InlineData(0x100000UL, 20, false)]
     [InlineData(ulong.MaxValue, 64, true)]
-    public void Fits(ulong value, int bits, bool fits) => ScenarioNumber.FitsIn(value, bits).ShouldBe(fits);
+    public void Fits(ulong value, int bits, bool fits) => JsonNumber.FitsIn(value, bits).ShouldBe(fits);
 }

@@ -1,7 +1,7 @@
-using NestedSmmu.Hardware.Scenarios;
+using NestedSmmu.Guest.PageTables;
 using NestedSmmu.Hardware.Smmu;
 
-namespace NestedSmmu.Hardware.Scenarios;
+namespace NestedSmmu.Scenarios;
 
 /// <summary>
 /// Writes scenarios in code: lays out stream tables, CDs and VMSAv8-64 translation tables in a
@@ -18,7 +18,7 @@ public sealed class ScenarioBuilder : ITableSpace
     private readonly List<RegisterWrite> _writes = new();
     private readonly List<Access> _accesses = new();
     private readonly Dictionary<SmmuRegister, uint> _idr = new();
-    private ulong _nextTable = 0x4100_0000;
+    private readonly TableAllocator _tables = new(0x4100_0000);
 
     public void Word(ulong address, ulong value) => _words[address] = value;
     public ulong Read(ulong address) => _words.GetValueOrDefault(address);
@@ -26,13 +26,7 @@ public sealed class ScenarioBuilder : ITableSpace
     public void Access(uint sid, ulong iova, AccessKind kind, uint? ssid = null) => _accesses.Add(new Access(sid, ssid, iova, kind));
 
     /// <summary>Allocates a zeroed, naturally aligned table of <paramref name="bytes"/>.</summary>
-    public ulong AllocTable(ulong bytes)
-    {
-        bytes = Math.Max(bytes, 0x1000);
-        ulong t = (_nextTable + bytes - 1) & ~(bytes - 1);
-        _nextTable = t + bytes;
-        return t;
-    }
+    public ulong AllocTable(ulong bytes) => _tables.Allocate(bytes);
 
     public void Ste(uint sid, ulong w0, ulong w1, ulong w2 = 0, ulong w3 = 0, ulong? tableBase = null)
     {
@@ -51,7 +45,7 @@ public sealed class ScenarioBuilder : ITableSpace
     /// </summary>
     public void Enable(uint strtabCfg = 8, ulong strtab = StrtabBase)
     {
-        _writes.Add(new RegisterWrite(SmmuRegister.CR2, Smmu.Smmu.CR2_RECINVSID));
+        _writes.Add(new RegisterWrite(SmmuRegister.CR2, SmmuV3.CR2_RECINVSID));
         _writes.Add(new RegisterWrite(SmmuRegister.STRTAB_BASE, strtab, 64));
         _writes.Add(new RegisterWrite(SmmuRegister.STRTAB_BASE_CFG, strtabCfg));
         _writes.Add(new RegisterWrite(SmmuRegister.EVENTQ_BASE, EventqBase | EventqLog2, 64));
@@ -106,8 +100,8 @@ public sealed class ScenarioBuilder : ITableSpace
             steAddressBase = l2 - (sid & ~63u) * 64UL;
             cfg = (1u << 16) | (6u << 6) | 8;
         }
-        Tables? s2 = stage >= 2 ? new Tables(this, pageShift, 40, s2Start, stage2: true) : null;
-        Tables? s1 = stage != 2 ? new Tables(this, pageShift, 48, s1Start, stage2: false) : null;
+        TranslationTables? s2 = stage >= 2 ? new TranslationTables(this, pageShift, 40, s2Start, stage2: true) : null;
+        TranslationTables? s1 = stage != 2 ? new TranslationTables(this, pageShift, 48, s1Start, stage2: false) : null;
         int leafShift = (s1 ?? s2)!.Shift(leafLevel);
         if (stage == 1) s1!.Map(iova, pa, leafLevel, writable, af: af);
         if (stage == 2) s2!.Map(iova, pa, leafLevel, writable, af: af);
@@ -127,116 +121,5 @@ public sealed class ScenarioBuilder : ITableSpace
         return leafShift;
     }
 
-
     public IEnumerable<ulong> TablePages => _words.Keys.Select(a => a & ~0xFFFUL).Distinct();
-}
-
-/// <summary>One translation regime's tables: granule, input size, start level (and stage-2 concatenation).</summary>
-/// <summary>Where a <see cref="Tables"/> builder reads, writes and allocates translation tables.</summary>
-public interface ITableSpace
-{
-    ulong Read(ulong address);
-    void Word(ulong address, ulong value);
-    /// <summary>A zeroed table of at least <paramref name="bytes"/>, aligned to its size.</summary>
-    ulong AllocTable(ulong bytes);
-}
-
-/// <summary>
-/// Translation tables held in memory: table address A is byte A - <paramref name="addressBase"/>
-/// of <paramref name="memory"/> (so guest tables can live in a region that starts at a guest
-/// physical address), allocated upwards from <paramref name="allocateFrom"/>.
-/// </summary>
-public sealed class MemoryTableSpace(NestedSmmu.Hardware.Memory.IPhysicalMemory memory, ulong allocateFrom, ulong addressBase = 0) : ITableSpace
-{
-    private ulong _next = allocateFrom;
-
-    public ulong Read(ulong address)
-    {
-        Span<byte> b = stackalloc byte[8];
-        memory.Read(address - addressBase, b);
-        return System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(b);
-    }
-
-    public void Word(ulong address, ulong value)
-    {
-        Span<byte> b = stackalloc byte[8];
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(b, value);
-        memory.Write(address - addressBase, b);
-    }
-
-    public ulong AllocTable(ulong bytes)
-    {
-        bytes = Math.Max(bytes, 0x1000);
-        ulong t = (_next + bytes - 1) & ~(bytes - 1);
-        _next = t + bytes;
-        return t;
-    }
-}
-
-/// <summary>
-/// A VMSAv8-64 translation table builder (Arm ARM D8 geometry): one granule, an input size and
-/// a start level (a stage-2 root may be several concatenated tables), page or block leaves.
-/// </summary>
-public sealed class Tables
-{
-    private readonly ITableSpace _b;
-    public int PageShift { get; }
-    public int Stride => PageShift - 3;
-    public int InputBits { get; }
-    public int StartLevel { get; }
-    public bool Stage2 { get; }
-    public ulong Root { get; }
-
-    public Tables(ITableSpace b, int pageShift, int inputBits, int startLevel, bool stage2)
-    {
-        _b = b;
-        PageShift = pageShift;
-        InputBits = inputBits;
-        StartLevel = startLevel;
-        Stage2 = stage2;
-        int rootBits = inputBits - Shift(startLevel);
-        Root = b.AllocTable(8UL << rootBits);
-    }
-
-    public int Shift(int level) => PageShift + (3 - level) * Stride;
-
-    /// <summary>Maps <paramref name="ia"/> to <paramref name="oa"/> with a leaf at <paramref name="leafLevel"/> (3 = page).</summary>
-    public void Map(ulong ia, ulong oa, int leafLevel = 3, bool writable = true, bool readable = true, bool af = true)
-    {
-        ulong table = Root;
-        for (int level = StartLevel; level < leafLevel; level++)
-        {
-            ulong slot = table + Index(ia, level) * 8;
-            ulong desc = _b.Read(slot);
-            if ((desc & 1) == 0)
-            {
-                desc = _b.AllocTable(1UL << PageShift) | 3;
-                _b.Word(slot, desc);
-            }
-            table = desc & 0x0000_FFFF_FFFF_F000 & ~((1UL << PageShift) - 1);
-        }
-        ulong attrs = (af ? 1UL << 10 : 0) | (3UL << 8);
-        if (Stage2) attrs |= (readable ? 1UL << 6 : 0) | (writable ? 1UL << 7 : 0);
-        else attrs |= (1UL << 6) | (writable ? 0 : 1UL << 7); // AP[1] = EL0 access, AP[2] = read-only
-        _b.Word(table + Index(ia, leafLevel) * 8, (oa & ~((1UL << Shift(leafLevel)) - 1)) | attrs | (leafLevel == 3 ? 3UL : 1UL));
-    }
-
-    /// <summary>Removes the leaf for <paramref name="ia"/> at <paramref name="leafLevel"/>, if the path to it exists.</summary>
-    public void Unmap(ulong ia, int leafLevel = 3)
-    {
-        ulong table = Root;
-        for (int level = StartLevel; level < leafLevel; level++)
-        {
-            ulong desc = _b.Read(table + Index(ia, level) * 8);
-            if ((desc & 1) == 0) return;
-            table = desc & 0x0000_FFFF_FFFF_F000 & ~((1UL << PageShift) - 1);
-        }
-        _b.Word(table + Index(ia, leafLevel) * 8, 0);
-    }
-
-    public ulong Index(ulong ia, int level)
-    {
-        int bits = level == StartLevel ? InputBits - Shift(level) : Stride;
-        return (ia >> Shift(level)) & ((1UL << bits) - 1);
-    }
 }

@@ -1,13 +1,13 @@
 using System.Globalization;
 
-namespace NestedSmmu.Hardware.Scenarios;
+namespace NestedSmmu.Hardware;
 
 /// <summary>
-/// The number spellings of the scenario and result formats: <c>0x</c>-prefixed hex or plain
-/// decimal, unsigned, at most 64 bits. Shared by the JSON readers, the register-dump reader and
-/// the CLI so every input accepts the same text.
+/// The number spellings of the project's JSON inputs (scenarios, results, host profiles) and
+/// register dumps: <c>0x</c>-prefixed hex or plain decimal, unsigned, at most 64 bits. Beside
+/// <see cref="JsonPaths"/> so that every reader and the CLI accept the same text.
 /// </summary>
-public static class ScenarioNumber
+public static class JsonNumber
 {
     /// <summary>Largest integer a JSON number may carry exactly (IEEE double): values must be below 2^53.</summary>
     public const ulong JsonNumberLimit = 1UL << 53;

@@ -1,7 +1,7 @@
 using System.Text.Json;
-using NestedSmmu.Hardware.Scenarios;
+using NestedSmmu.Scenarios;
 
-namespace NestedSmmu.Hardware.Tests.Scenarios;
+namespace NestedSmmu.Scenarios.Tests;
 
 /// <summary>Result documents: the exact layout, the reader's checks, and the comparison helper.</summary>
 public class ScenarioResultTests

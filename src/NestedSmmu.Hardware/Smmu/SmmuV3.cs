@@ -19,9 +19,9 @@ public interface IAtcInvalidationTarget
 /// An Arm SMMUv3 (IHI 0070): the register frame, the command and event queues, the stream and
 /// context-descriptor tables, a two-stage VMSAv8-64 walker, the IOTLB and configuration cache.
 /// Guest register accesses never throw; guest-caused faults become event records.
-/// Split by concern: Smmu.Registers.cs, Smmu.Queues.cs, Smmu.Translation.cs.
+/// Split by concern: SmmuV3.Registers.cs, SmmuV3.Queues.cs, SmmuV3.Translation.cs, SmmuV3.Trace.cs.
 /// </summary>
-public sealed partial class Smmu : IMmioDevice
+public sealed partial class SmmuV3 : IMmioDevice
 {
     private readonly IPhysicalMemory _memory;
     // The usual backing store, asked directly whether an access aborts (no interface dispatch).
@@ -29,7 +29,7 @@ public sealed partial class Smmu : IMmioDevice
     private readonly PageTableWalker _walker;
     private readonly Dictionary<uint, List<IAtcInvalidationTarget>> _atcTargets = new();
 
-    public Smmu(IPhysicalMemory memory, SmmuFeatures features, string name = "smmu")
+    public SmmuV3(IPhysicalMemory memory, SmmuFeatures features, string name = "smmu")
     {
         ArgumentNullException.ThrowIfNull(memory);
         ArgumentNullException.ThrowIfNull(features);

@@ -2,7 +2,7 @@ using System.Buffers;
 using NestedSmmu.Hardware.Memory;
 using NestedSmmu.Hardware.Smmu;
 
-namespace NestedSmmu.Hardware.Scenarios;
+namespace NestedSmmu.Scenarios;
 
 /// <summary>
 /// Inputs for <c>--from-dump</c>: a register list saved from a live SMMU (or written by hand) and
@@ -100,7 +100,7 @@ public static class DumpInput
         ulong offset;
         if (!name.IsEmpty && char.IsAsciiDigit(name[0]))
         {
-            if (!ScenarioNumber.TryParse(name, out offset, out string? error)) throw new DumpFormatException(source, number, error!);
+            if (!JsonNumber.TryParse(name, out offset, out string? error)) throw new DumpFormatException(source, number, error!);
         }
         else if (ScenarioRegisters.TryParseName(name, out var named))
         {
@@ -116,13 +116,13 @@ public static class DumpInput
         int w = width ?? ScenarioRegisters.NaturalWidth((uint)offset);
         if (ScenarioRegisters.CheckOffset(offset, w) is string wideError) throw new DumpFormatException(source, number, wideError);
 
-        if (!ScenarioNumber.TryParse(value, out ulong v, out string? valueError)) throw new DumpFormatException(source, number, valueError!);
-        if (!ScenarioNumber.FitsIn(v, w))
-            throw new DumpFormatException(source, number, $"'{value}' does not fit in the {w} bits of {register?.ToString() ?? ScenarioNumber.ToHex(offset)}");
+        if (!JsonNumber.TryParse(value, out ulong v, out string? valueError)) throw new DumpFormatException(source, number, valueError!);
+        if (!JsonNumber.FitsIn(v, w))
+            throw new DumpFormatException(source, number, $"'{value}' does not fit in the {w} bits of {register?.ToString() ?? JsonNumber.ToHex(offset)}");
         return register is SmmuRegister r ? new RegisterWrite(r, v, w) : new RegisterWrite((uint)offset, v, w);
     }
 
-    private static string Label(RegisterWrite write) => write.Name ?? ScenarioNumber.ToHex(write.Offset);
+    private static string Label(RegisterWrite write) => write.Name ?? JsonNumber.ToHex(write.Offset);
 
     /// <summary>Loads a raw memory image file into <paramref name="memory"/> at <paramref name="physicalBase"/>.</summary>
     /// <inheritdoc cref="LoadMemoryImage(Stream, ulong, SparseMemory, string?)"/>
@@ -149,7 +149,7 @@ public static class DumpInput
         string label = name is null ? "Memory image" : $"Memory image '{name}'";
         if (physicalBase >= SparseMemory.AddressLimit)
             throw new ArgumentOutOfRangeException(nameof(physicalBase),
-                $"{label} base {ScenarioNumber.ToHex(physicalBase)} is beyond the {SparseMemory.AddressBits}-bit physical address space.");
+                $"{label} base {JsonNumber.ToHex(physicalBase)} is beyond the {SparseMemory.AddressBits}-bit physical address space.");
         if (image.CanSeek)
             CheckFits(label, physicalBase, (ulong)Math.Max(0, image.Length - image.Position));
 
@@ -197,7 +197,7 @@ public static class DumpInput
     {
         if (length > SparseMemory.AddressLimit - physicalBase)
             throw new ArgumentOutOfRangeException("physicalBase",
-                $"{label} of {ScenarioNumber.ToHex(length)} bytes at {ScenarioNumber.ToHex(physicalBase)} ends beyond the {SparseMemory.AddressBits}-bit physical address space.");
+                $"{label} of {JsonNumber.ToHex(length)} bytes at {JsonNumber.ToHex(physicalBase)} ends beyond the {SparseMemory.AddressBits}-bit physical address space.");
     }
 }
 

@@ -1,6 +1,6 @@
 using NestedSmmu.Tests.Common;
 
-namespace NestedSmmu.Hardware.Tests.Scenarios;
+namespace NestedSmmu.Scenarios.Tests;
 
 /// <summary>
 /// The probe scenarios and their results (tests/vectors/scenarios; provenance in

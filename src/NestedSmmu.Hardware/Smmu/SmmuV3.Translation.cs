@@ -2,7 +2,7 @@ using NestedSmmu.Hardware.Memory;
 
 namespace NestedSmmu.Hardware.Smmu;
 
-public sealed partial class Smmu
+public sealed partial class SmmuV3
 {
     /// <summary>A validated, decoded STE held in the configuration cache.</summary>
     private sealed class StreamConfig

@@ -1,8 +1,9 @@
 using System.Text.Json;
 using NestedSmmu.Hardware.Smmu;
-using static NestedSmmu.Hardware.Scenarios.ScenarioJson;
+using static NestedSmmu.Hardware.JsonPaths;
+using static NestedSmmu.Scenarios.ScenarioJson;
 
-namespace NestedSmmu.Hardware.Scenarios;
+namespace NestedSmmu.Scenarios;
 
 /// <summary>
 /// Reads <c>nestedsmmu-scenario/1</c> documents (docs/SCENARIO.md). Every problem is one
@@ -112,7 +113,7 @@ public static class ScenarioReader
         ulong offset;
         if (regText.Length > 0 && char.IsAsciiDigit(regText[0]))
         {
-            if (!ScenarioNumber.TryParse(regText, out offset, out string? error)) throw Error(regPath, error!);
+            if (!JsonNumber.TryParse(regText, out offset, out string? error)) throw Error(regPath, error!);
         }
         else if (ScenarioRegisters.TryParseName(regText, out var named))
         {
@@ -137,10 +138,10 @@ public static class ScenarioReader
 
         var valueElement = o.Required("value");
         ulong value = ReadNumber(valueElement, o.PathOf("value"));
-        if (!ScenarioNumber.FitsIn(value, width))
+        if (!JsonNumber.FitsIn(value, width))
         {
             string hint = width == 32 && ScenarioRegisters.NaturalWidth((uint)offset) == 64
-                ? $"; {register?.ToString() ?? ScenarioNumber.ToHex(offset)} is a 64-bit register: add \"width\": 64"
+                ? $"; {register?.ToString() ?? JsonNumber.ToHex(offset)} is a 64-bit register: add \"width\": 64"
                 : "";
             throw Error(o.PathOf("value"), $"{Quote(valueElement)} does not fit in the write's {width} bits{hint}");
         }

@@ -1,7 +1,7 @@
 using System.Text.Json;
-using static NestedSmmu.Hardware.Scenarios.ScenarioJson;
+using static NestedSmmu.Scenarios.ScenarioJson;
 
-namespace NestedSmmu.Hardware.Scenarios;
+namespace NestedSmmu.Scenarios;
 
 /// <summary>
 /// Writes <c>nestedsmmu-result/1</c> exactly as the reference vectors are written: one-space
@@ -39,7 +39,7 @@ public static class ScenarioResultWriter
                     w.WriteString("fault", fault.Name);
                     w.WriteNumber("stage", fault.Stage);
                     w.WriteStartArray("event");
-                    foreach (ulong word in fault.Event) w.WriteStringValue(ScenarioNumber.ToHex64(word));
+                    foreach (ulong word in fault.Event) w.WriteStringValue(JsonNumber.ToHex64(word));
                     w.WriteEndArray();
                     break;
             }

@@ -1,7 +1,8 @@
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using static NestedSmmu.Hardware.JsonPaths;
 
-namespace NestedSmmu.Hardware.Scenarios;
+namespace NestedSmmu.Scenarios;
 
 /// <summary>
 /// Reading and writing helpers shared by the scenario and result formats: strict objects
@@ -68,14 +69,8 @@ internal static class ScenarioJson
         return System.Text.Encoding.UTF8.GetString(stream.GetBuffer(), 0, (int)stream.Length);
     }
 
-    public static string Member(string path, string name) => JsonPaths.Member(path, name);
-
-    public static string Item(string path, int index) => JsonPaths.Item(path, index);
-
     /// <summary>A value as an error message quotes it: strings in single quotes, the rest as JSON text.</summary>
     public static string Quote(JsonElement e) => e.ValueKind == JsonValueKind.String ? $"'{e.GetString()}'" : Shorten(e.GetRawText());
-
-    public static string Describe(JsonValueKind kind) => JsonPaths.Describe(kind);
 
     public static void ExpectKind(JsonElement e, string path, JsonValueKind kind)
     {
@@ -97,13 +92,13 @@ internal static class ScenarioJson
         switch (e.ValueKind)
         {
             case JsonValueKind.String:
-                return ScenarioNumber.TryParse(e.GetString(), out ulong value, out string? error) ? value : throw Error(path, error!);
+                return JsonNumber.TryParse(e.GetString(), out ulong value, out string? error) ? value : throw Error(path, error!);
             case JsonValueKind.Number:
                 string raw = e.GetRawText();
                 if (raw.StartsWith('-')) throw Error(path, $"{Shorten(raw)} is negative");
                 if (raw.AsSpan().IndexOfAny('.', 'e', 'E') >= 0)
                     throw Error(path, $"{Shorten(raw)} is not an integer (write integers without a fraction or exponent)");
-                if (!e.TryGetUInt64(out ulong n) || n >= ScenarioNumber.JsonNumberLimit)
+                if (!e.TryGetUInt64(out ulong n) || n >= JsonNumber.JsonNumberLimit)
                     throw Error(path, $"{Shorten(raw)} is not below 2^53; write larger numbers as hex strings (\"0x...\")");
                 return n;
             default:
@@ -115,10 +110,10 @@ internal static class ScenarioJson
     public static ulong ReadNumber(JsonElement e, string path, int bits)
     {
         ulong value = ReadNumber(e, path);
-        return ScenarioNumber.FitsIn(value, bits) ? value : throw Error(path, $"{Quote(e)} does not fit in {bits} bits");
+        return JsonNumber.FitsIn(value, bits) ? value : throw Error(path, $"{Quote(e)} does not fit in {bits} bits");
     }
 
-    public static void WriteHex(Utf8JsonWriter w, string name, ulong value) => w.WriteString(name, ScenarioNumber.ToHex(value));
+    public static void WriteHex(Utf8JsonWriter w, string name, ulong value) => w.WriteString(name, JsonNumber.ToHex(value));
 
     private static string FirstSentence(string message)
     {
@@ -162,7 +157,7 @@ internal readonly struct StrictObject
         var members = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
         foreach (var p in e.EnumerateObject())
         {
-            string memberPath = ScenarioJson.Member(path, p.Name);
+            string memberPath = Member(path, p.Name);
             bool known = required.Contains(p.Name) || optional.Contains(p.Name);
             if (!known && extras is null)
                 throw ScenarioJson.Error(memberPath, $"unknown member; expected {string.Join(", ", required.Concat(optional))}");
@@ -173,7 +168,7 @@ internal readonly struct StrictObject
         }
         foreach (string name in required)
         {
-            if (!members.ContainsKey(name)) throw ScenarioJson.Error(ScenarioJson.Member(path, name), "required member is missing");
+            if (!members.ContainsKey(name)) throw ScenarioJson.Error(Member(path, name), "required member is missing");
         }
         return new StrictObject(path, members);
     }
@@ -183,5 +178,5 @@ internal readonly struct StrictObject
     /// <summary>The member, or false when absent. A JSON null counts as present.</summary>
     public bool TryGet(string name, out JsonElement value) => _members.TryGetValue(name, out value);
 
-    public string PathOf(string name) => ScenarioJson.Member(Path, name);
+    public string PathOf(string name) => Member(Path, name);
 }

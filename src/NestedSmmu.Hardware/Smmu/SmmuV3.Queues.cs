@@ -2,7 +2,7 @@ using NestedSmmu.Hardware.Memory;
 
 namespace NestedSmmu.Hardware.Smmu;
 
-public sealed partial class Smmu
+public sealed partial class SmmuV3
 {
     /// <summary>
     /// Runs commands from CONS up to PROD while the command queue is enabled and not stopped by an

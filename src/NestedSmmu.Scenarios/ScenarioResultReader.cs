@@ -1,7 +1,8 @@
 using System.Text.Json;
-using static NestedSmmu.Hardware.Scenarios.ScenarioJson;
+using static NestedSmmu.Hardware.JsonPaths;
+using static NestedSmmu.Scenarios.ScenarioJson;
 
-namespace NestedSmmu.Hardware.Scenarios;
+namespace NestedSmmu.Scenarios;
 
 /// <summary>
 /// Reads <c>nestedsmmu-result/1</c> documents (expected results such as <c>*.intended.json</c>, or

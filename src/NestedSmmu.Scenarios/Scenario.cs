@@ -3,9 +3,9 @@ using System.Buffers.Binary;
 using NestedSmmu.Hardware.Memory;
 using NestedSmmu.Hardware.Smmu;
 
-// The namespace is "Scenarios", not "Scenario" like the folder: a type named like its own
-// namespace makes `Scenario` ambiguous inside NestedSmmu.Hardware.* (CS0118).
-namespace NestedSmmu.Hardware.Scenarios;
+// The namespace is "Scenarios", plural: a type named like its own namespace makes `Scenario`
+// ambiguous (CS0118).
+namespace NestedSmmu.Scenarios;
 
 /// <summary>
 /// A translation scenario (format <c>nestedsmmu-scenario/1</c>, docs: docs/SCENARIO.md):
@@ -100,8 +100,8 @@ public sealed record RegisterWrite
             throw new ArgumentOutOfRangeException(nameof(width), $"Width {width} is not 32 or 64.");
         if (ScenarioRegisters.CheckOffset(offset, width) is string offsetError)
             throw new ArgumentOutOfRangeException(nameof(offset), offsetError);
-        if (!ScenarioNumber.FitsIn(value, width))
-            throw new ArgumentOutOfRangeException(nameof(value), $"{ScenarioNumber.ToHex(value)} does not fit in {width} bits.");
+        if (!JsonNumber.FitsIn(value, width))
+            throw new ArgumentOutOfRangeException(nameof(value), $"{JsonNumber.ToHex(value)} does not fit in {width} bits.");
         Offset = offset;
         Value = value;
         Width = width;
@@ -122,7 +122,7 @@ public sealed record RegisterWrite
     public int Width { get; }
 
     public override string ToString() =>
-        $"{Name ?? ScenarioNumber.ToHex(Offset)}{(Width == 64 ? "/64" : "")} = {ScenarioNumber.ToHex(Value)}";
+        $"{Name ?? JsonNumber.ToHex(Offset)}{(Width == 64 ? "/64" : "")} = {JsonNumber.ToHex(Value)}";
 }
 
 /// <summary>
@@ -185,7 +185,7 @@ public sealed record MemoryBlock
 
     public override int GetHashCode() => HashCode.Combine(Address, _qwords.Length);
 
-    public override string ToString() => $"{ScenarioNumber.ToHex(Address)}: {_qwords.Length} qwords";
+    public override string ToString() => $"{JsonNumber.ToHex(Address)}: {_qwords.Length} qwords";
 }
 
 /// <summary>
@@ -199,8 +199,8 @@ public sealed record Access
 
     public Access(uint sid, uint? ssid, ulong iova, AccessKind kind)
     {
-        if (ssid is uint s && !ScenarioNumber.FitsIn(s, SsidBits))
-            throw new ArgumentOutOfRangeException(nameof(ssid), $"SSID {ScenarioNumber.ToHex(s)} does not fit in {SsidBits} bits.");
+        if (ssid is uint s && !JsonNumber.FitsIn(s, SsidBits))
+            throw new ArgumentOutOfRangeException(nameof(ssid), $"SSID {JsonNumber.ToHex(s)} does not fit in {SsidBits} bits.");
         if (!Enum.IsDefined(kind))
             throw new ArgumentOutOfRangeException(nameof(kind), $"{kind} is not read or write.");
         Sid = sid;
@@ -243,21 +243,21 @@ internal static class ScenarioRegisters
     public static string? CheckOffset(ulong offset, int width)
     {
         ulong bytes = (ulong)width / 8;
-        if (offset % 4 != 0) return $"offset {ScenarioNumber.ToHex(offset)} is not 4-byte aligned";
+        if (offset % 4 != 0) return $"offset {JsonNumber.ToHex(offset)} is not 4-byte aligned";
         if (offset >= SmmuRegisters.FrameSize || bytes > SmmuRegisters.FrameSize - offset)
-            return $"offset {ScenarioNumber.ToHex(offset)} is outside the {ScenarioNumber.ToHex(SmmuRegisters.FrameSize)}-byte register frame";
-        if (width == 64 && offset % 8 != 0) return $"a 64-bit write at offset {ScenarioNumber.ToHex(offset)} is not 8-byte aligned";
+            return $"offset {JsonNumber.ToHex(offset)} is outside the {JsonNumber.ToHex(SmmuRegisters.FrameSize)}-byte register frame";
+        if (width == 64 && offset % 8 != 0) return $"a 64-bit write at offset {JsonNumber.ToHex(offset)} is not 8-byte aligned";
         return null;
     }
 
     /// <summary>Null when <paramref name="count"/> qwords at <paramref name="address"/> are aligned and below 2^52.</summary>
     public static string? CheckMemoryBlock(ulong address, ulong count)
     {
-        if (address % 8 != 0) return $"{ScenarioNumber.ToHex(address)} is not 8-byte aligned";
+        if (address % 8 != 0) return $"{JsonNumber.ToHex(address)} is not 8-byte aligned";
         if (address >= SparseMemory.AddressLimit)
-            return $"{ScenarioNumber.ToHex(address)} is beyond the {SparseMemory.AddressBits}-bit physical address space";
+            return $"{JsonNumber.ToHex(address)} is beyond the {SparseMemory.AddressBits}-bit physical address space";
         if (count > (SparseMemory.AddressLimit - address) / 8)
-            return $"a block of {count} qwords at {ScenarioNumber.ToHex(address)} ends beyond the {SparseMemory.AddressBits}-bit physical address space";
+            return $"a block of {count} qwords at {JsonNumber.ToHex(address)} ends beyond the {SparseMemory.AddressBits}-bit physical address space";
         return null;
     }
 

@@ -1,4 +1,4 @@
-namespace NestedSmmu.Hardware.Scenarios;
+namespace NestedSmmu.Scenarios;
 
 /// <summary>
 /// A scenario or result document that does not follow its format. <see cref="Path"/> is the JSON

@@ -1,8 +1,8 @@
 using NestedSmmu.Hardware.Smmu;
 using System.Text.Json;
-using static NestedSmmu.Hardware.Scenarios.ScenarioJson;
+using static NestedSmmu.Scenarios.ScenarioJson;
 
-namespace NestedSmmu.Hardware.Scenarios;
+namespace NestedSmmu.Scenarios;
 
 /// <summary>
 /// Writes a <see cref="Scenario"/> as a <c>nestedsmmu-scenario/1</c> document in the reference
@@ -34,7 +34,7 @@ public static class ScenarioWriter
         foreach (var write in scenario.Writes)
         {
             w.WriteStartObject();
-            w.WriteString("reg", write.Name ?? ScenarioNumber.ToHex(write.Offset));
+            w.WriteString("reg", write.Name ?? JsonNumber.ToHex(write.Offset));
             WriteHex(w, "value", write.Value);
             if (write.Width != 32) w.WriteNumber("width", write.Width);
             w.WriteEndObject();
@@ -48,7 +48,7 @@ public static class ScenarioWriter
             w.WriteStartObject();
             WriteHex(w, "address", block.Address);
             w.WriteStartArray("qwords");
-            foreach (ulong q in block.Qwords.Span) w.WriteStringValue(ScenarioNumber.ToHex64(q));
+            foreach (ulong q in block.Qwords.Span) w.WriteStringValue(JsonNumber.ToHex64(q));
             w.WriteEndArray();
             w.WriteEndObject();
         }

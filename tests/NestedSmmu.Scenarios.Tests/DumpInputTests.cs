@@ -1,8 +1,8 @@
 using NestedSmmu.Hardware.Memory;
-using NestedSmmu.Hardware.Scenarios;
+using NestedSmmu.Scenarios;
 using NestedSmmu.Hardware.Smmu;
 
-namespace NestedSmmu.Hardware.Tests.Scenarios;
+namespace NestedSmmu.Scenarios.Tests;
 
 /// <summary>--from-dump inputs: register lists and raw memory images.</summary>
 public sealed class DumpInputTests : IDisposable

@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace NestedSmmu.Hardware.Scenarios;
+namespace NestedSmmu.Scenarios;
 
 /// <summary>
 /// The outcome of a scenario (format <c>nestedsmmu-result/1</c>): one <see cref="AccessResult"/>
@@ -125,7 +125,7 @@ public abstract record AccessResult
     /// <summary>The access reached physical address <see cref="Address"/>.</summary>
     public sealed record Pa(ulong Address) : AccessResult
     {
-        public override string ToString() => $"pa {ScenarioNumber.ToHex(Address)}";
+        public override string ToString() => $"pa {JsonNumber.ToHex(Address)}";
     }
 
     /// <summary>
@@ -168,7 +168,7 @@ public abstract record AccessResult
         public override int GetHashCode() => HashCode.Combine(Name, Stage, _event.Length);
 
         public override string ToString() =>
-            $"fault {Name} stage {Stage} event [{string.Join(", ", _event.Select(ScenarioNumber.ToHex64))}]";
+            $"fault {Name} stage {Stage} event [{string.Join(", ", _event.Select(JsonNumber.ToHex64))}]";
     }
 
     /// <summary>The access was aborted without an event (GBPA abort, disabled SMMU in abort mode, STE abort).</summary>
@@ -200,7 +200,7 @@ public abstract record AccessResult
                 for (int w = 0; w < e.Event.Count; w++)
                 {
                     if (e.Event[w] != a.Event[w])
-                        return ($".event[{w}]", $"expected {ScenarioNumber.ToHex64(e.Event[w])}, found {ScenarioNumber.ToHex64(a.Event[w])}");
+                        return ($".event[{w}]", $"expected {JsonNumber.ToHex64(e.Event[w])}, found {JsonNumber.ToHex64(a.Event[w])}");
                 }
                 return null;
             default:
