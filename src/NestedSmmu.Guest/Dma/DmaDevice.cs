@@ -89,7 +89,7 @@ public sealed class DmaDevice
         while (done < length)
         {
             ulong leaf = PickPageSize(iova + done, pa + done, length - done);
-            Domain.PageTable.Map(iova + done, pa + done, LevelOf(leaf), writable: writable);
+            Domain.PageTable.Map(iova + done, pa + done, LevelOf(leaf), writable: writable, notGlobal: true);
             leaves.Add(new DmaLeaf(iova + done, pa + done, leaf));
             Count(leaf);
             done += leaf;

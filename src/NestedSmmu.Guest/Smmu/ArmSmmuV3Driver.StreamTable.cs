@@ -113,8 +113,7 @@ public sealed partial class ArmSmmuV3Driver
         if (asid == 0) throw new InvalidOperationException($"{Name}: no free ASID ({asidBits}-bit ASIDs).");
         _asids.Add(asid);
         int inputBits = Math.Min(Options.Stage1InputBits, Features.IasBits);
-        int startLevel = inputBits > 39 ? 0 : inputBits > 30 ? 1 : 2;
-        var pt = new PageTable(TableSpace, GuestPageAllocator.PageShift, inputBits, startLevel, stage2: false);
+        var pt = TranslationTables.ForStage1(TableSpace, GuestPageAllocator.PageShift, inputBits);
         return new SmmuDomain(this, asid, pt, inputBits);
     }
 

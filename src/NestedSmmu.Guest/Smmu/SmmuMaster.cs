@@ -36,7 +36,7 @@ public sealed class SmmuDomain
 {
     private readonly List<SmmuMaster> _masters = new();
 
-    internal SmmuDomain(ArmSmmuV3Driver smmu, ushort asid, PageTable pageTable, int inputBits)
+    internal SmmuDomain(ArmSmmuV3Driver smmu, ushort asid, TranslationTables pageTable, int inputBits)
     {
         Smmu = smmu;
         Asid = asid;
@@ -47,7 +47,7 @@ public sealed class SmmuDomain
     public ArmSmmuV3Driver Smmu { get; }
     public ushort Asid { get; }
     /// <summary>The domain's stage-1 tables (the product's one VMSAv8-64 table writer).</summary>
-    public PageTable PageTable { get; }
+    public TranslationTables PageTable { get; }
     public int InputBits { get; }
     public IReadOnlyList<SmmuMaster> Masters => _masters;
 

@@ -1,7 +1,7 @@
 using NestedSmmu.Guest.Smmu;
 using NestedSmmu.Hardware.Memory;
 using NestedSmmu.Hardware.Smmu;
-using SmmuDevice = NestedSmmu.Hardware.Smmu.Smmu;
+using SmmuDevice = NestedSmmu.Hardware.Smmu.SmmuV3;
 
 namespace NestedSmmu.Guest.Tests.Smmu;
 
