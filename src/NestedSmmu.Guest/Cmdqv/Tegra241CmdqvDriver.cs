@@ -68,6 +68,8 @@ public sealed class Tegra241CmdqvDriver : ISecondaryCommandQueues
     public bool VintfEnabled { get; private set; }
     /// <summary>HYP_OWN as read back from VINTF0 CONFIG: false in a VM.</summary>
     public bool HypOwn { get; private set; }
+    /// <summary>Send everything through the SMMU's own queue (Linux's bypass_vcmdq module parameter / debugfs knob).</summary>
+    public bool BypassVcmdq { get; set; }
     /// <summary>Which logical VCMDQ the next batch uses: Linux picks smp_processor_id() % queues.</summary>
     public int CurrentCpu { get; set; }
     /// <summary>The logical VCMDQs of VINTF0 (null where one failed to come up).</summary>
@@ -262,7 +264,7 @@ public sealed class Tegra241CmdqvDriver : ISecondaryCommandQueues
     /// <summary>tegra241_cmdqv_get_cmdq: VINTF0 up, the CPU's logical queue enabled, and the command one it carries.</summary>
     public GuestCommandQueue? GetSecondaryQueue(in Command first)
     {
-        if (!VintfEnabled || LvcmdqsPerVintf == 0) return null;
+        if (BypassVcmdq || !VintfEnabled || LvcmdqsPerVintf == 0) return null;
         int l = (int)((uint)CurrentCpu % (uint)LvcmdqsPerVintf);
         var q = _lvcmdqs[l];
         if (q is null || !_enabled[l] || !q.Supports(first)) return null;

@@ -14,7 +14,7 @@ public sealed class DsdtTests
         var cmdqvs = CmdqvAcpiNode.FindAll(devices, problems);
         // Values from dsdt-nvda200c.asl.
         cmdqvs.ShouldBe([
-            new CmdqvAcpiNode("\\_SB.CV00", 0, 0x0C02_0000, 0x5_0000, 0x94),
+            new CmdqvAcpiNode("\\_SB.CV00", 0, 0x0C04_0000, 0x5_0000, 0x94),
             new CmdqvAcpiNode("\\_SB.CV01", 1, 0x0C09_0000, 0x5_0000, 0x99),
             new CmdqvAcpiNode("\\_SB.CV02", 2, 0x0C10_0000, 0x5_0000, null),
         ]);

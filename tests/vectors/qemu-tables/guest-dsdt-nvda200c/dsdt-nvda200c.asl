@@ -4,8 +4,9 @@
  * _UID = the SMMU's identifier, _CCA 1, _CRS = QWordMemory of the 0x50000-byte region + an edge,
  * active-high, exclusive Interrupt), around other devices a guest must step over. QEMU cannot
  * build accel/cmdqv machines without a host iommufd, so this is written by hand.
- * Addresses: smmuv3.0 at 0x0C000000 with its CMDQV region at 0x0C020000 (platform-bus irq 4:
- * SPI 112 + 4 = GSIV 148); smmuv3.1 at 0x0C070000, CMDQV at 0x0C090000 (irq 9: GSIV 153).
+ * Addresses fit the two SMMUs of guest-smmuv3-dev (0x0C000000 and 0x0C020000, 0x20000 each): the
+ * CMDQV of identifier 0 at 0x0C040000 (GSIV 148), of identifier 1 at 0x0C090000 (GSIV 153); the
+ * third (identifier 2, no SMMU with it there, no interrupt) at 0x0C100000.
  */
 DefinitionBlock ("", "DSDT", 2, "BOCHS ", "BXPC    ", 0x00000001)
 {
@@ -38,7 +39,7 @@ DefinitionBlock ("", "DSDT", 2, "BOCHS ", "BXPC    ", 0x00000001)
             Name (_CRS, ResourceTemplate ()
             {
                 QWordMemory (ResourceConsumer, PosDecode, MinFixed, MaxFixed, Cacheable, ReadWrite,
-                    0x0000000000000000, 0x000000000C020000, 0x000000000C06FFFF, 0x0000000000000000, 0x0000000000050000, , , , AddressRangeMemory, TypeStatic)
+                    0x0000000000000000, 0x000000000C040000, 0x000000000C08FFFF, 0x0000000000000000, 0x0000000000050000, , , , AddressRangeMemory, TypeStatic)
                 Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive, ,, ) { 0x00000094 }
             })
         }
