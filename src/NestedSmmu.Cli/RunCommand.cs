@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using NestedSmmu.Iommufd.Emulated;
+using NestedSmmu.Scenarios.SelfChecks;
 using CliCommand = System.CommandLine.Command;
 using System.CommandLine;
 
@@ -51,7 +52,7 @@ internal static class RunCommand
                              $"{check.Counters.Translations} translations, {check.Counters.CommandsExecuted} commands, {check.Counters.EventsWritten} events, " +
                              $"IOTLB {check.TlbHits} hits / {check.TlbMisses} misses.");
             stdout.WriteLine($"2. Emulated host '{profile.Name}' through IIommufd: nested translation across two SMMUs.");
-            var host = new EmulatedHostCheck(log, profile);
+            var host = new EmulatedHostSelfCheck(log, profile);
             int hostFailed = host.Run();
             stdout.WriteLine($"   {host.Passed} checks passed, {hostFailed} failed.");
             foreach (var f in check.Failures.Concat(host.Failures)) stderr.WriteLine($"FAILED: {f}");

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using NestedSmmu.Hardware.Smmu;
 using NestedSmmu.Iommufd.Uapi;
 
 namespace NestedSmmu.Iommufd;
@@ -49,6 +50,30 @@ public static class IommufdExtensions
         finally
         {
             if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    /// <summary>
+    /// IOMMU_HWPT_INVALIDATE with SMMUv3 <see cref="Command"/>s, as a guest's vSMMU forwards
+    /// them: each is encoded with Hardware's codec (cmd[0], cmd[1]), so callers build no words.
+    /// </summary>
+    public static InvalidateResult InvalidateArmSmmuV3(this IIommufd iommufd, ObjectId target, params ReadOnlySpan<Command> commands)
+    {
+        ulong[]? rented = null;
+        int words = commands.Length * 2;
+        Span<ulong> buffer = words <= 128 ? stackalloc ulong[words] : (rented = ArrayPool<ulong>.Shared.Rent(words));
+        try
+        {
+            for (int i = 0; i < commands.Length; i++)
+            {
+                buffer[2 * i] = commands[i].W0;
+                buffer[2 * i + 1] = commands[i].W1;
+            }
+            return iommufd.InvalidateArmSmmuV3(target, buffer[..words]);
+        }
+        finally
+        {
+            if (rented is not null) ArrayPool<ulong>.Shared.Return(rented);
         }
     }
 

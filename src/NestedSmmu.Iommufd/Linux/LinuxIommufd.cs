@@ -1,4 +1,5 @@
 using NestedSmmu.Iommufd.Uapi;
+using NestedSmmu.Iommufd.Uapi.Vfio;
 
 namespace NestedSmmu.Iommufd.Linux;
 
@@ -189,7 +190,7 @@ public sealed unsafe class LinuxIommufd : IIommufd
             throw new IommufdException(errno, $"open {cdev}", $"device {device}: {hint}");
         }
 
-        var bind = IommufdMarshal.VfioBind(iommufd);
+        var bind = VfioMarshal.VfioBind(iommufd);
         int rc = Ioctl(dfd, VfioIoctl.DeviceBindIommufd, ref bind);
         if (rc < 0)
         {
@@ -223,7 +224,7 @@ public sealed unsafe class LinuxIommufd : IIommufd
     public ObjectId AttachDevice(DeviceId device, ObjectId pt)
     {
         BoundDevice d = Lookup(device, VfioIoctl.DeviceAttachIommufdPt.CName());
-        var a = IommufdMarshal.VfioAttach(pt);
+        var a = VfioMarshal.VfioAttach(pt);
         int rc = Ioctl(d.Fd, VfioIoctl.DeviceAttachIommufdPt, ref a);
         if (rc < 0)
         {
@@ -244,7 +245,7 @@ public sealed unsafe class LinuxIommufd : IIommufd
     public void DetachDevice(DeviceId device)
     {
         BoundDevice d = Lookup(device, VfioIoctl.DeviceDetachIommufdPt.CName());
-        var a = IommufdMarshal.VfioDetach();
+        var a = VfioMarshal.VfioDetach();
         int rc = Ioctl(d.Fd, VfioIoctl.DeviceDetachIommufdPt, ref a);
         if (rc < 0)
             throw new IommufdException((Errno)(-rc), VfioIoctl.DeviceDetachIommufdPt.CName(), $"dev_id {device} ({d.Name})");

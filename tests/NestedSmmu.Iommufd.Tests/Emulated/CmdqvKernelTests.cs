@@ -1,7 +1,6 @@
 using NestedSmmu.Hardware.Cmdqv;
 using NestedSmmu.Hardware.Smmu;
 using NestedSmmu.Iommufd.Emulated;
-using NestedSmmu.Iommufd.Linux;
 using NestedSmmu.Iommufd.Uapi;
 using L = NestedSmmu.Hardware.Cmdqv.Tegra241CmdqvLayout;
 

@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using NestedSmmu.Iommufd.Emulated;
-using NestedSmmu.Iommufd.Linux;
 using NestedSmmu.Iommufd.Uapi;
 
 namespace NestedSmmu.Iommufd.Tests.Emulated;

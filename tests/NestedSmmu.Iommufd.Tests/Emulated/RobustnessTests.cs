@@ -1,5 +1,4 @@
 using NestedSmmu.Iommufd.Emulated;
-using NestedSmmu.Iommufd.Linux;
 using NestedSmmu.Iommufd.Uapi;
 
 namespace NestedSmmu.Iommufd.Tests.Emulated;

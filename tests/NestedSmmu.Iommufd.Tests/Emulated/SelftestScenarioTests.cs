@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using NestedSmmu.Hardware.Smmu;
 using NestedSmmu.Iommufd.Emulated;
-using NestedSmmu.Iommufd.Linux;
 using NestedSmmu.Iommufd.Uapi;
 
 namespace NestedSmmu.Iommufd.Tests.Emulated;

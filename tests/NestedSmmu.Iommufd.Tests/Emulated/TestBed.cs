@@ -3,6 +3,7 @@ using NestedSmmu.Hardware;
 using NestedSmmu.Hardware.Smmu;
 using NestedSmmu.Iommufd.Emulated;
 using NestedSmmu.Iommufd.Uapi;
+using NestedSmmu.Scenarios.SelfChecks;
 
 namespace NestedSmmu.Iommufd.Tests.Emulated;
 
@@ -37,30 +38,15 @@ internal sealed class TestBed : IDisposable
 
     public void Dispose() => Fd.Dispose();
 
-    /// <summary>A VM's memory: guest RAM allocated, an IOAS mapping it at <see cref="GuestRamBase"/>.</summary>
-    public Vm CreateVm(string name = "ram0", ulong size = GuestRamSize)
-    {
-        HostMemoryRegion ram = Fd.AllocateHostMemory(size, name);
-        IoasId ioas = Fd.AllocIoas();
-        Fd.MapIoas(ioas, ram, 0, size, GuestRamBase);
-        return new Vm(this, ram, ioas);
-    }
+    /// <summary>A VM's memory: guest RAM allocated, an IOAS mapping it at <see cref="GuestRamBase"/> (the CLI's `run` does the same).</summary>
+    public Vm CreateVm(string name = "ram0", ulong size = GuestRamSize) => new(this, GuestVm.Create(Fd, size, name, GuestRamBase));
 
     /// <summary>Binds a device, a nest-parent HWPT for it, and a vIOMMU of <paramref name="type"/>.</summary>
-    public (DeviceId Dev, HwptId Parent, ViommuId Viommu) NestedSetup(Vm vm, string device, ViommuType type = ViommuType.ArmSmmuV3)
-    {
-        DeviceId dev = Fd.BindDevice(device);
-        HwptId parent = Fd.AllocPagingHwpt(dev, vm.Ioas, HwptAllocFlags.NestParent);
-        ViommuId viommu = Fd.AllocViommu(dev, parent, type).Id;
-        return (dev, parent, viommu);
-    }
+    public (DeviceId Dev, HwptId Parent, ViommuId Viommu) NestedSetup(Vm vm, string device, ViommuType type = ViommuType.ArmSmmuV3) =>
+        vm.Guest.NestedSetup(device, type);
 
     /// <summary>A guest vSTE that translates with a linear CD table at <paramref name="cdTableIpa"/>.</summary>
-    public static ArmSmmuV3Vste TranslateVste(ulong cdTableIpa, bool ats = false)
-    {
-        StreamTableEntry ste = StreamTableEntry.Create(SteConfig.Stage1, s1ContextPtr: cdTableIpa, shcfg: 0, eats: ats ? 1u : 0u);
-        return new ArmSmmuV3Vste(ste.W0, ste.W1);
-    }
+    public static ArmSmmuV3Vste TranslateVste(ulong cdTableIpa, bool ats = false) => GuestVm.TranslateVste(cdTableIpa, ats);
 
     public static ArmSmmuV3Vste AbortVste => new(StreamTableEntry.Create(SteConfig.Abort, shcfg: 0).W0, 0);
     public static ArmSmmuV3Vste BypassVste => new(StreamTableEntry.Create(SteConfig.Bypass, shcfg: 0).W0, 0);
@@ -76,8 +62,7 @@ internal sealed class TestBed : IDisposable
         return b;
     }
 
-    public InvalidateResult Invalidate(ObjectId target, params Command[] commands) =>
-        Fd.Invalidate(target, HwptInvalidateDataType.ArmSmmuV3, Command.Size, (uint)commands.Length, Commands(commands));
+    public InvalidateResult Invalidate(ObjectId target, params Command[] commands) => Fd.InvalidateArmSmmuV3(target, commands);
 
     public static void ShouldFail(Action call, Errno errno)
     {
@@ -94,58 +79,32 @@ internal sealed class TestBed : IDisposable
     }
 }
 
-/// <summary>Guest RAM and the IOAS that maps it, plus a bump allocator for guest tables.</summary>
-internal sealed class Vm(TestBed bed, HostMemoryRegion ram, IoasId ioas)
+/// <summary>Guest RAM and the IOAS that maps it (the shared <see cref="GuestVm"/>), with what the tests look at.</summary>
+internal sealed class Vm(TestBed bed, GuestVm guest)
 {
-    // Guest tables go in the top half of guest RAM; data pages in the bottom half.
-    private ulong _nextTable = TestBed.GuestRamSize / 2;
-
     public TestBed Bed { get; } = bed;
-    public HostMemoryRegion Ram { get; } = ram;
-    public IoasId Ioas { get; } = ioas;
+    public GuestVm Guest { get; } = guest;
+    public HostMemoryRegion Ram => Guest.Ram;
+    public IoasId Ioas => Guest.Ioas;
 
     /// <summary>Host PA of a guest physical address (the emulated region is physically contiguous).</summary>
     public ulong HostPa(ulong ipa) => ((EmulatedHostMemoryRegion)Ram).HostPhysicalAddress + (ipa - TestBed.GuestRamBase);
 
-    public void WriteGuest(ulong ipa, ulong value)
-    {
-        Span<byte> b = stackalloc byte[8];
-        BinaryPrimitives.WriteUInt64LittleEndian(b, value);
-        Ram.Write(ipa - TestBed.GuestRamBase, b);
-    }
+    public void WriteGuest(ulong ipa, ulong value) => Guest.WriteGuest(ipa, value);
 
-    public ulong ReadGuest(ulong ipa)
-    {
-        Span<byte> b = stackalloc byte[8];
-        Ram.Read(ipa - TestBed.GuestRamBase, b);
-        return BinaryPrimitives.ReadUInt64LittleEndian(b);
-    }
+    public ulong ReadGuest(ulong ipa) => Guest.ReadGuest(ipa);
 
-    /// <summary>A zeroed guest page for tables; returns its IPA.</summary>
-    public ulong AllocTablePage()
-    {
-        ulong ipa = TestBed.GuestRamBase + _nextTable;
-        _nextTable += TestBed.Page;
-        return ipa;
-    }
+    /// <summary>A zeroed guest page for tables (top half of guest RAM); returns its IPA.</summary>
+    public ulong AllocTablePage() => Guest.AllocTablePage();
 
     /// <summary>
     /// Guest stage-1 for one address space: a 39-bit VA space (T0SZ 25, 4 KiB granule, start at
-    /// level 1) with its own tables, and a CD describing it.
+    /// level 1) with its own tables, written by the tests' own reference writer, and a CD describing it.
     /// </summary>
     public GuestAddressSpace CreateAddressSpace(ushort asid) => new(this, asid, AllocTablePage());
 
     /// <summary>A linear CD table (one CD per SSID) in guest RAM; returns its IPA.</summary>
-    public ulong WriteCdTable(params ContextDescriptor[] cds)
-    {
-        ulong table = AllocTablePage();
-        for (int i = 0; i < cds.Length; i++)
-        {
-            ulong[] w = [cds[i].W0, cds[i].W1, cds[i].W2, cds[i].W3];
-            for (int j = 0; j < w.Length; j++) WriteGuest(table + (ulong)(i * ContextDescriptor.Size + j * 8), w[j]);
-        }
-        return table;
-    }
+    public ulong WriteCdTable(params ContextDescriptor[] cds) => Guest.WriteCdTable(cds);
 }
 
 /// <summary>A guest stage-1 address space (VMSAv8-64, 4 KiB granule, 39-bit VA).</summary>

@@ -1,6 +1,8 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using NestedSmmu.Iommufd.Linux;
+using NestedSmmu.Iommufd.Uapi;
+using NestedSmmu.Iommufd.Uapi.Vfio;
 
 namespace NestedSmmu.Iommufd.Tests.Linux;
 

@@ -1,5 +1,5 @@
-using NestedSmmu.Iommufd.Linux;
 using NestedSmmu.Iommufd.Uapi;
+using NestedSmmu.Iommufd.Uapi.Vfio;
 
 namespace NestedSmmu.Iommufd.Emulated;
 

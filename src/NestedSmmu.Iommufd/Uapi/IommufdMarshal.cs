@@ -2,7 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using NestedSmmu.Iommufd.Uapi;
 
-namespace NestedSmmu.Iommufd.Linux;
+namespace NestedSmmu.Iommufd.Uapi;
 
 /// <summary>
 /// Builds the exact argument struct of each ioctl from typed arguments, parses the outputs,
@@ -120,18 +120,6 @@ public static class IommufdMarshal
         NestingParentIova = nestingParentIova,
         Length = length,
     };
-
-    /// <summary>VFIO_DEVICE_BIND_IOMMUFD to the iommufd <paramref name="iommufd"/> (no VF token).</summary>
-    public static VfioDeviceBindIommufd VfioBind(int iommufd) =>
-        new() { Argsz = SizeOf<VfioDeviceBindIommufd>(), Iommufd = iommufd };
-
-    /// <summary>VFIO_DEVICE_ATTACH_IOMMUFD_PT to an IOAS or HWPT (no PASID).</summary>
-    public static VfioDeviceAttachIommufdPt VfioAttach(ObjectId pt) =>
-        new() { Argsz = SizeOf<VfioDeviceAttachIommufdPt>(), PtId = pt.Value };
-
-    /// <summary>VFIO_DEVICE_DETACH_IOMMUFD_PT (no PASID).</summary>
-    public static VfioDeviceDetachIommufdPt VfioDetach() =>
-        new() { Argsz = SizeOf<VfioDeviceDetachIommufdPt>() };
 
     // ------------------------------------------------------------------ outputs
 

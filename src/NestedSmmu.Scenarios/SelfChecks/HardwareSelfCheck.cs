@@ -3,37 +3,41 @@ using NestedSmmu.Hardware.Pci;
 using NestedSmmu.Guest.PageTables;
 using NestedSmmu.Hardware.Smmu;
 
-namespace NestedSmmu.Cli;
+namespace NestedSmmu.Scenarios.SelfChecks;
 
-/// <summary>The self-check behind `run`: a miniature SMMU driver and device, checked at each step.</summary>
-internal sealed class HardwareSelfCheck
+/// <summary>
+/// The hardware half of `nestedsmmu run`: a miniature SMMU driver (registers, stream table, CDs,
+/// command and event queues) and a PCI endpoint, with stage-1, stage-2 and nested DMA, a TLBI,
+/// a fault reaching the event queue and an illegal command, checked at each step.
+/// </summary>
+public sealed class HardwareSelfCheck
 {
     private const ulong StrtabBase = 0x4000_0000, CmdqBase = 0x4010_0000, EventqBase = 0x4011_0000;
     private const ulong CdBase = 0x4020_0000, S1Tables = 0x4100_0000, S2Tables = 0x4200_0000, Ram = 0x8000_0000;
     private const int CmdqLog2 = 8, EventqLog2 = 6, StrtabLog2 = 8;
     private const uint Sid = 0x10;
 
-    private readonly TextWriter _log;
+    private readonly CheckList _checks;
     private readonly SparseMemory _mem = new();
     private readonly SmmuV3 _smmu;
-    private readonly List<string> _failures = new();
     private readonly MemoryTableSpace _s1Space, _s2Space;
     private uint _cmdProd;
 
     public HardwareSelfCheck(TextWriter log)
     {
-        _log = log;
+        _checks = new CheckList(log);
         _smmu = new SmmuV3(_mem, SmmuFeatures.QemuVirtNested with { Ats = true, Msi = true });
         _s1Space = new MemoryTableSpace(_mem, S1Tables);
         _s2Space = new MemoryTableSpace(_mem, S2Tables);
     }
 
-    public int Passed { get; private set; }
-    public IReadOnlyList<string> Failures => _failures;
+    public int Passed => _checks.Passed;
+    public IReadOnlyList<string> Failures => _checks.Failures;
     public SmmuCounters Counters => _smmu.Counters;
     public long TlbHits => _smmu.Tlb.Hits;
     public long TlbMisses => _smmu.Tlb.Misses;
 
+    /// <summary>Runs every step; returns the number of failed checks.</summary>
     public int Run()
     {
         EnableSmmu();
@@ -85,15 +89,10 @@ internal sealed class HardwareSelfCheck
         _smmu.WriteRegister(SmmuRegister.GERRORN, _smmu.ReadRegister(SmmuRegister.GERROR));
         Check("acknowledging GERROR resumes the queue", _smmu.CommandQueueError == CommandError.None &&
               (_smmu.ReadRegister(SmmuRegister.CMDQ_CONS) & 0x1FF) == (_smmu.ReadRegister(SmmuRegister.CMDQ_PROD) & 0x1FF));
-        return _failures.Count;
+        return Failures.Count;
     }
 
-    private void Check(string what, bool ok)
-    {
-        _log.WriteLine($"  [{(ok ? "ok" : "FAIL")}] {what}");
-        if (ok) Passed++;
-        else _failures.Add(what);
-    }
+    private void Check(string what, bool ok) => _checks.Check(what, ok);
 
     private bool DmaWriteLands(PciEndpoint dev, ulong iova, ulong pa)
     {

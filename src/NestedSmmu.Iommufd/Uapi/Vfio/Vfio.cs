@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using NestedSmmu.Iommufd.Uapi;
 
-namespace NestedSmmu.Iommufd.Linux;
+namespace NestedSmmu.Iommufd.Uapi.Vfio;
 
 // The VFIO device-cdev ioctls that connect a device to an iommufd (include/uapi/linux/vfio.h).
 // Like iommufd's, they are _IO(';', VFIO_BASE + n) with VFIO_BASE = 100; the struct's argsz
@@ -71,4 +71,23 @@ public struct VfioDeviceDetachIommufdPt
     [UapiName("argsz"), FieldOffset(0)] public uint Argsz;
     [UapiName("flags"), FieldOffset(4)] public uint Flags;
     [UapiName("pasid"), FieldOffset(8)] public uint Pasid;
+}
+
+/// <summary>
+/// Argument structs of the VFIO cdev ioctls that bind a device to iommufd (include/uapi/linux/vfio.h);
+/// the iommufd structs themselves come from <see cref="IommufdMarshal"/>.
+/// </summary>
+public static class VfioMarshal
+{
+    /// <summary>VFIO_DEVICE_BIND_IOMMUFD to the iommufd <paramref name="iommufd"/> (no VF token).</summary>
+    public static VfioDeviceBindIommufd VfioBind(int iommufd) =>
+        new() { Argsz = IommufdMarshal.SizeOf<VfioDeviceBindIommufd>(), Iommufd = iommufd };
+
+    /// <summary>VFIO_DEVICE_ATTACH_IOMMUFD_PT to an IOAS or HWPT (no PASID).</summary>
+    public static VfioDeviceAttachIommufdPt VfioAttach(ObjectId pt) =>
+        new() { Argsz = IommufdMarshal.SizeOf<VfioDeviceAttachIommufdPt>(), PtId = pt.Value };
+
+    /// <summary>VFIO_DEVICE_DETACH_IOMMUFD_PT (no PASID).</summary>
+    public static VfioDeviceDetachIommufdPt VfioDetach() =>
+        new() { Argsz = IommufdMarshal.SizeOf<VfioDeviceDetachIommufdPt>() };
 }
