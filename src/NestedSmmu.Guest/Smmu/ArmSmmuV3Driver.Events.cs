@@ -78,7 +78,7 @@ public sealed partial class ArmSmmuV3Driver
         uint active = gerror ^ gerrorn;
         if (active == 0) return 0;
         GlobalErrorsSeen |= active;
-        Log.Warn(Name, $"unexpected global error reported (0x{active:08x}), this could be serious");
+        Log.Warn(Name, $"unexpected global error reported (0x{active:X8}), this could be serious");
         if ((active & SmmuModel.GERROR_SFM_ERR) != 0) Log.Error(Name, "device has entered Service Failure Mode!");
         if ((active & SmmuModel.GERROR_MSI_GERROR_ABT_ERR) != 0) Log.Warn(Name, "GERROR MSI write aborted");
         if ((active & SmmuModel.GERROR_MSI_PRIQ_ABT_ERR) != 0) Log.Warn(Name, "PRIQ MSI write aborted");
