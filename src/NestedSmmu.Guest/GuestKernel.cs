@@ -43,6 +43,26 @@ public sealed class GuestKernel
     }
 
     public GuestLog Log { get; }
+
+    /// <summary>
+    /// Traces MMIO accesses and commands of every driver (set before boot to see the bring-up too:
+    /// pass it to the Boot methods).
+    /// </summary>
+    public Action<string>? Trace
+    {
+        get => _trace;
+        set
+        {
+            _trace = value;
+            foreach (var s in _smmus)
+            {
+                s.Driver.Trace = value;
+                if (s.Cmdqv is not null) s.Cmdqv.Trace = value;
+            }
+        }
+    }
+
+    private Action<string>? _trace;
     public ArmSmmuV3Options SmmuOptions { get; }
     public Tegra241CmdqvDriverOptions CmdqvOptions { get; }
     public IReadOnlyList<GuestSmmu> Smmus => _smmus;
@@ -55,12 +75,13 @@ public sealed class GuestKernel
     /// An SMMU that fails to probe is logged and left out (the guest carries on without it, as Linux).
     /// </summary>
     public static GuestKernel BootFromAcpi(MmioBus bus, IPhysicalMemory ram, GuestPageAllocator pages, ReadOnlySpan<byte> iort,
-        ReadOnlySpan<byte> dsdt = default, GuestLog? log = null, ArmSmmuV3Options? smmuOptions = null, Tegra241CmdqvDriverOptions? cmdqvOptions = null)
+        ReadOnlySpan<byte> dsdt = default, GuestLog? log = null, ArmSmmuV3Options? smmuOptions = null, Tegra241CmdqvDriverOptions? cmdqvOptions = null,
+        Action<string>? trace = null)
     {
         ArgumentNullException.ThrowIfNull(bus);
         ArgumentNullException.ThrowIfNull(ram);
         ArgumentNullException.ThrowIfNull(pages);
-        var k = new GuestKernel(bus, ram, pages, log ?? new GuestLog(), smmuOptions ?? ArmSmmuV3Options.Default, cmdqvOptions ?? Tegra241CmdqvDriverOptions.Default);
+        var k = new GuestKernel(bus, ram, pages, log ?? new GuestLog(), smmuOptions ?? ArmSmmuV3Options.Default, cmdqvOptions ?? Tegra241CmdqvDriverOptions.Default) { _trace = trace };
         k._iort = Iort.Parse(iort);
         var problems = new List<string>();
         var cmdqvs = dsdt.IsEmpty ? [] : CmdqvAcpiNode.FindAll(AmlScanner.FindDevices(dsdt), problems);
@@ -74,6 +95,7 @@ public sealed class GuestKernel
             if (CmdqvAcpiNode.ForSmmu(cmdqvs, node.Identifier) is { } cv)
             {
                 cmdqv = new Tegra241CmdqvDriver($"NVDA200C:{cv.Uid:X2}", bus, cv.Base, cv.Interrupt, driver, k.CmdqvOptions);
+                cmdqv.Registers.Trace = trace;
                 if (!cmdqv.Probe()) cmdqv = null;
             }
             k._smmus.Add(new GuestSmmu(index++, node.Identifier, driver, cmdqv));
@@ -83,12 +105,12 @@ public sealed class GuestKernel
 
     /// <summary>Boots from a flattened device tree (virt with iommu=smmuv3): every "arm,smmu-v3" node.</summary>
     public static GuestKernel BootFromDeviceTree(MmioBus bus, IPhysicalMemory ram, GuestPageAllocator pages, ReadOnlySpan<byte> dtb,
-        GuestLog? log = null, ArmSmmuV3Options? smmuOptions = null)
+        GuestLog? log = null, ArmSmmuV3Options? smmuOptions = null, Action<string>? trace = null)
     {
         ArgumentNullException.ThrowIfNull(bus);
         ArgumentNullException.ThrowIfNull(ram);
         ArgumentNullException.ThrowIfNull(pages);
-        var k = new GuestKernel(bus, ram, pages, log ?? new GuestLog(), smmuOptions ?? ArmSmmuV3Options.Default, Tegra241CmdqvDriverOptions.Default);
+        var k = new GuestKernel(bus, ram, pages, log ?? new GuestLog(), smmuOptions ?? ArmSmmuV3Options.Default, Tegra241CmdqvDriverOptions.Default) { _trace = trace };
         k._fdt = FdtIommuTopology.Read(FlattenedDeviceTree.Parse(dtb));
         int index = 0;
         foreach (var node in k._fdt.Smmus)
@@ -102,7 +124,7 @@ public sealed class GuestKernel
 
     private ArmSmmuV3Driver? BringUp(int index, ulong baseAddress)
     {
-        var driver = new ArmSmmuV3Driver($"smmuv3.{index}", _bus, baseAddress, _ram, _pages, Log, SmmuOptions);
+        var driver = new ArmSmmuV3Driver($"smmuv3.{index}", _bus, baseAddress, _ram, _pages, Log, SmmuOptions) { Trace = _trace };
         if (driver.Probe() && driver.Reset()) return driver;
         Log.Error(driver.Name, $"probe of the SMMU at 0x{baseAddress:X} failed; its devices get no DMA translation");
         return null;

@@ -68,6 +68,17 @@ public sealed class Tegra241CmdqvDriver : ISecondaryCommandQueues
     public bool VintfEnabled { get; private set; }
     /// <summary>HYP_OWN as read back from VINTF0 CONFIG: false in a VM.</summary>
     public bool HypOwn { get; private set; }
+    /// <summary>Traces every register access and every command sent through a VCMDQ; null for none.</summary>
+    public Action<string>? Trace
+    {
+        get => Registers.Trace;
+        set
+        {
+            Registers.Trace = value;
+            foreach (var q in _lvcmdqs) if (q is not null) q.Trace = value;
+        }
+    }
+
     /// <summary>Send everything through the SMMU's own queue (Linux's bypass_vcmdq module parameter / debugfs knob).</summary>
     public bool BypassVcmdq { get; set; }
     /// <summary>Which logical VCMDQ the next batch uses: Linux picks smp_processor_id() % queues.</summary>
@@ -127,7 +138,7 @@ public sealed class Tegra241CmdqvDriver : ISecondaryCommandQueues
             _lvcmdqs[l] = new GuestCommandQueue($"vcmdq{GlobalIndex(l)}", CommandPath.Vcmdq, Registers,
                 L.Lvcmdq(Vintf0, l, VcmdqPage0Register.PROD), L.Lvcmdq(Vintf0, l, VcmdqPage0Register.CONS), _smmu.Ram, buffer, log2,
                 SupportsCommand)
-            { ErrorHandler = (q, err, cons) => OnQueueError(lidx, q, err, cons) };
+            { ErrorHandler = (q, err, cons) => OnQueueError(lidx, q, err, cons), Trace = Registers.Trace };
         }
         if (!HwReset()) return Fallback();
         _smmu.SecondaryQueues = this;

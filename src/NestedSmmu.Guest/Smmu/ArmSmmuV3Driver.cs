@@ -65,6 +65,17 @@ public sealed partial class ArmSmmuV3Driver
     public IPhysicalMemory Ram => _ram;
     public GuestPageAllocator Pages => _pages;
 
+    /// <summary>Traces every register access and every command this driver issues (a -v trace); null for none.</summary>
+    public Action<string>? Trace
+    {
+        get => Registers.Trace;
+        set
+        {
+            Registers.Trace = value;
+            if (_cmdq is not null) _cmdq.Trace = value;
+        }
+    }
+
     /// <summary>What IDR0-5 said at probe (decoded with the Hardware codec).</summary>
     public SmmuFeatures Features { get; private set; } = new();
     public bool Probed { get; private set; }
@@ -143,7 +154,7 @@ public sealed partial class ArmSmmuV3Driver
         {
             ulong cmdqBase = _pages.Allocate((ulong)Command.Size << cmdqLog2);
             _cmdq = new GuestCommandQueue("cmdq", CommandPath.SmmuQueue, Registers, (ulong)SmmuRegister.CMDQ_PROD,
-                (ulong)SmmuRegister.CMDQ_CONS, _ram, cmdqBase, cmdqLog2) { ErrorHandler = OnCommandQueueError };
+                (ulong)SmmuRegister.CMDQ_CONS, _ram, cmdqBase, cmdqLog2) { ErrorHandler = OnCommandQueueError, Trace = Registers.Trace };
         }
         _cmdq.ResetPointers();
         Registers.Write64((ulong)SmmuRegister.CMDQ_BASE, Q_BASE_RWA | (_cmdq.BaseAddress & Q_BASE_ADDR_MASK) | (uint)cmdqLog2);

@@ -45,6 +45,9 @@ public sealed class GuestCommandQueue
     public int Log2Entries => _q.Log2Size;
     public CommandPathCounters Counters { get; } = new();
 
+    /// <summary>Optional trace of every command written ("cmdq: CFGI_STE [...]").</summary>
+    public Action<string>? Trace { get; set; }
+
     /// <summary>The shadow PROD (index and wrap) the driver last published.</summary>
     public uint Prod => _q.Prod;
 
@@ -104,6 +107,7 @@ public sealed class GuestCommandQueue
                 return;
             }
         }
+        Trace?.Invoke($"{Name}: {cmd}");
         WriteEntry(_q.Prod, cmd);
         _q.Prod = _q.Next(_q.Prod);
         if (cmd.Opcode == CommandOpcode.CMD_SYNC) Counters.Syncs++;
