@@ -22,8 +22,17 @@ public static class AcpiResourceDecoder
     private const int SmallNameShift = 3;
     private const byte SmallLengthMask = 0x07;
     private const byte IrqName = 0x04, EndTagName = 0x0F;
-    // Address space descriptors: Resource Type 0 = memory (6.4.3.5).
-    private const int AddressResourceType = 3;
+    // Address space descriptors (6.4.3.5.1-3): tag, length (2), resource type, general flags, type flags,
+    // then granularity, minimum, maximum, translation offset and length, each 8 (QWord), 4 (DWord) or 2 (Word) bytes.
+    private const int AddressResourceType = 3, AddressFields = 6;
+    private const int QWord = 8, DWord = 4, Word = 2;
+    private static int AddressMin(int width) => AddressFields + width;
+    private static int AddressLength(int width) => AddressFields + 4 * width;
+    private static int AddressDescriptorSize(int width) => AddressFields + 5 * width;
+    // Memory32Fixed (6.4.3.4): info, base (4), length (4). Memory32 (6.4.3.3): info, min, max, alignment, length (4 each).
+    private const int Fixed32Base = 4, Fixed32Length = 8, Fixed32Size = 12, Mem32Min = 4, Mem32Length = 16, Mem32Size = 20;
+    // Extended interrupt (6.4.3.6): flags, count, then 32-bit interrupt numbers.
+    private const int ExtIrqFlags = 3, ExtIrqCount = 4, ExtIrqList = 5;
     private const byte MemoryRange = 0;
     // Extended interrupt vector flags (6.4.3.6): bit 1 edge, bit 2 active low.
     private const byte InterruptEdge = 1 << 1, InterruptActiveLow = 1 << 2;
@@ -44,28 +53,29 @@ public static class AcpiResourceDecoder
                 var d = b.Slice(i, 3 + len);
                 switch (tag)
                 {
-                    case QWordAddress when d[AddressResourceType] == MemoryRange && d.Length >= 46:
-                        list.Add(new AcpiMemoryResource(U64(d, 14), U64(d, 38), true));
+                    case QWordAddress when d[AddressResourceType] == MemoryRange && d.Length >= AddressDescriptorSize(QWord):
+                        list.Add(new AcpiMemoryResource(U64(d, AddressMin(QWord)), U64(d, AddressLength(QWord)), true));
                         break;
-                    case DWordAddress when d[AddressResourceType] == MemoryRange && d.Length >= 26:
-                        list.Add(new AcpiMemoryResource(U32(d, 10), U32(d, 22), true));
+                    case DWordAddress when d[AddressResourceType] == MemoryRange && d.Length >= AddressDescriptorSize(DWord):
+                        list.Add(new AcpiMemoryResource(U32(d, AddressMin(DWord)), U32(d, AddressLength(DWord)), true));
                         break;
-                    case WordAddress when d[AddressResourceType] == MemoryRange && d.Length >= 16:
-                        list.Add(new AcpiMemoryResource(BinaryPrimitives.ReadUInt16LittleEndian(d[8..]), BinaryPrimitives.ReadUInt16LittleEndian(d[14..]), true));
+                    case WordAddress when d[AddressResourceType] == MemoryRange && d.Length >= AddressDescriptorSize(Word):
+                        list.Add(new AcpiMemoryResource(BinaryPrimitives.ReadUInt16LittleEndian(d[AddressMin(Word)..]),
+                            BinaryPrimitives.ReadUInt16LittleEndian(d[AddressLength(Word)..]), true));
                         break;
-                    case Memory32Fixed when d.Length >= 12:
-                        list.Add(new AcpiMemoryResource(U32(d, 4), U32(d, 8), false));
+                    case Memory32Fixed when d.Length >= Fixed32Size:
+                        list.Add(new AcpiMemoryResource(U32(d, Fixed32Base), U32(d, Fixed32Length), false));
                         break;
-                    case Memory32 when d.Length >= 20:
-                        list.Add(new AcpiMemoryResource(U32(d, 4), U32(d, 16), false));
+                    case Memory32 when d.Length >= Mem32Size:
+                        list.Add(new AcpiMemoryResource(U32(d, Mem32Min), U32(d, Mem32Length), false));
                         break;
-                    case ExtendedInterrupt when d.Length >= 5:
+                    case ExtendedInterrupt when d.Length > ExtIrqList:
                     {
-                        int n = d[4];
-                        if (5 + 4 * n > d.Length) throw new FirmwareTableException($"{where}: interrupt descriptor lists {n} interrupts in {d.Length} bytes.");
+                        int n = d[ExtIrqCount];
+                        if (ExtIrqList + sizeof(uint) * n > d.Length) throw new FirmwareTableException($"{where}: interrupt descriptor lists {n} interrupts in {d.Length} bytes.");
                         var ints = new uint[n];
-                        for (int k = 0; k < n; k++) ints[k] = U32(d, 5 + 4 * k);
-                        list.Add(new AcpiInterruptResource(ints, (d[3] & InterruptEdge) != 0, (d[3] & InterruptActiveLow) != 0));
+                        for (int k = 0; k < n; k++) ints[k] = U32(d, ExtIrqList + sizeof(uint) * k);
+                        list.Add(new AcpiInterruptResource(ints, (d[ExtIrqFlags] & InterruptEdge) != 0, (d[ExtIrqFlags] & InterruptActiveLow) != 0));
                         break;
                     }
                 }

@@ -85,14 +85,16 @@ public sealed class GuestCommandQueue
     /// </summary>
     public bool Issue(ReadOnlySpan<Command> commands, bool sync)
     {
-        foreach (var cmd in commands) Append(cmd);
-        if (sync) Append(Command.Sync(SyncSignal.None));
+        bool written = true;
+        foreach (var cmd in commands) written &= Append(cmd);
+        if (sync) written &= Append(Command.Sync(SyncSignal.None));
         Publish();
         Counters.Batches++;
-        return !sync || WaitForConsumption();
+        return (!sync || WaitForConsumption()) && written;
     }
 
-    private void Append(in Command cmd)
+    /// <summary>Writes one command at PROD; false (the command dropped) when the queue never drained enough to take it.</summary>
+    private bool Append(in Command cmd)
     {
         int attempts = 0;
         while (IsFull())
@@ -104,7 +106,7 @@ public sealed class GuestCommandQueue
             if (++attempts > RegisterWindow.PollAttempts)
             {
                 Counters.SyncTimeouts++;
-                return;
+                return false;
             }
         }
         Trace?.Invoke($"{Name}: {cmd}");
@@ -113,6 +115,7 @@ public sealed class GuestCommandQueue
         if (cmd.Opcode == CommandOpcode.CMD_SYNC) Counters.Syncs++;
         else Counters.Commands++;
         Counters.ByOpcode[cmd.Opcode] = Counters.ByOpcode.GetValueOrDefault(cmd.Opcode) + 1;
+        return true;
     }
 
     private bool IsFull() => _q.IsFull;
