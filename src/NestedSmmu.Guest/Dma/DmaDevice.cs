@@ -130,6 +130,21 @@ public sealed class DmaDevice
         return ok;
     }
 
+    /// <summary>
+    /// Tears the device down (hot-unplug, driver unbind): its STE goes to abort, every mapping is
+    /// removed, the domain's ASID is invalidated (TLBI_NH_ASID) and freed. The device must not be used after.
+    /// </summary>
+    public bool Detach()
+    {
+        Smmu.AttachAbort(Master);
+        foreach (var m in _mappings.Values.ToList())
+        {
+            foreach (var leaf in m.Leaves) Domain.PageTable.Unmap(leaf.Iova, LevelOf(leaf.Size));
+            _mappings.Remove(m.Iova);
+        }
+        return Smmu.FreeDomain(Domain);
+    }
+
     /// <summary>Invalidates everything of the domain's ASID (iommu_flush_iotlb_all): TLBI_NH_ASID, then ATC_INV for ATS.</summary>
     public bool FlushAll()
     {

@@ -118,11 +118,12 @@ public sealed partial class ArmSmmuV3Driver
     }
 
     /// <summary>Releases a domain's ASID after its last master left (the caller invalidates its TLB entries).</summary>
-    public void FreeDomain(SmmuDomain domain)
+    public bool FreeDomain(SmmuDomain domain)
     {
         if (domain.Masters.Count != 0) throw new InvalidOperationException($"{Name}: ASID {domain.Asid} still has masters attached.");
-        IssueCommandsWithSync([Command.TlbiNhAsid(0, domain.Asid)]);
+        bool ok = IssueCommandsWithSync([Command.TlbiNhAsid(0, domain.Asid)]);
         _asids.Remove(domain.Asid);
+        return ok;
     }
 
     /// <summary>
@@ -139,8 +140,12 @@ public sealed partial class ArmSmmuV3Driver
         var cd = ContextDescriptor.Create(domain.PageTable.Root, domain.Asid, t0sz: (uint)(64 - domain.InputBits), tg0: 0,
             ips: AddressSize.Encode(Features.OasBits), aset: true);
         WriteCd(master, cd);
-        var ste = StreamTableEntry.Create(SteConfig.Stage1, s1ContextPtr: master.CdTable, s1Fmt: 0, s1CdMax: 0,
-            eats: master.AtsEnabled ? 1u : 0u);
+        // S1DSS = SSID0 as Linux's arm_smmu_make_cdtable_ste (ignored with one CD); S1STALLD when the SMMU
+        // could stall (IDR0.STALL_MODEL = 0) but this master does not take stall faults.
+        const uint s1dssSsid0 = 2;
+        const int stallAndTerminate = 0;
+        var ste = StreamTableEntry.Create(SteConfig.Stage1, s1ContextPtr: master.CdTable, s1Fmt: 0, s1CdMax: 0, s1Dss: s1dssSsid0,
+            eats: master.AtsEnabled ? 1u : 0u, s1Stalld: Features.StallModel == stallAndTerminate);
         InstallSte(master, ste);
         master.Domain?.Remove(master);
         master.Domain = domain;

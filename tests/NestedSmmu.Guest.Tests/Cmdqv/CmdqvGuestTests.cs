@@ -144,4 +144,19 @@ public sealed class CmdqvGuestTests
         rig.Log.Entries.ShouldContain(e => e.Message.StartsWith("unexpected error reported. vintf_map: 0000000000000001"));
         m.Model.Read((ulong)CmdqvRegister.VINTF_ERR_MAP, 4).ShouldBe(0UL);
     }
+
+    [Fact]
+    public void Each_cpu_uses_its_own_logical_queue()
+    {
+        var m = Boot();
+        var dev = new DmaDevice(m.Rig.Driver, m.Rig.Driver.AddMaster("nvme0", 0x08));
+        m.Driver.CurrentCpu = 1;
+        dev.FlushAll().ShouldBeTrue();
+        m.Driver.Lvcmdqs[1]!.Counters.ByOpcode[CommandOpcode.TLBI_NH_ASID].ShouldBe(1);
+        m.Driver.Lvcmdqs[0]!.Counters.Batches.ShouldBe(0);
+        m.Model.QueueCounters(1).CommandsExecuted.ShouldBe(2);
+        m.Driver.BypassVcmdq = true;
+        dev.FlushAll().ShouldBeTrue();
+        m.Rig.Driver.SmmuQueueCounters.ByOpcode[CommandOpcode.TLBI_NH_ASID].ShouldBe(1);
+    }
 }

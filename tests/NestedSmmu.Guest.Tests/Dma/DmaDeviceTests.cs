@@ -157,4 +157,32 @@ public sealed class DmaDeviceTests
         ep2.Write(b.Iova, GuestRig.Pattern(8, 5)).IsSuccess.ShouldBeTrue();
         rig.ReadRam(GuestRig.BufferBase + 0x8000, 8).ShouldBe(GuestRig.Pattern(8, 5));
     }
+
+    [Fact]
+    public void Detach_aborts_the_device_and_flushes_its_asid_so_the_next_device_can_reuse_it()
+    {
+        var (rig, dev, ep) = Setup();
+        var m = dev.Map(GuestRig.BufferBase, 0x1000).ShouldNotBeNull();
+        ep.Write(m.Iova, new byte[4]).IsSuccess.ShouldBeTrue();
+        ushort asid = dev.Domain.Asid;
+        dev.Detach().ShouldBeTrue();
+        rig.Smmu.Tlb.Count.ShouldBe(0);
+        rig.Driver.ReadSte(dev.StreamId).Config.ShouldBe(SteConfig.Abort);
+        ep.Write(m.Iova, new byte[4]).IsSuccess.ShouldBeFalse();
+        // A hot-plugged device after it gets the freed ASID and a working mapping.
+        var next = new DmaDevice(rig.Driver, rig.Driver.AddMaster("hotplug", 0x0300));
+        next.Domain.Asid.ShouldBe(asid);
+        var n = next.Map(GuestRig.BufferBase + 0x4000, 0x1000).ShouldNotBeNull();
+        rig.Endpoint("hotplug", 0x0300).Write(n.Iova, GuestRig.Pattern(8, 8)).IsSuccess.ShouldBeTrue();
+        rig.ReadRam(GuestRig.BufferBase + 0x4000, 8).ShouldBe(GuestRig.Pattern(8, 8));
+    }
+
+    [Fact]
+    public void An_exhausted_iova_space_makes_map_return_null()
+    {
+        var rig = new GuestRig().Boot();
+        var dev = new DmaDevice(rig.Driver, rig.Driver.AddMaster("small", 0x0400), iovaStart: (1UL << 44) - 0x2000);
+        dev.Map(GuestRig.BufferBase, 0x2000).ShouldNotBeNull();
+        dev.Map(GuestRig.BufferBase, 0x1000).ShouldBeNull();
+    }
 }
