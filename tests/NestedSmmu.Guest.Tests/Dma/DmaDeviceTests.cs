@@ -185,4 +185,18 @@ public sealed class DmaDeviceTests
         dev.Map(GuestRig.BufferBase, 0x2000).ShouldNotBeNull();
         dev.Map(GuestRig.BufferBase, 0x1000).ShouldBeNull();
     }
+
+    [Fact]
+    public void The_standard_workload_passes_on_an_smmu_with_qemus_virt_id_registers()
+    {
+        // IDR0 0x0D44101B, IDR1 0x02730010, IDR3 0x1414, IDR5 0x74: QEMU's arm-smmuv3 with stage=nested.
+        var (rig, dev, ep) = Setup(SmmuFeatures.QemuVirtNested);
+        rig.Driver.TwoLevelStreamTable.ShouldBeTrue();
+        rig.Driver.Features.Ril.ShouldBeTrue();
+        var buffers = new GuestPageAllocator(rig.Memory, GuestRig.BufferBase, 0x1000_0000);
+        var r = DmaWorkload.Run(dev, new EndpointEngine(ep), buffers, seed: 7);
+        r.Failed.ShouldBeEmpty();
+        r.FaultsSeen.ShouldBe(r.FaultsExpected);
+        r.Dmas.ShouldBeGreaterThan(1000);
+    }
 }
