@@ -84,6 +84,9 @@ public sealed class SparseMemory : IPhysicalMemory
     /// <summary>Whether any abort range is set (hot paths skip the range check when none is).</summary>
     public bool HasAbortRanges => _abortRanges.Count != 0;
 
+    /// <summary>Only abort ranges make an access abort; the walker's own address-limit check covers the rest.</summary>
+    bool IPhysicalMemory.MayAbort => HasAbortRanges;
+
     /// <summary>True when the access touches an abort range or leaves the 52-bit space.</summary>
     public bool IsAbort(ulong address, ulong length)
     {

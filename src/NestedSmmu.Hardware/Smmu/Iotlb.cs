@@ -64,11 +64,6 @@ public sealed class Iotlb
     private readonly Dictionary<Key, TlbEntry> _entries = new();
     // Global (nG = 0) entries held; while there are none a miss needs no second probe.
     private int _globalSlots;
-    // A one-entry micro-TLB in front of the main one, as SMMUs have per-port: repeated accesses
-    // to one page skip the hash. Any change to the TLB empties it.
-    private Key _lastKey;
-    private TlbEntry _lastEntry;
-    private bool _lastValid;
 
     public int Capacity { get; }
     public int Count => _entries.Count;
@@ -87,21 +82,14 @@ public sealed class Iotlb
     public bool TryLookup(TlbRegime regime, ushort vmid, ushort asid, ulong input, out TlbEntry entry)
     {
         ulong page = input >> IndexShift;
+        // The SMMU's stream micro-TLB (SmmuV3.Translate) sits in front of this: repeated accesses
+        // to one page never get here, so this needs no one-entry cache of its own.
         var key = new Key(regime, vmid, asid, page);
-        if (_lastValid && _lastKey.Equals(key))
-        {
-            Hits++;
-            entry = _lastEntry;
-            return true;
-        }
         // Stage-2 entries carry no ASID: they are inserted as global and found by the second probe.
         if (_entries.TryGetValue(key, out entry) ||
             (_globalSlots > 0 && _entries.TryGetValue(new Key(regime, vmid, GlobalAsidKey, page), out entry)))
         {
             Hits++;
-            _lastKey = key;
-            _lastEntry = entry;
-            _lastValid = true;
             return true;
         }
         Misses++;
@@ -110,7 +98,6 @@ public sealed class Iotlb
 
     public void Insert(TlbEntry entry, ulong input)
     {
-        _lastValid = false;
         Generation++;
         if (_entries.Count >= Capacity) { _entries.Clear(); _globalSlots = 0; } // whole-TLB eviction: simple and deterministic
         int asid = entry.Global ? GlobalAsidKey : entry.Asid;
@@ -124,7 +111,6 @@ public sealed class Iotlb
     public int Invalidate(in TlbInvalidation scope)
     {
         if (_entries.Count == 0) return 0;
-        _lastValid = false;
         Generation++;
         int removed = 0;
         // Removing during enumeration is allowed for Dictionary since .NET Core 3.0.
@@ -137,37 +123,8 @@ public sealed class Iotlb
 
     public void Clear()
     {
-        _lastValid = false;
         Generation++;
         _entries.Clear();
         _globalSlots = 0;
-    }
-}
-
-/// <summary>
-/// What a TLB invalidation command selects (IHI 0070 4.4), without allocating per command.
-/// AndStage2 also matches stage-2 entries (S12_VMALL, NSNH_ALL). GlobalAlsoMatches: operations by
-/// ASID and address also hit global entries; by ASID alone they do not.
-/// </summary>
-public readonly record struct TlbInvalidation(
-    TlbRegime Regime,
-    bool AndStage2,
-    bool MatchVmid, ushort Vmid,
-    bool MatchAsid, ushort Asid,
-    bool GlobalAlsoMatches,
-    bool MatchAddress, ulong Start, ulong Length,
-    int Ttl, Granule? Granule)
-{
-    public bool Matches(in TlbEntry e)
-    {
-        if (e.Regime != Regime && !(AndStage2 && e.Regime == TlbRegime.Stage2)) return false;
-        if (MatchVmid && e.Vmid != Vmid) return false;
-        if (MatchAsid && (e.Global ? !GlobalAlsoMatches : e.Asid != Asid)) return false;
-        if (MatchAddress)
-        {
-            if (!e.Overlaps(Start, Length)) return false;
-            if (Ttl != 0 && (e.Level != Ttl || e.Granule != Granule)) return false;
-        }
-        return true;
     }
 }

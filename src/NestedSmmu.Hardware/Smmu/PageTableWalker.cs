@@ -110,16 +110,14 @@ public struct WalkResult
 /// </summary>
 public sealed class PageTableWalker
 {
+    // Descriptors come through IPhysicalMemory.ReadUInt64, and MayAbort lets a walk skip the
+    // abort-range check when the memory has none: the fast paths are the interface's own.
     private readonly IPhysicalMemory _memory;
-    // The common backing store: lets a walk skip abort-range checks when none are set.
-    private readonly SparseMemory? _sparse;
 
     public PageTableWalker(IPhysicalMemory memory)
     {
         _memory = memory;
-        _sparse = memory as SparseMemory;
     }
-
 
     // Descriptor fields (Arm ARM D8.3)
     private const ulong DescValid = 1UL << 0;
@@ -164,7 +162,7 @@ public sealed class PageTableWalker
         ulong s2IndexMask = nested ? (1UL << GranuleGeometry.Stride(s2.Granule)) - 1 : 0;
         ulong s2PageMask = nested ? (1UL << s2.PageShift) - 1 : 0;
         // Abort ranges are set up once with the memory; without any, only the 52-bit limit can abort.
-        bool anyAbortRanges = _sparse is null || _sparse.HasAbortRanges;
+        bool anyAbortRanges = _memory.MayAbort;
 
         // The table base itself must fit the output size (address size fault at the start level).
         if (!Bits.FitsIn(table, r.OutputBits))
@@ -230,7 +228,7 @@ public sealed class PageTableWalker
         Fetch:
             res.Level = level;
             res.LastTable = table;
-            if (descPa >= SparseMemory.AddressLimit - 8 || (anyAbortRanges && (_sparse is not null ? _sparse.IsAbort(descPa, 8) : _memory.IsAbort(descPa, 8))))
+            if (descPa >= SparseMemory.AddressLimit - 8 || (anyAbortRanges && _memory.IsAbort(descPa, 8)))
             {
                 // An external abort on a descriptor fetch is F_WALK_EABT, not a Translation fault (IHI 0070 7.3.12).
                 if (trace is not null) TraceFault(trace, WalkTraceKind.FetchAborted, r.Stage, level, descPa, 0, table, index, descPa, 0);

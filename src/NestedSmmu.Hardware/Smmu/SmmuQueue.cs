@@ -43,7 +43,4 @@ public sealed class SmmuQueue
 
     /// <summary>The pointer one past <paramref name="pointer"/>, toggling the wrap bit at the end.</summary>
     public uint Next(uint pointer) => (pointer + 1) & PointerMask;
-
-    /// <summary>True when <paramref name="pointer"/> (index and wrap) is a legal value for this size.</summary>
-    public bool IsValidPointer(uint pointer) => (pointer & ~PointerMask) == 0;
 }

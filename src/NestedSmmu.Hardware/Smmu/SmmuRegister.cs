@@ -39,6 +39,8 @@ public enum SmmuRegister : uint
     EVENTQ_IRQ_CFG0 = 0xB0, // 64-bit
     EVENTQ_IRQ_CFG1 = 0xB8,
     EVENTQ_IRQ_CFG2 = 0xBC,
+    // The PRI queue's registers are stored and read back (a driver may program them), but no
+    // page requests are modelled: the queue never receives an entry and PRIQ_PROD never moves.
     PRIQ_BASE = 0xC0, // 64-bit
     PRIQ_PROD = 0xC8,
     PRIQ_CONS = 0xCC,

@@ -37,6 +37,7 @@ public sealed partial class SmmuV3
     private CommandError _cmdqErr;
     private bool _eventqOverflow, _eventqOverflowAck;
     private ulong _eventqIrqCfg0; private uint _eventqIrqCfg1, _eventqIrqCfg2;
+    // PRI queue: stored so a driver reads back what it wrote; page requests are not modelled, so nothing is ever queued.
     private uint _priqProd, _priqCons; private ulong _priqIrqCfg0; private uint _priqIrqCfg1, _priqIrqCfg2;
 
     public bool Enabled => (_cr0 & CR0_SMMUEN) != 0;

@@ -24,8 +24,6 @@ public interface IAtcInvalidationTarget
 public sealed partial class SmmuV3 : IMmioDevice
 {
     private readonly IPhysicalMemory _memory;
-    // The usual backing store, asked directly whether an access aborts (no interface dispatch).
-    private readonly SparseMemory? _sparse;
     private readonly PageTableWalker _walker;
     private readonly Dictionary<uint, List<IAtcInvalidationTarget>> _atcTargets = new();
 
@@ -40,7 +38,6 @@ public sealed partial class SmmuV3 : IMmioDevice
         if (features.SidBits is < 0 or > 32 || features.SsidBits is < 0 or > 20)
             throw new ArgumentException($"SIDSIZE {features.SidBits} / SSIDSIZE {features.SsidBits} out of range (0..32 / 0..20).", nameof(features));
         _memory = memory;
-        _sparse = memory as SparseMemory;
         Features = features;
         Name = name;
         _walker = new PageTableWalker(memory);
@@ -91,7 +88,7 @@ public sealed partial class SmmuV3 : IMmioDevice
         Tlb.Clear();
     }
 
-    private bool IsAbort(ulong address, ulong length) => _sparse is not null ? _sparse.IsAbort(address, length) : _memory.IsAbort(address, length);
+    private bool IsAbort(ulong address, ulong length) => _memory.IsAbort(address, length);
 
     private void Raise(SmmuInterrupt source, ulong msiAddress, uint msiData)
     {

@@ -1,3 +1,4 @@
+using NestedSmmu.Hardware.Memory;
 using NestedSmmu.Hardware.Cmdqv;
 using NestedSmmu.Hardware.Smmu;
 using NestedSmmu.Iommufd.Emulated;
@@ -95,6 +96,27 @@ public sealed class CmdqvKernelTests
             (byte)Tegra241Cmdqv.CMDQV_VER.Get(param), Log2Vcmdqs: 1, Log2Vsids: (byte)Tegra241Cmdqv.CMDQV_NUM_SID_PER_VM_LOG2.Get(param)));
         bed.Diag.Cmdqv("smmu1").ShouldBeNull();
         bed.Diag.KernelLog.ShouldContain(l => l.StartsWith("tegra241-cmdqv smmu0: enabled", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void An_illegal_command_in_a_VINTF0_queue_is_skipped_and_acknowledged_by_the_host()
+    {
+        using var bed = new TestBed(selftest: false);
+        // The host issues its own commands through the SMMU's main queue, so nothing of ours fills
+        // VINTF0's queues: put an illegal command in logical queue 0 as a stray host write would.
+        ulong cmdqvBase = bed.Host.Profile.Smmus[0].Cmdqv!.MmioBase;
+        ulong queue = bed.Diag.ReadCmdqvRegister64("smmu0", L.Vcmdq(0, VcmdqPage1Register.BASE)) & Tegra241Cmdqv.VCMDQ_ADDR.Mask;
+        bed.Host.Memory.WriteUInt64s(queue, [0xFF, 0]);
+        bed.Host.Bus.Write(cmdqvBase + L.Lvcmdq(0, 0, VcmdqPage0Register.PROD), 4, 1);
+
+        // tegra241_vintf0_handle_error: the command became a CMD_SYNC, the error is acknowledged
+        // and the queue went on past it.
+        bed.Diag.Cmdqv("smmu0")!.HostErrorsHandled.ShouldBe(1);
+        bed.Host.Memory.ReadUInt64(queue).ShouldBe(Command.Sync().W0);
+        uint gerror = bed.Diag.ReadCmdqvRegister("smmu0", L.Vcmdq(0, VcmdqPage0Register.GERROR));
+        bed.Diag.ReadCmdqvRegister("smmu0", L.Vcmdq(0, VcmdqPage0Register.GERRORN)).ShouldBe(gerror);
+        bed.Diag.KernelLog.ShouldContain(l => l.Contains("illegal command at CONS 0x0, skipped", StringComparison.Ordinal));
+        bed.Diag.Cmdqv("smmu0")!.Interrupts.ShouldBe(1);
     }
 
     // ------------------------------------------------------------------ the acceptance scenario
