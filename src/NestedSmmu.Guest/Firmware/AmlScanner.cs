@@ -131,7 +131,8 @@ public static class AmlScanner
                                 int p = at + 2;
                                 NameString(ref p);
                                 p++; // RegionSpace
-                                if (DataObject(ref p) is not ulong || DataObject(ref p) is not ulong) return; // computed offsets: stop this list
+                                // Offset and length computed by an expression cannot be sized here: stop this list.
+                                if (!IsIntegerStart(aml[p]) || DataObject(ref p) is not ulong || !IsIntegerStart(aml[p]) || DataObject(ref p) is not ulong) return;
                                 at = p;
                                 continue;
                             }
@@ -163,6 +164,8 @@ public static class AmlScanner
                     break;
             }
         }
+
+        private static bool IsIntegerStart(byte op) => op is ZeroOp or OneOp or OnesOp or BytePrefix or WordPrefix or DWordPrefix or QWordPrefix;
 
         /// <summary>A data object: integer, string or buffer; a package is skipped (null).</summary>
         private object? DataObject(ref int p)
