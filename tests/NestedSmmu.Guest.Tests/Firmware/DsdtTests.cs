@@ -25,6 +25,13 @@ public sealed class DsdtTests
         devices.Single(d => d.Path == "\\_SB.PWRB").Hid.ShouldBe("PNP0C0C");
         var com = devices.Single(d => d.Path == "\\_SB.COM0");
         com.Resources.ShouldContain(new AcpiMemoryResource(0x0900_0000, 0x1000, FromAddressSpace: false));
+        // OperationRegion, Field and Mutex are stepped over; a region with computed bounds ends the scan of
+        // its device (its later _UID is not seen) but not of the devices after it.
+        var ged = devices.Single(d => d.Path == "\\_SB.GED0");
+        ged.Resources.OfType<AcpiInterruptResource>().Single().Interrupts.ShouldBe([0x29u]);
+        var x = devices.Single(d => d.Path == "\\_SB.XDEV"); // OperationRegion at a named offset (XBAS)
+        x.Hid.ShouldBe("QEMU9999");
+        x.Uid.ShouldBeNull();
     }
 
     [Fact]

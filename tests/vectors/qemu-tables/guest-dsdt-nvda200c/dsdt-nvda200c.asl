@@ -31,6 +31,28 @@ DefinitionBlock ("", "DSDT", 2, "BOCHS ", "BXPC    ", 0x00000001)
                 Return (0x0F)
             }
         }
+        Device (GED0)
+        {
+            Name (_HID, "ACPI0013")
+            Name (_UID, Zero)
+            OperationRegion (EREG, SystemMemory, 0x09080000, 0x04)
+            Field (EREG, DWordAcc, NoLock, WriteAsZeros)
+            {
+                ESEL,   32
+            }
+            Mutex (GLCK, 0x00)
+            Name (_CRS, ResourceTemplate ()
+            {
+                Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive, ,, ) { 0x00000029 }
+            })
+        }
+        Device (XDEV)
+        {
+            Name (_HID, "QEMU9999")
+            Name (XBAS, 0x09090000)
+            OperationRegion (XREG, SystemMemory, XBAS, 0x04)
+            Name (_UID, 0x05)
+        }
         Device (CV00)
         {
             Name (_HID, "NVDA200C")
