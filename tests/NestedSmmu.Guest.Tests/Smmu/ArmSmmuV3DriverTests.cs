@@ -125,4 +125,17 @@ public sealed class ArmSmmuV3DriverTests
         rig.Driver.SmmuQueueCounters.Errors.ShouldBe(1);
         rig.Driver.IssueCommandsWithSync([Command.CfgiSte(2)]).ShouldBeTrue();
     }
+
+    [Fact]
+    public void A_batch_larger_than_a_tiny_queue_wraps_it_many_times()
+    {
+        // Four entries: 70 commands (a full batch of 64, then 6 and a sync) go through with PROD/CONS wrapping.
+        var rig = new GuestRig(options: new ArmSmmuV3Options { CmdqLog2Entries = 2 }).Boot();
+        var cmds = Enumerable.Range(0, 70).Select(i => Command.CfgiSte((uint)i)).ToArray();
+        long before = rig.Smmu.Counters.CommandsExecuted;
+        rig.Driver.IssueCommandsWithSync(cmds).ShouldBeTrue();
+        (rig.Smmu.Counters.CommandsExecuted - before).ShouldBe(71);
+        rig.Driver.SmmuQueueCounters.SyncTimeouts.ShouldBe(0);
+        rig.Driver.CommandQueue!.Log2Entries.ShouldBe(2);
+    }
 }
