@@ -73,38 +73,47 @@ public sealed record SmmuFeatures
     /// </summary>
     public int IasBits => OasBits;
 
-    // IDR0 fields (IHI 0070 6.3.1)
-    public const int IDR0_S2P = 0, IDR0_S1P = 1, IDR0_TTF_LO = 2, IDR0_COHACC = 4, IDR0_BTM = 5, IDR0_HTTU_LO = 6,
-        IDR0_HYP = 9, IDR0_ATS = 10, IDR0_ASID16 = 12, IDR0_MSI = 13, IDR0_SEV = 14, IDR0_PRI = 16, IDR0_VMID16 = 18,
-        IDR0_CD2L = 19, IDR0_TTENDIAN_LO = 21, IDR0_STALL_MODEL_LO = 24, IDR0_TERM_MODEL = 26, IDR0_ST_LEVEL_LO = 27;
+    // IDR0 fields (IHI 0070 6.3.1): single bits by position, multi-bit fields as RegisterFields.
+    public const int IDR0_S2P = 0, IDR0_S1P = 1, IDR0_COHACC = 4, IDR0_BTM = 5, IDR0_HYP = 9, IDR0_ATS = 10, IDR0_ASID16 = 12,
+        IDR0_MSI = 13, IDR0_SEV = 14, IDR0_PRI = 16, IDR0_VMID16 = 18, IDR0_CD2L = 19, IDR0_TERM_MODEL = 26;
+    public static readonly RegisterField IDR0_TTF = new(3, 2), IDR0_HTTU = new(7, 6), IDR0_TTENDIAN = new(22, 21),
+        IDR0_STALL_MODEL = new(25, 24), IDR0_ST_LEVEL = new(28, 27);
     /// <summary>IDR0.TTF = 0b10: AArch64 translation tables only.</summary>
     public const uint TTF_AARCH64 = 2;
     /// <summary>IDR0.TTENDIAN = 0b10: little-endian only.</summary>
     public const uint TTENDIAN_LE = 2;
+    // IDR1 fields (6.3.2)
+    public static readonly RegisterField IDR1_SIDSIZE = new(5, 0), IDR1_SSIDSIZE = new(10, 6), IDR1_PRIQS = new(15, 11),
+        IDR1_EVENTQS = new(20, 16), IDR1_CMDQS = new(25, 21);
+    // IDR3 fields (6.3.4)
+    public const int IDR3_HAD = 2, IDR3_XNX = 4, IDR3_RIL = 10;
+    public static readonly RegisterField IDR3_BBML = new(12, 11);
+    // IDR5 fields (6.3.6)
+    public const int IDR5_GRAN4K = 4, IDR5_GRAN16K = 5, IDR5_GRAN64K = 6;
+    public static readonly RegisterField IDR5_OAS = new(2, 0), IDR5_VAX = new(11, 10);
+
+    private static uint Bit(bool set, int position) => set ? 1u << position : 0;
 
     public uint Idr0 =>
-        (Stage2 ? 1u << IDR0_S2P : 0) | (Stage1 ? 1u << IDR0_S1P : 0) | (TTF_AARCH64 << IDR0_TTF_LO)
-        | (CoherentWalk ? 1u << IDR0_COHACC : 0) | (Btm ? 1u << IDR0_BTM : 0) | ((uint)Httu << IDR0_HTTU_LO)
-        | (Hyp ? 1u << IDR0_HYP : 0) | (Ats ? 1u << IDR0_ATS : 0) | (Asid16 ? 1u << IDR0_ASID16 : 0) | (Msi ? 1u << IDR0_MSI : 0)
-        | (Sev ? 1u << IDR0_SEV : 0) | (Pri ? 1u << IDR0_PRI : 0) | (Vmid16 ? 1u << IDR0_VMID16 : 0)
-        | (TwoLevelCd ? 1u << IDR0_CD2L : 0) | (TTENDIAN_LE << IDR0_TTENDIAN_LO)
-        | ((uint)StallModel << IDR0_STALL_MODEL_LO) | (TermModel ? 1u << IDR0_TERM_MODEL : 0)
-        | ((TwoLevelStreamTable ? 1u : 0u) << IDR0_ST_LEVEL_LO);
+        Bit(Stage2, IDR0_S2P) | Bit(Stage1, IDR0_S1P) | (uint)IDR0_TTF.Encode(TTF_AARCH64)
+        | Bit(CoherentWalk, IDR0_COHACC) | Bit(Btm, IDR0_BTM) | (uint)IDR0_HTTU.Encode((ulong)Httu)
+        | Bit(Hyp, IDR0_HYP) | Bit(Ats, IDR0_ATS) | Bit(Asid16, IDR0_ASID16) | Bit(Msi, IDR0_MSI)
+        | Bit(Sev, IDR0_SEV) | Bit(Pri, IDR0_PRI) | Bit(Vmid16, IDR0_VMID16)
+        | Bit(TwoLevelCd, IDR0_CD2L) | (uint)IDR0_TTENDIAN.Encode(TTENDIAN_LE)
+        | (uint)IDR0_STALL_MODEL.Encode((ulong)StallModel) | Bit(TermModel, IDR0_TERM_MODEL)
+        | (uint)IDR0_ST_LEVEL.Encode(TwoLevelStreamTable ? 1UL : 0);
 
-    // IDR1 fields (6.3.2)
-    public uint Idr1 => (uint)SidBits | ((uint)SsidBits << 6) | ((uint)PriqLog2Max << 11)
-        | ((uint)EventqLog2Max << 16) | ((uint)CmdqLog2Max << 21);
+    public uint Idr1 => (uint)(IDR1_SIDSIZE.Encode((ulong)SidBits) | IDR1_SSIDSIZE.Encode((ulong)SsidBits) | IDR1_PRIQS.Encode((ulong)PriqLog2Max)
+        | IDR1_EVENTQS.Encode((ulong)EventqLog2Max) | IDR1_CMDQS.Encode((ulong)CmdqLog2Max));
 
     public uint Idr2 => 0;
 
-    // IDR3 fields (6.3.4): HAD 2, XNX 4, RIL 10, BBML 12:11
-    public uint Idr3 => (Had ? 1u << 2 : 0) | (Xnx ? 1u << 4 : 0) | (Ril ? 1u << 10 : 0) | ((uint)Bbml << 11);
+    public uint Idr3 => Bit(Had, IDR3_HAD) | Bit(Xnx, IDR3_XNX) | Bit(Ril, IDR3_RIL) | (uint)IDR3_BBML.Encode((ulong)Bbml);
 
     public uint Idr4 => 0;
 
-    // IDR5 fields (6.3.6): OAS 2:0, GRAN4K 4, GRAN16K 5, GRAN64K 6, VAX 11:10
-    public uint Idr5 => AddressSize.Encode(OasBits) | (Gran4K ? 1u << 4 : 0) | (Gran16K ? 1u << 5 : 0)
-        | (Gran64K ? 1u << 6 : 0) | ((uint)Vax << 10);
+    public uint Idr5 => (uint)IDR5_OAS.Encode(AddressSize.Encode(OasBits)) | Bit(Gran4K, IDR5_GRAN4K) | Bit(Gran16K, IDR5_GRAN16K)
+        | Bit(Gran64K, IDR5_GRAN64K) | (uint)IDR5_VAX.Encode((ulong)Vax);
 
     /// <summary>The six ID registers in order IDR0..IDR5.</summary>
     public uint[] Idrs => [Idr0, Idr1, Idr2, Idr3, Idr4, Idr5];
@@ -116,7 +125,7 @@ public sealed record SmmuFeatures
         Stage1 = Bits.Get(idr0, IDR0_S1P),
         CoherentWalk = Bits.Get(idr0, IDR0_COHACC),
         Btm = Bits.Get(idr0, IDR0_BTM),
-        Httu = (int)Bits.Get(idr0, 7, 6),
+        Httu = (int)IDR0_HTTU.Get(idr0),
         Ats = Bits.Get(idr0, IDR0_ATS),
         Hyp = Bits.Get(idr0, IDR0_HYP),
         Asid16 = Bits.Get(idr0, IDR0_ASID16),
@@ -125,23 +134,23 @@ public sealed record SmmuFeatures
         Pri = Bits.Get(idr0, IDR0_PRI),
         Vmid16 = Bits.Get(idr0, IDR0_VMID16),
         TwoLevelCd = Bits.Get(idr0, IDR0_CD2L),
-        StallModel = (int)Bits.Get(idr0, 25, 24),
+        StallModel = (int)IDR0_STALL_MODEL.Get(idr0),
         TermModel = Bits.Get(idr0, IDR0_TERM_MODEL),
-        TwoLevelStreamTable = Bits.Get(idr0, 28, 27) == 1,
-        SidBits = (int)Bits.Get(idr1, 5, 0),
-        SsidBits = (int)Bits.Get(idr1, 10, 6),
-        PriqLog2Max = (int)Bits.Get(idr1, 15, 11),
-        EventqLog2Max = (int)Bits.Get(idr1, 20, 16),
-        CmdqLog2Max = (int)Bits.Get(idr1, 25, 21),
-        Had = Bits.Get(idr3, 2),
-        Xnx = Bits.Get(idr3, 4),
-        Ril = Bits.Get(idr3, 10),
-        Bbml = (int)Bits.Get(idr3, 12, 11),
-        OasBits = AddressSize.FromEncoding(Bits.Get(idr5, 2, 0)),
-        Gran4K = Bits.Get(idr5, 4),
-        Gran16K = Bits.Get(idr5, 5),
-        Gran64K = Bits.Get(idr5, 6),
-        Vax = (int)Bits.Get(idr5, 11, 10),
+        TwoLevelStreamTable = IDR0_ST_LEVEL.Get(idr0) == 1,
+        SidBits = (int)IDR1_SIDSIZE.Get(idr1),
+        SsidBits = (int)IDR1_SSIDSIZE.Get(idr1),
+        PriqLog2Max = (int)IDR1_PRIQS.Get(idr1),
+        EventqLog2Max = (int)IDR1_EVENTQS.Get(idr1),
+        CmdqLog2Max = (int)IDR1_CMDQS.Get(idr1),
+        Had = Bits.Get(idr3, IDR3_HAD),
+        Xnx = Bits.Get(idr3, IDR3_XNX),
+        Ril = Bits.Get(idr3, IDR3_RIL),
+        Bbml = (int)IDR3_BBML.Get(idr3),
+        OasBits = AddressSize.FromEncoding((uint)IDR5_OAS.Get(idr5)),
+        Gran4K = Bits.Get(idr5, IDR5_GRAN4K),
+        Gran16K = Bits.Get(idr5, IDR5_GRAN16K),
+        Gran64K = Bits.Get(idr5, IDR5_GRAN64K),
+        Vax = (int)IDR5_VAX.Get(idr5),
         Iidr = iidr,
         Aidr = aidr,
     };

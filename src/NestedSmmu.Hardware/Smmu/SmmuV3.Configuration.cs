@@ -117,10 +117,10 @@ public sealed partial class SmmuV3
         Counters.ConfigFetches++;
         cfg = null!;
         fault = default;
-        ulong strtab = _strtabBase & STRTAB_BASE_ADDR_MASK;
-        int log2Size = (int)Bits.Get(_strtabBaseCfg, 5, 0);
-        uint fmt = (uint)Bits.Get(_strtabBaseCfg, 17, 16);
-        int split = (int)Bits.Get(_strtabBaseCfg, 10, 6);
+        ulong strtab = _strtabBase & STRTAB_BASE_ADDR.Mask;
+        int log2Size = (int)STRTAB_BASE_CFG_LOG2SIZE.Get(_strtabBaseCfg);
+        uint fmt = (uint)STRTAB_BASE_CFG_FMT.Get(_strtabBaseCfg);
+        int split = (int)STRTAB_BASE_CFG_SPLIT.Get(_strtabBaseCfg);
         if (sid >= (1UL << Math.Min(log2Size, Features.SidBits)))
         {
             trace?.Note($"SID 0x{sid:X} is beyond the stream table (LOG2SIZE {log2Size}, SIDSIZE {Features.SidBits})");

@@ -2,11 +2,19 @@ namespace NestedSmmu.Hardware.Smmu;
 
 public sealed partial class SmmuV3
 {
-    // CR0 (IHI 0070 6.3.9)
+    // Register fields (IHI 0070 6.3): single bits as constants, multi-bit fields as RegisterFields,
+    // public so that drivers (the emulated host's arm-smmu-v3) program with the same declarations.
+    // CR0 (6.3.9)
     public const uint CR0_SMMUEN = 1u << 0, CR0_PRIQEN = 1u << 1, CR0_EVENTQEN = 1u << 2, CR0_CMDQEN = 1u << 3, CR0_ATSCHK = 1u << 4;
+    public static readonly RegisterField CR0_VMW = new(8, 6);
+    // CR1 (6.3.10): cacheability and shareability of queue and table accesses.
+    public static readonly RegisterField CR1_QUEUE_IC = new(1, 0), CR1_QUEUE_OC = new(3, 2), CR1_QUEUE_SH = new(5, 4),
+        CR1_TABLE_IC = new(7, 6), CR1_TABLE_OC = new(9, 8), CR1_TABLE_SH = new(11, 10);
+    /// <summary>CR1 cacheability 0b01: write-back cacheable; shareability 0b11: inner shareable.</summary>
+    public const uint CR1_CACHE_WB = 1, CR1_SH_ISH = 3;
     // CR2 (6.3.12): E2H [0], RECINVSID [1], PTM [2]
     public const uint CR2_E2H = 1u << 0, CR2_RECINVSID = 1u << 1, CR2_PTM = 1u << 2;
-    private const uint CR0_WritableMask = CR0_SMMUEN | CR0_PRIQEN | CR0_EVENTQEN | CR0_CMDQEN | CR0_ATSCHK | (7u << 6) /* VMW */;
+    private static readonly uint CR0_WritableMask = CR0_SMMUEN | CR0_PRIQEN | CR0_EVENTQEN | CR0_CMDQEN | CR0_ATSCHK | (uint)CR0_VMW.Mask;
     // GBPA (6.3.14): ABORT [20], UPDATE [31]; reset SHCFG = 0b01 (use incoming).
     public const uint GBPA_ABORT = 1u << 20, GBPA_UPDATE = 1u << 31;
     private const uint GbpaResetValue = 1u << 12;
@@ -18,15 +26,22 @@ public sealed partial class SmmuV3
         GERROR_MSI_CMDQ_ABT_ERR = 1u << 4, GERROR_MSI_EVENTQ_ABT_ERR = 1u << 5, GERROR_MSI_PRIQ_ABT_ERR = 1u << 6,
         GERROR_MSI_GERROR_ABT_ERR = 1u << 7, GERROR_SFM_ERR = 1u << 8;
     private const uint GERROR_Mask = 0x1FD;
+    // *_IRQ_CFG0 (6.3.19): ADDR [51:2]
+    public static readonly RegisterField IRQ_CFG0_ADDR = new(51, 2);
+    // STRTAB_BASE (6.3.23): RA [62], ADDR [51:6]
+    public const ulong STRTAB_BASE_RA = 1UL << 62;
+    public static readonly RegisterField STRTAB_BASE_ADDR = new(51, 6);
     // STRTAB_BASE_CFG (6.3.24): LOG2SIZE [5:0], SPLIT [10:6], FMT [17:16]
+    public static readonly RegisterField STRTAB_BASE_CFG_LOG2SIZE = new(5, 0), STRTAB_BASE_CFG_SPLIT = new(10, 6), STRTAB_BASE_CFG_FMT = new(17, 16);
     public const uint STRTAB_FMT_LINEAR = 0, STRTAB_FMT_2LEVEL = 1;
-    // Queue pointers: CMDQ_CONS.ERR [30:24]; EVENTQ_PROD.OVFLG [31]; EVENTQ_CONS.OVACKFLG [31].
-    private const int CONS_ERR_LO = 24;
-    private const uint QUEUE_OVFLG = 1u << 31;
-    private const ulong QUEUE_BASE_ADDR_MASK = 0x000F_FFFF_FFFF_FFE0; // ADDR [51:5]
-    private const ulong QUEUE_BASE_RA = 1UL << 62;
-    private const ulong STRTAB_BASE_ADDR_MASK = 0x000F_FFFF_FFFF_FFC0; // ADDR [51:6]
-    private const ulong IRQ_CFG0_ADDR_MASK = 0x000F_FFFF_FFFF_FFFC; // ADDR [51:2]
+    private static readonly uint STRTAB_BASE_CFG_WritableMask =
+        (uint)(STRTAB_BASE_CFG_LOG2SIZE.Mask | STRTAB_BASE_CFG_SPLIT.Mask | STRTAB_BASE_CFG_FMT.Mask);
+    // Queue BASE registers (6.3.25, 6.3.27, 6.3.29): RA [62], ADDR [51:5], LOG2SIZE [4:0]
+    public const ulong Q_BASE_RA = 1UL << 62;
+    public static readonly RegisterField Q_BASE_ADDR = new(51, 5), Q_BASE_LOG2SIZE = new(4, 0);
+    // Queue pointers: CMDQ_CONS.ERR [30:24]; EVENTQ_PROD.OVFLG and EVENTQ_CONS.OVACKFLG [31].
+    public static readonly RegisterField CMDQ_CONS_ERR = new(30, 24);
+    public const uint Q_OVFLG = 1u << 31;
 
     private uint _cr0, _cr1, _cr2, _gbpa, _irqCtrl, _gerror, _gerrorn;
     private ulong _gerrorIrqCfg0; private uint _gerrorIrqCfg1, _gerrorIrqCfg2;
@@ -151,9 +166,9 @@ public sealed partial class SmmuV3
         SmmuRegister.GERROR_IRQ_CFG2 => _gerrorIrqCfg2,
         SmmuRegister.STRTAB_BASE_CFG => _strtabBaseCfg,
         SmmuRegister.CMDQ_PROD => _cmdq.Prod,
-        SmmuRegister.CMDQ_CONS => _cmdq.Cons | ((uint)_cmdqErr << CONS_ERR_LO),
-        SmmuRegister.EVENTQ_PROD => _eventq.Prod | (_eventqOverflow ? QUEUE_OVFLG : 0),
-        SmmuRegister.EVENTQ_CONS => _eventq.Cons | (_eventqOverflowAck ? QUEUE_OVFLG : 0),
+        SmmuRegister.CMDQ_CONS => _cmdq.Cons | (uint)CMDQ_CONS_ERR.Encode((ulong)_cmdqErr),
+        SmmuRegister.EVENTQ_PROD => _eventq.Prod | (_eventqOverflow ? Q_OVFLG : 0),
+        SmmuRegister.EVENTQ_CONS => _eventq.Cons | (_eventqOverflowAck ? Q_OVFLG : 0),
         SmmuRegister.EVENTQ_IRQ_CFG1 => _eventqIrqCfg1,
         SmmuRegister.EVENTQ_IRQ_CFG2 => _eventqIrqCfg2,
         SmmuRegister.PRIQ_PROD => _priqProd,
@@ -167,28 +182,28 @@ public sealed partial class SmmuV3
     {
         switch ((SmmuRegister)offset)
         {
-            case SmmuRegister.GERROR_IRQ_CFG0: _gerrorIrqCfg0 = value & IRQ_CFG0_ADDR_MASK; break;
+            case SmmuRegister.GERROR_IRQ_CFG0: _gerrorIrqCfg0 = value & IRQ_CFG0_ADDR.Mask; break;
             case SmmuRegister.STRTAB_BASE:
                 // Writable only while the SMMU is disabled (6.3.23); otherwise the write is ignored.
-                if (!Enabled) _strtabBase = value & (STRTAB_BASE_ADDR_MASK | QUEUE_BASE_RA);
+                if (!Enabled) _strtabBase = value & (STRTAB_BASE_ADDR.Mask | STRTAB_BASE_RA);
                 break;
             case SmmuRegister.CMDQ_BASE:
                 if (!CommandQueueEnabled)
                 {
-                    _cmdqBase = value & (QUEUE_BASE_ADDR_MASK | QUEUE_BASE_RA | 0x1F);
-                    _cmdq.Configure(_cmdqBase & QUEUE_BASE_ADDR_MASK, (int)(value & 0x1F), Features.CmdqLog2Max);
+                    _cmdqBase = value & (Q_BASE_ADDR.Mask | Q_BASE_RA | Q_BASE_LOG2SIZE.Mask);
+                    _cmdq.Configure(_cmdqBase & Q_BASE_ADDR.Mask, (int)Q_BASE_LOG2SIZE.Get(value), Features.CmdqLog2Max);
                 }
                 break;
             case SmmuRegister.EVENTQ_BASE:
                 if (!EventQueueEnabled)
                 {
-                    _eventqBase = value & (QUEUE_BASE_ADDR_MASK | QUEUE_BASE_RA | 0x1F);
-                    _eventq.Configure(_eventqBase & QUEUE_BASE_ADDR_MASK, (int)(value & 0x1F), Features.EventqLog2Max);
+                    _eventqBase = value & (Q_BASE_ADDR.Mask | Q_BASE_RA | Q_BASE_LOG2SIZE.Mask);
+                    _eventq.Configure(_eventqBase & Q_BASE_ADDR.Mask, (int)Q_BASE_LOG2SIZE.Get(value), Features.EventqLog2Max);
                 }
                 break;
-            case SmmuRegister.EVENTQ_IRQ_CFG0: _eventqIrqCfg0 = value & IRQ_CFG0_ADDR_MASK; break;
-            case SmmuRegister.PRIQ_BASE: if ((_cr0 & CR0_PRIQEN) == 0) _priqBase = value & (QUEUE_BASE_ADDR_MASK | QUEUE_BASE_RA | 0x1F); break;
-            case SmmuRegister.PRIQ_IRQ_CFG0: _priqIrqCfg0 = value & IRQ_CFG0_ADDR_MASK; break;
+            case SmmuRegister.EVENTQ_IRQ_CFG0: _eventqIrqCfg0 = value & IRQ_CFG0_ADDR.Mask; break;
+            case SmmuRegister.PRIQ_BASE: if ((_cr0 & CR0_PRIQEN) == 0) _priqBase = value & (Q_BASE_ADDR.Mask | Q_BASE_RA | Q_BASE_LOG2SIZE.Mask); break;
+            case SmmuRegister.PRIQ_IRQ_CFG0: _priqIrqCfg0 = value & IRQ_CFG0_ADDR.Mask; break;
         }
     }
 
@@ -207,7 +222,7 @@ public sealed partial class SmmuV3
             case SmmuRegister.GERRORN: WriteGerrorn(value & GERROR_Mask); break;
             case SmmuRegister.GERROR_IRQ_CFG1: _gerrorIrqCfg1 = value; break;
             case SmmuRegister.GERROR_IRQ_CFG2: _gerrorIrqCfg2 = value & 0xF; break;
-            case SmmuRegister.STRTAB_BASE_CFG: if (!Enabled) _strtabBaseCfg = value & 0x3_07FF; break;
+            case SmmuRegister.STRTAB_BASE_CFG: if (!Enabled) _strtabBaseCfg = value & STRTAB_BASE_CFG_WritableMask; break;
             case SmmuRegister.CMDQ_PROD:
                 _cmdq.Prod = value & _cmdq.PointerMask;
                 ConsumeCommands();
@@ -217,11 +232,11 @@ public sealed partial class SmmuV3
                 if (!CommandQueueEnabled) { _cmdq.Cons = value & _cmdq.PointerMask; _cmdqErr = CommandError.None; }
                 break;
             case SmmuRegister.EVENTQ_PROD:
-                if (!EventQueueEnabled) { _eventq.Prod = value & _eventq.PointerMask; _eventqOverflow = (value & QUEUE_OVFLG) != 0; }
+                if (!EventQueueEnabled) { _eventq.Prod = value & _eventq.PointerMask; _eventqOverflow = (value & Q_OVFLG) != 0; }
                 break;
             case SmmuRegister.EVENTQ_CONS:
                 _eventq.Cons = value & _eventq.PointerMask;
-                _eventqOverflowAck = (value & QUEUE_OVFLG) != 0;
+                _eventqOverflowAck = (value & Q_OVFLG) != 0;
                 break;
             case SmmuRegister.EVENTQ_IRQ_CFG1: _eventqIrqCfg1 = value; break;
             case SmmuRegister.EVENTQ_IRQ_CFG2: _eventqIrqCfg2 = value & 0xF; break;

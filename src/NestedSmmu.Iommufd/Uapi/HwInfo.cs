@@ -44,7 +44,7 @@ public sealed record HwInfo(HwInfoType Type, ReadOnlyMemory<byte> Data, uint Dat
 /// accessors for the fields userspace may rely on when it builds a vSMMU (the kernel documents
 /// that only these are meaningful to a VMM). The fields are decoded by the hardware model's one
 /// IDR codec (<see cref="SmmuFeatures.FromIdrs"/>, Arm IHI 0070 6.3.1-6.3.6); the few it does not
-/// keep as raw values (ST_LEVEL, TTENDIAN, TTF) are read at its field positions.
+/// keep as raw values (ST_LEVEL, TTENDIAN, TTF) are read with its field declarations (SmmuFeatures.IDR0_*).
 /// </summary>
 public readonly record struct ArmSmmuV3HwInfo(
     HwInfoArmSmmuV3Flags Flags, uint Idr0, uint Idr1, uint Idr2, uint Idr3, uint Idr4, uint Idr5, uint Iidr, uint Aidr)
@@ -52,26 +52,23 @@ public readonly record struct ArmSmmuV3HwInfo(
     /// <summary>Bytes of the uAPI struct.</summary>
     public const int Size = 40;
 
-    /// <summary>Two-bit IDR0 fields (ST_LEVEL, TTENDIAN, TTF, STALL_MODEL).</summary>
-    private const int TwoBits = 2;
-
     /// <summary>The ID registers as a feature set (decoded by <see cref="SmmuFeatures.FromIdrs"/>).</summary>
     public SmmuFeatures Features => SmmuFeatures.FromIdrs(Idr0, Idr1, Idr3, Idr5, Iidr, Aidr);
 
     /// <summary>IDR0[28:27] ST_LEVEL: 0 linear stream table, 1 two-level.</summary>
-    public uint StLevel => Field(Idr0, SmmuFeatures.IDR0_ST_LEVEL_LO, TwoBits);
+    public uint StLevel => (uint)SmmuFeatures.IDR0_ST_LEVEL.Get(Idr0);
     /// <summary>IDR0[26] TERM_MODEL: a terminated transaction aborts rather than reading as zero.</summary>
     public bool TermModel => Features.TermModel;
     /// <summary>IDR0[25:24] STALL_MODEL: 0 stall and terminate, 1 terminate only, 2 stall forced.</summary>
     public uint StallModel => (uint)Features.StallModel;
     /// <summary>IDR0[22:21] TTENDIAN: 0 mixed, 2 little-endian only, 3 big-endian only.</summary>
-    public uint TtEndian => Field(Idr0, SmmuFeatures.IDR0_TTENDIAN_LO, TwoBits);
+    public uint TtEndian => (uint)SmmuFeatures.IDR0_TTENDIAN.Get(Idr0);
     /// <summary>IDR0[19] CD2L: two-level CD tables.</summary>
     public bool Cd2l => Features.TwoLevelCd;
     /// <summary>IDR0[12] ASID16: 16-bit ASIDs.</summary>
     public bool Asid16 => Features.Asid16;
     /// <summary>IDR0[3:2] TTF: 1 AArch32, 2 AArch64, 3 both.</summary>
-    public uint Ttf => Field(Idr0, SmmuFeatures.IDR0_TTF_LO, TwoBits);
+    public uint Ttf => (uint)SmmuFeatures.IDR0_TTF.Get(Idr0);
     /// <summary>IDR0[1] S1P: stage-1 translation.</summary>
     public bool S1p => Features.Stage1;
     /// <summary>IDR0[0] S2P: stage-2 translation.</summary>
@@ -139,7 +136,6 @@ public readonly record struct ArmSmmuV3HwInfo(
     }
 
     private static uint U32(ReadOnlySpan<byte> b, int offset) => BinaryPrimitives.ReadUInt32LittleEndian(b[offset..]);
-    private static uint Field(uint value, int lsb, int width) => (uint)Bits.Get(value, lsb + width - 1, lsb);
 }
 
 /// <summary>

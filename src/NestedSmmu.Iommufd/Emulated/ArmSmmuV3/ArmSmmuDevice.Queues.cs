@@ -12,10 +12,6 @@ internal sealed partial class ArmSmmuDevice
     private const int HostCmdqLog2 = 8;
     /// <summary>The host's event queue: 128 entries (4 KiB), or fewer if IDR1.EVENTQS says so.</summary>
     private const int HostEvtqLog2 = 7;
-    // CMDQ_CONS.ERR [30:24]; EVENTQ_PROD.OVFLG / EVENTQ_CONS.OVACKFLG [31] (IHI 0070 6.3.26-30).
-    private const int CMDQ_CONS_ERR_LO = 24;
-    private const uint CMDQ_CONS_ERR_MASK = 0x7F;
-    private const uint Q_OVF = 1u << 31;
 
     private ulong _cmdqBase, _evtqBase;
     private int _cmdqLog2, _evtqLog2;
@@ -127,7 +123,7 @@ internal sealed partial class ArmSmmuDevice
     private void SkipCommandError()
     {
         uint consReg = Read32(SmmuRegister.CMDQ_CONS);
-        var error = (CommandError)((consReg >> CMDQ_CONS_ERR_LO) & CMDQ_CONS_ERR_MASK);
+        var error = (CommandError)SmmuV3.CMDQ_CONS_ERR.Get(consReg);
         ulong address = _cmdqBase + (ulong)(consReg & IndexMask) * Command.Size;
         var bad = new Command(_host.Memory.ReadUInt64(address), _host.Memory.ReadUInt64(address + sizeof(ulong)));
         switch (error)
@@ -158,8 +154,8 @@ internal sealed partial class ArmSmmuDevice
         uint cons = Read32(SmmuRegister.EVENTQ_CONS_PAGE1);
         uint mask = (2u << _evtqLog2) - 1;
         EventQueueRecordsConsumed += ((prod & mask) - (cons & mask)) & mask;
-        if (((prod ^ cons) & Q_OVF) != 0) Log("event queue overflow: events lost");
-        Write32(SmmuRegister.EVENTQ_CONS_PAGE1, (prod & mask) | (prod & Q_OVF));
+        if (((prod ^ cons) & SmmuV3.Q_OVFLG) != 0) Log("event queue overflow: events lost");
+        Write32(SmmuRegister.EVENTQ_CONS_PAGE1, (prod & mask) | (prod & SmmuV3.Q_OVFLG));
     }
 
     /// <summary>Event IDs a vIOMMU's owner is told about (arm_smmu_handle_event, arm-smmu-v3.c).</summary>

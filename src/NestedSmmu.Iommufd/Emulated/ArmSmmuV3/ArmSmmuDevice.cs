@@ -22,16 +22,7 @@ internal sealed partial class ArmSmmuDevice
     /// <summary>STE.EATS = 0b01: full ATS (translated requests allowed).</summary>
     public const uint SteEatsTrans = 1;
 
-    // CR1 (IHI 0070 6.3.10): cacheability and shareability of table and queue accesses.
-    private const int CR1_QUEUE_IC = 0, CR1_QUEUE_OC = 2, CR1_QUEUE_SH = 4, CR1_TABLE_IC = 6, CR1_TABLE_OC = 8, CR1_TABLE_SH = 10;
-    private const uint CR1_CACHE_WB = 1, CR1_SH_ISH = 3;
-    // CR2 (6.3.11): RECINVSID [1] records C_BAD_STREAMID events, PTM [2] private TLB maintenance.
-    private const uint CR2_RECINVSID = 1u << 1, CR2_PTM = 1u << 2;
-    // STRTAB_BASE (6.3.23) RA [62]; STRTAB_BASE_CFG (6.3.24) LOG2SIZE [5:0], SPLIT [10:6], FMT [17:16].
-    private const ulong STRTAB_BASE_RA = 1UL << 62;
-    private const int STRTAB_BASE_CFG_SPLIT_LO = 6, STRTAB_BASE_CFG_FMT_LO = 16;
-    // Queue BASE registers (6.3.25/27): RA [62], ADDR [51:5], LOG2SIZE [4:0].
-    private const ulong Q_BASE_RA = 1UL << 62;
+    // Register fields are SmmuV3's declarations (IHI 0070 6.3), the ones the hardware decodes with.
 
     private readonly EmulatedHost _host;
 
@@ -82,18 +73,19 @@ internal sealed partial class ArmSmmuDevice
     {
         // Disable everything first (a warm host may have left it on).
         Write32(SmmuRegister.CR0, 0);
-        uint cr1 = (CR1_CACHE_WB << CR1_QUEUE_IC) | (CR1_CACHE_WB << CR1_QUEUE_OC) | (CR1_SH_ISH << CR1_QUEUE_SH)
-            | (CR1_CACHE_WB << CR1_TABLE_IC) | (CR1_CACHE_WB << CR1_TABLE_OC) | (CR1_SH_ISH << CR1_TABLE_SH);
+        uint cr1 = (uint)(SmmuV3.CR1_QUEUE_IC.Encode(SmmuV3.CR1_CACHE_WB) | SmmuV3.CR1_QUEUE_OC.Encode(SmmuV3.CR1_CACHE_WB)
+            | SmmuV3.CR1_QUEUE_SH.Encode(SmmuV3.CR1_SH_ISH) | SmmuV3.CR1_TABLE_IC.Encode(SmmuV3.CR1_CACHE_WB)
+            | SmmuV3.CR1_TABLE_OC.Encode(SmmuV3.CR1_CACHE_WB) | SmmuV3.CR1_TABLE_SH.Encode(SmmuV3.CR1_SH_ISH));
         Write32(SmmuRegister.CR1, cr1);
-        Write32(SmmuRegister.CR2, CR2_RECINVSID | CR2_PTM);
+        Write32(SmmuRegister.CR2, SmmuV3.CR2_RECINVSID | SmmuV3.CR2_PTM);
 
-        Write64(SmmuRegister.STRTAB_BASE, StreamTableBase | STRTAB_BASE_RA);
-        uint cfg = (uint)StreamTableLog2Size
-            | ((uint)(TwoLevel ? StrtabSplit : 0) << STRTAB_BASE_CFG_SPLIT_LO)
-            | ((TwoLevel ? SmmuV3.STRTAB_FMT_2LEVEL : SmmuV3.STRTAB_FMT_LINEAR) << STRTAB_BASE_CFG_FMT_LO);
+        Write64(SmmuRegister.STRTAB_BASE, StreamTableBase | SmmuV3.STRTAB_BASE_RA);
+        uint cfg = (uint)(SmmuV3.STRTAB_BASE_CFG_LOG2SIZE.Encode((ulong)StreamTableLog2Size)
+            | SmmuV3.STRTAB_BASE_CFG_SPLIT.Encode(TwoLevel ? (ulong)StrtabSplit : 0)
+            | SmmuV3.STRTAB_BASE_CFG_FMT.Encode(TwoLevel ? SmmuV3.STRTAB_FMT_2LEVEL : SmmuV3.STRTAB_FMT_LINEAR));
         Write32(SmmuRegister.STRTAB_BASE_CFG, cfg);
 
-        Write64(SmmuRegister.CMDQ_BASE, _cmdqBase | Q_BASE_RA | (uint)_cmdqLog2);
+        Write64(SmmuRegister.CMDQ_BASE, _cmdqBase | SmmuV3.Q_BASE_RA | SmmuV3.Q_BASE_LOG2SIZE.Encode((ulong)_cmdqLog2));
         Write32(SmmuRegister.CMDQ_PROD, 0);
         Write32(SmmuRegister.CMDQ_CONS, 0);
         _cmdqProd = 0;
@@ -105,7 +97,7 @@ internal sealed partial class ArmSmmuDevice
         if (Features.Hyp) Submit([Command.TlbiEl2All()], sync: true);
         Submit([Command.TlbiNsnhAll()], sync: true);
 
-        Write64(SmmuRegister.EVENTQ_BASE, _evtqBase | Q_BASE_RA | (uint)_evtqLog2);
+        Write64(SmmuRegister.EVENTQ_BASE, _evtqBase | SmmuV3.Q_BASE_RA | SmmuV3.Q_BASE_LOG2SIZE.Encode((ulong)_evtqLog2));
         Write32(SmmuRegister.EVENTQ_PROD_PAGE1, 0);
         Write32(SmmuRegister.EVENTQ_CONS_PAGE1, 0);
         enables |= SmmuV3.CR0_EVENTQEN;

@@ -1,4 +1,5 @@
 using System.Numerics;
+using NestedSmmu.Hardware;
 using NestedSmmu.Hardware.Memory;
 using NestedSmmu.Hardware.Cmdqv;
 using NestedSmmu.Hardware.Smmu;

@@ -1,6 +1,10 @@
-namespace NestedSmmu.Hardware.Cmdqv;
+namespace NestedSmmu.Hardware;
 
-/// <summary>A multi-bit register field [Hi:Lo], declared once in a register table and used to decode and encode.</summary>
+/// <summary>
+/// A multi-bit register field [Hi:Lo], declared once in a register table and used to decode and
+/// encode: how every multi-bit field of the SMMUv3 and CMDQV registers is declared (single bits
+/// are <c>1u &lt;&lt; n</c> constants).
+/// </summary>
 public readonly record struct RegisterField(int Hi, int Lo)
 {
     public ulong Mask => Bits.Mask(Hi, Lo);
