@@ -1,6 +1,6 @@
 using System.Numerics;
 using NestedSmmu.Hardware.Smmu;
-using static NestedSmmu.Guest.Smmu.SmmuV3Fields;
+using static NestedSmmu.Guest.Smmu.LinuxSmmuV3Constants;
 
 namespace NestedSmmu.Guest.Smmu;
 

@@ -1,5 +1,4 @@
 using NestedSmmu.Hardware.Smmu;
-using static NestedSmmu.Guest.Smmu.SmmuV3Fields;
 
 namespace NestedSmmu.Guest.Smmu;
 
@@ -55,8 +54,8 @@ public sealed partial class ArmSmmuV3Driver
             Log.Warn(Name, $"event {Enum.GetName(evt.Type) ?? $"0x{(byte)evt.Type:X2}"} received: sid 0x{evt.SID:X} ({device ?? "no master"}) iova 0x{evt.InputAddress:X} [0x{evt.W0:X16} 0x{evt.W1:X16} 0x{evt.W2:X16} 0x{evt.W3:X16}]");
             q.Cons = q.Next(q.Cons);
         }
-        uint ovf = prodReg & Q_OVERFLOW_FLAG;
-        if (ovf != (_evtqCons & Q_OVERFLOW_FLAG))
+        uint ovf = prodReg & SmmuModel.Q_OVFLG;
+        if (ovf != (_evtqCons & SmmuModel.Q_OVFLG))
         {
             EventsLostReported++;
             Log.Error(Name, "EVTQ overflow detected -- events lost");

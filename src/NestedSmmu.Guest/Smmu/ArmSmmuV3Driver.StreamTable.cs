@@ -1,6 +1,6 @@
 using NestedSmmu.Hardware;
 using NestedSmmu.Hardware.Smmu;
-using static NestedSmmu.Guest.Smmu.SmmuV3Fields;
+using static NestedSmmu.Guest.Smmu.LinuxSmmuV3Constants;
 
 namespace NestedSmmu.Guest.Smmu;
 
@@ -35,14 +35,14 @@ public sealed partial class ArmSmmuV3Driver
         {
             _l1Entries = 1 << (sidBits - STRTAB_SPLIT);
             _strtabBase = _pages.Allocate((ulong)_l1Entries * L1StreamTableDescriptor.Size);
-            _strtabCfg = (SmmuModel.STRTAB_FMT_2LEVEL << STRTAB_BASE_CFG_FMT_LO) | ((uint)STRTAB_SPLIT << STRTAB_BASE_CFG_SPLIT_LO)
-                | ((uint)sidBits << STRTAB_BASE_CFG_LOG2SIZE_LO);
+            _strtabCfg = (uint)(SmmuModel.STRTAB_BASE_CFG_FMT.Encode(SmmuModel.STRTAB_FMT_2LEVEL) | SmmuModel.STRTAB_BASE_CFG_SPLIT.Encode(STRTAB_SPLIT)
+                | SmmuModel.STRTAB_BASE_CFG_LOG2SIZE.Encode((ulong)sidBits));
         }
         else
         {
             ulong entries = 1UL << sidBits;
             _strtabBase = _pages.Allocate(entries * StreamTableEntry.Size);
-            _strtabCfg = (SmmuModel.STRTAB_FMT_LINEAR << STRTAB_BASE_CFG_FMT_LO) | ((uint)sidBits << STRTAB_BASE_CFG_LOG2SIZE_LO);
+            _strtabCfg = (uint)(SmmuModel.STRTAB_BASE_CFG_FMT.Encode(SmmuModel.STRTAB_FMT_LINEAR) | SmmuModel.STRTAB_BASE_CFG_LOG2SIZE.Encode((ulong)sidBits));
             WriteInitialStes(_strtabBase, entries);
         }
     }

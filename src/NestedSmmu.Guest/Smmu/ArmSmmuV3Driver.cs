@@ -1,7 +1,6 @@
 using NestedSmmu.Hardware;
 using NestedSmmu.Hardware.Memory;
 using NestedSmmu.Hardware.Smmu;
-using static NestedSmmu.Guest.Smmu.SmmuV3Fields;
 
 namespace NestedSmmu.Guest.Smmu;
 
@@ -101,7 +100,7 @@ public sealed partial class ArmSmmuV3Driver
         uint aidr = Registers.Read32((ulong)SmmuRegister.AIDR);
         Features = SmmuFeatures.FromIdrs(idr0, idr1, idr3, idr5, iidr, aidr);
         // IDR0.TTF [3:2]: bit 1 of the field (0b1x) means AArch64 tables are supported.
-        if ((Bits.Get(idr0, SmmuFeatures.IDR0_TTF_LO + 1, SmmuFeatures.IDR0_TTF_LO) & SmmuFeatures.TTF_AARCH64) == 0)
+        if ((SmmuFeatures.IDR0_TTF.Get(idr0) & SmmuFeatures.TTF_AARCH64) == 0)
         {
             Log.Error(Name, "AArch64 table format not supported!");
             return false;
@@ -139,13 +138,14 @@ public sealed partial class ArmSmmuV3Driver
         }
         if (!WriteCr0(0)) return false;
 
-        uint cr1 = (CR1_CACHE_WB << CR1_TABLE_IC) | (CR1_CACHE_WB << CR1_TABLE_OC) | (CR1_SH_ISH << CR1_TABLE_SH)
-            | (CR1_CACHE_WB << CR1_QUEUE_IC) | (CR1_CACHE_WB << CR1_QUEUE_OC) | (CR1_SH_ISH << CR1_QUEUE_SH);
+        uint cr1 = (uint)(SmmuModel.CR1_TABLE_IC.Encode(SmmuModel.CR1_CACHE_WB) | SmmuModel.CR1_TABLE_OC.Encode(SmmuModel.CR1_CACHE_WB)
+            | SmmuModel.CR1_TABLE_SH.Encode(SmmuModel.CR1_SH_ISH) | SmmuModel.CR1_QUEUE_IC.Encode(SmmuModel.CR1_CACHE_WB)
+            | SmmuModel.CR1_QUEUE_OC.Encode(SmmuModel.CR1_CACHE_WB) | SmmuModel.CR1_QUEUE_SH.Encode(SmmuModel.CR1_SH_ISH));
         Registers.Write32((ulong)SmmuRegister.CR1, cr1);
         Registers.Write32((ulong)SmmuRegister.CR2, SmmuModel.CR2_PTM | SmmuModel.CR2_RECINVSID);
 
         InitStreamTable();
-        Registers.Write64((ulong)SmmuRegister.STRTAB_BASE, (_strtabBase & STRTAB_BASE_ADDR_MASK) | STRTAB_BASE_RA);
+        Registers.Write64((ulong)SmmuRegister.STRTAB_BASE, (_strtabBase & SmmuModel.STRTAB_BASE_ADDR.Mask) | SmmuModel.STRTAB_BASE_RA);
         Registers.Write32((ulong)SmmuRegister.STRTAB_BASE_CFG, _strtabCfg);
 
         // Command queue.
@@ -157,7 +157,7 @@ public sealed partial class ArmSmmuV3Driver
                 (ulong)SmmuRegister.CMDQ_CONS, _ram, cmdqBase, cmdqLog2) { ErrorHandler = OnCommandQueueError, Trace = Registers.Trace };
         }
         _cmdq.ResetPointers();
-        Registers.Write64((ulong)SmmuRegister.CMDQ_BASE, Q_BASE_RWA | (_cmdq.BaseAddress & Q_BASE_ADDR_MASK) | (uint)cmdqLog2);
+        Registers.Write64((ulong)SmmuRegister.CMDQ_BASE, SmmuModel.Q_BASE_RA | (_cmdq.BaseAddress & SmmuModel.Q_BASE_ADDR.Mask) | SmmuModel.Q_BASE_LOG2SIZE.Encode((ulong)cmdqLog2));
         Registers.Write32((ulong)SmmuRegister.CMDQ_PROD, 0);
         Registers.Write32((ulong)SmmuRegister.CMDQ_CONS, 0);
         uint enables = SmmuModel.CR0_CMDQEN;
@@ -176,7 +176,7 @@ public sealed partial class ArmSmmuV3Driver
             _evtqBase = _pages.Allocate((ulong)EventRecord.Size << evtqLog2);
         }
         _evtqCons = 0;
-        Registers.Write64((ulong)SmmuRegister.EVENTQ_BASE, Q_BASE_RWA | (_evtqBase & Q_BASE_ADDR_MASK) | (uint)evtqLog2);
+        Registers.Write64((ulong)SmmuRegister.EVENTQ_BASE, SmmuModel.Q_BASE_RA | (_evtqBase & SmmuModel.Q_BASE_ADDR.Mask) | SmmuModel.Q_BASE_LOG2SIZE.Encode((ulong)evtqLog2));
         Registers.Write32((ulong)SmmuRegister.EVENTQ_PROD_PAGE1, 0);
         Registers.Write32((ulong)SmmuRegister.EVENTQ_CONS_PAGE1, 0);
         enables |= SmmuModel.CR0_EVENTQEN;

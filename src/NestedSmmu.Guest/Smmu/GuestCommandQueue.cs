@@ -1,7 +1,6 @@
 using NestedSmmu.Hardware;
 using NestedSmmu.Hardware.Memory;
 using NestedSmmu.Hardware.Smmu;
-using static NestedSmmu.Guest.Smmu.SmmuV3Fields;
 
 namespace NestedSmmu.Guest.Smmu;
 
@@ -126,7 +125,7 @@ public sealed class GuestCommandQueue
     private void RefreshCons()
     {
         uint cons = _regs.Read32(_consOffset);
-        var err = (CommandError)Bits.Get(cons, CMDQ_CONS_ERR_HI, CMDQ_CONS_ERR_LO);
+        var err = (CommandError)SmmuModel.CMDQ_CONS_ERR.Get(cons);
         if (err != CommandError.None)
         {
             Counters.Errors++;
