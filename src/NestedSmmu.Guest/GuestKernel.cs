@@ -99,6 +99,8 @@ public sealed class GuestKernel
                 if (!cmdqv.Probe()) cmdqv = null;
             }
             k._smmus.Add(new GuestSmmu(index++, node.Identifier, driver, cmdqv));
+            foreach (var rmr in k._iort.Rmrs)
+                foreach (uint sid in k._iort.RmrStreamIds(rmr, node)) driver.InstallBypassSte(sid);
         }
         return k;
     }
@@ -146,6 +148,18 @@ public sealed class GuestKernel
         bool useAts = ats && smmu.Driver.Features.Ats && (_iort is null || _iort.RootComplexes.Any(rc => rc.PciSegment == (uint)segment && rc.AtsSupported));
         var master = smmu.Driver.AddMaster(name, sid, useAts);
         var dev = new DmaDevice(smmu.Driver, master);
+        // Reserved memory ranges of IORT RMR nodes naming this StreamID stay reachable one to one.
+        if (_iort is not null && smmu.IortIdentifier is not null)
+        {
+            var node = _iort.SmmuV3Nodes.First(n => n.BaseAddress == smmu.BaseAddress);
+            foreach (var rmr in _iort.Rmrs)
+            {
+                if (!_iort.RmrStreamIds(rmr, node).Contains(sid)) continue;
+                foreach (var range in rmr.Ranges)
+                    if (!dev.MapDirect(range.Base, range.Length))
+                        Log.Error(name, $"RMR range 0x{range.Base:X} + 0x{range.Length:X} could not be mapped one to one");
+            }
+        }
         _devices[(segment, rid)] = dev;
         Log.Info(name, $"attached to {smmu.Driver.Name} (sid 0x{sid:X}, asid {dev.Domain.Asid}{(useAts ? ", ATS" : "")})");
         return dev;

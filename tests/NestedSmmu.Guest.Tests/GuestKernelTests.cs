@@ -139,4 +139,63 @@ public sealed class GuestKernelTests
         kernel.Log.Errors.ShouldContain(e => e.Message.Contains("0xC020000"));
         kernel.AddPciDevice("gpu0", 0x1010).ShouldBeNull();
     }
+
+    /// <summary>
+    /// An IORT as QEMU writes one for an accel SMMU (which it cannot build here), laid out by hand per
+    /// DEN0049 E.f: one SMMUv3 node, a root complex mapping RIDs 0..0xFFFF to it one to one, and an RMR
+    /// node (revision 3) with a single ID mapping of StreamID <paramref name="rmrSid"/> to the SMMU and one
+    /// range, QEMU's MSI doorbell window 0x8000000 / 0x100000 (qemu.md §5).
+    /// </summary>
+    private static byte[] AccelLikeIort(ulong smmuBase, uint rmrSid)
+    {
+        const int header = 48, smmuLen = 68, rcLen = 36 + 20, rmrLen = 68;
+        var t = new byte[header + smmuLen + rcLen + rmrLen];
+        void W16(int at, ushort v) => System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(t.AsSpan(at), v);
+        void W32(int at, uint v) => System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(t.AsSpan(at), v);
+        void W64(int at, ulong v) => System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(t.AsSpan(at), v);
+        "IORT"u8.CopyTo(t);
+        W32(4, (uint)t.Length);
+        t[8] = 5;
+        W32(36, 3);
+        W32(40, header);
+        int smmu = header, rc = smmu + smmuLen, rmr = rc + rcLen;
+        t[smmu] = 4; W16(smmu + 1, smmuLen); t[smmu + 3] = 4; W32(smmu + 4, 0);
+        W64(smmu + 16, smmuBase); W32(smmu + 24, 1);
+        t[rc] = 2; W16(rc + 1, rcLen); t[rc + 3] = 3; W32(rc + 4, 1); W32(rc + 8, 1); W32(rc + 12, 36);
+        W32(rc + 16, 1); t[rc + 23] = 3; W32(rc + 24, 1); W32(rc + 28, 0); t[rc + 32] = 64;
+        W32(rc + 36, 0); W32(rc + 40, 0xFFFF); W32(rc + 44, 0); W32(rc + 48, (uint)smmu); W32(rc + 52, 0);
+        t[rmr] = 6; W16(rmr + 1, rmrLen); t[rmr + 3] = 3; W32(rmr + 4, 2);
+        W32(rmr + 8, 1); W32(rmr + 12, 28);
+        W32(rmr + 16, 0); W32(rmr + 20, 1); W32(rmr + 24, 48);
+        W32(rmr + 28, 0); W32(rmr + 32, 0); W32(rmr + 36, rmrSid); W32(rmr + 40, (uint)smmu); W32(rmr + 44, 1);
+        W64(rmr + 48, 0x0800_0000); W64(rmr + 56, 0x10_0000);
+        return t;
+    }
+
+    [Fact]
+    public void Rmr_streamids_bypass_from_boot_and_keep_their_range_one_to_one_once_attached()
+    {
+        var m = new Machine();
+        var smmu = m.AddSmmu(0x0C00_0000);
+        var kernel = GuestKernel.BootFromAcpi(m.Bus, m.Memory, m.Pages, AccelLikeIort(0x0C00_0000, 0x0108));
+        kernel.Log.Errors.ShouldBeEmpty();
+        var driver = kernel.Smmus.Single().Driver;
+        driver.ReadSte(0x0108).Config.ShouldBe(SteConfig.Bypass);
+        driver.ReadSte(0x0110).Config.ShouldBe(SteConfig.Abort);
+        var ep = new PciEndpoint("vfio0", new RequesterId(0x0108), 0x0108, smmu, m.Memory);
+        ep.Write(0x0800_0040, GuestRig.Pattern(4, 1)).IsSuccess.ShouldBeTrue();
+
+        var dev = kernel.AddPciDevice("vfio0", 0x0108, ats: true).ShouldNotBeNull();
+        driver.ReadSte(0x0108).Config.ShouldBe(SteConfig.Stage1);
+        dev.Master.AtsEnabled.ShouldBeTrue(); // the root complex node says ATS
+        dev.DirectMappings.ShouldHaveSingleItem().Iova.ShouldBe(0x0800_0000UL);
+        ep.Write(0x0800_0080, GuestRig.Pattern(4, 2)).IsSuccess.ShouldBeTrue();
+        var back = new byte[4];
+        m.Memory.Read(0x0800_0080, back);
+        back.ShouldBe(GuestRig.Pattern(4, 2));
+        // Ordinary mappings never land in the reserved window: ten 16 MiB buffers fill IOVAs past it.
+        var maps = Enumerable.Range(0, 10).Select(_ => dev.Map(m.Buffers.Allocate(0x100_0000), 0x100_0000).ShouldNotBeNull()).ToList();
+        maps.Max(x => x.Iova).ShouldBeGreaterThan(0x0810_0000UL);
+        maps.ShouldAllBe(x => x.Iova + x.Size <= 0x0800_0000 || x.Iova >= 0x0810_0000);
+    }
 }

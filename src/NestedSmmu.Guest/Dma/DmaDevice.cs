@@ -47,6 +47,7 @@ public sealed class DmaDevice
     private const ulong PageSize = 1UL << 12;
 
     private readonly Dictionary<ulong, DmaMapping> _mappings = new();
+    private readonly List<DmaMapping> _direct = new();
 
     /// <summary>
     /// Gives <paramref name="master"/> its own stage-1 domain and attaches it (iommu_setup_dma_ops).
@@ -102,6 +103,32 @@ public sealed class DmaDevice
     }
 
     /// <summary>
+    /// Maps a reserved region one to one (IOVA = physical address), as Linux's
+    /// iommu_create_device_direct_mappings does for IOMMU_RESV_DIRECT regions such as IORT RMR ranges.
+    /// False when the range is outside the IOVA space or already in use.
+    /// </summary>
+    public bool MapDirect(ulong physicalAddress, ulong size, DmaDirection direction = DmaDirection.Bidirectional)
+    {
+        ulong start = physicalAddress & ~(PageSize - 1);
+        ulong length = ((physicalAddress + size + PageSize - 1) & ~(PageSize - 1)) - start;
+        if (start < Iova.Start || start + length > Iova.End || !Iova.Reserve(start, length)) return false;
+        var leaves = new List<DmaLeaf>();
+        for (ulong done = 0; done < length;)
+        {
+            ulong leaf = PickPageSize(start + done, start + done, length - done);
+            Domain.PageTable.Map(start + done, start + done, LevelOf(leaf), writable: direction != DmaDirection.ToDevice, notGlobal: true);
+            leaves.Add(new DmaLeaf(start + done, start + done, leaf));
+            Count(leaf);
+            done += leaf;
+        }
+        _direct.Add(new DmaMapping(start, start, length, direction, leaves));
+        return true;
+    }
+
+    /// <summary>The one-to-one mappings of reserved regions (never unmapped while the device lives).</summary>
+    public IReadOnlyList<DmaMapping> DirectMappings => _direct;
+
+    /// <summary>
     /// Removes a mapping (dma_unmap_single): clears its leaves, invalidates the TLB for each run of
     /// equal-sized leaves (the iotlb gather is flushed when the page size changes), ATC_INV for ATS,
     /// then frees the IOVA. False when an invalidation did not complete.
@@ -137,11 +164,12 @@ public sealed class DmaDevice
     public bool Detach()
     {
         Smmu.AttachAbort(Master);
-        foreach (var m in _mappings.Values.ToList())
+        foreach (var m in _mappings.Values.Concat(_direct).ToList())
         {
             foreach (var leaf in m.Leaves) Domain.PageTable.Unmap(leaf.Iova, LevelOf(leaf.Size));
             _mappings.Remove(m.Iova);
         }
+        _direct.Clear();
         return Smmu.FreeDomain(Domain);
     }
 

@@ -45,6 +45,26 @@ public sealed class IovaAllocator
         return null;
     }
 
+    /// <summary>
+    /// Takes [<paramref name="start"/>, + <paramref name="size"/>) out of the free space (a reserved
+    /// region such as an IORT RMR range, iova_reserve_iommu_regions). False when part of it is in use.
+    /// </summary>
+    public bool Reserve(ulong start, ulong size)
+    {
+        ulong end = (start + size + Granule - 1) & ~(Granule - 1);
+        start &= ~(Granule - 1);
+        for (int i = 0; i < _free.Count; i++)
+        {
+            var (s, e) = _free[i];
+            if (start < s || end > e) continue;
+            _free.RemoveAt(i);
+            if (end < e) _free.Insert(i, (end, e));
+            if (s < start) _free.Insert(i, (s, start));
+            return true;
+        }
+        return false;
+    }
+
     public void Free(ulong iova, ulong size)
     {
         size = (size + Granule - 1) & ~(Granule - 1);

@@ -80,6 +80,28 @@ public sealed partial class ArmSmmuV3Driver
     }
 
     /// <summary>
+    /// A bypass STE for a StreamID that has no device yet (arm_smmu_rmr_install_bypass_ste): IORT RMR
+    /// StreamIDs keep reaching their reserved memory from boot until a driver attaches a domain.
+    /// </summary>
+    public void InstallBypassSte(uint streamId)
+    {
+        if (!Enabled) throw new InvalidOperationException($"{Name}: bypass STEs after Reset().");
+        if (!Bits.FitsIn(streamId, Features.SidBits))
+        {
+            Log.Error(Name, $"RMR StreamID 0x{streamId:X} is beyond SIDSIZE {Features.SidBits}");
+            return;
+        }
+        ulong address = SteAddress(streamId);
+        if ((_ram.ReadUInt64(address) & 1) != 0)
+        {
+            _ram.WriteUInt64(address, 0);
+            IssueCommandsWithSync([Command.CfgiSte(streamId)]);
+        }
+        WriteSteWords(address, StreamTableEntry.Create(SteConfig.Bypass));
+        IssueCommandsWithSync([Command.CfgiSte(streamId)]);
+    }
+
+    /// <summary>
     /// Registers a device (arm_smmu_probe_device): checks its StreamID against IDR1.SIDSIZE, makes
     /// sure its STE exists, and leaves it aborting until a domain is attached.
     /// </summary>
