@@ -159,4 +159,17 @@ public sealed class CmdqvGuestTests
         dev.FlushAll().ShouldBeTrue();
         m.Rig.Driver.SmmuQueueCounters.ByOpcode[CommandOpcode.TLBI_NH_ASID].ShouldBe(1);
     }
+
+    [Fact]
+    public void A_mixed_command_list_is_split_into_batches_at_each_change_of_queue()
+    {
+        var m = Boot();
+        long mainBefore = m.Rig.Driver.SmmuQueueCounters.Batches;
+        m.Rig.Driver.IssueCommandsWithSync([Command.CfgiSte(1), Command.TlbiNhAsid(0, 5), Command.TlbiNhVa(0, 5, 0x1000, leaf: true), Command.CfgiSte(2)]).ShouldBeTrue();
+        (m.Rig.Driver.SmmuQueueCounters.Batches - mainBefore).ShouldBe(2);
+        var direct = m.Driver.DirectCounters;
+        direct.Batches.ShouldBe(1);
+        direct.Commands.ShouldBe(2);
+        direct.Syncs.ShouldBe(1);
+    }
 }
