@@ -123,7 +123,11 @@ public sealed class DsdtTests
                 dsl["t"].ShouldContain("Device (CV02)");
                 dsl["t"].ShouldContain("\"NVDA200C\"");
             }
-            if (name == "accel.IORT") dsl["t"].ShouldContain("Base Address of RMR");
+            if (name == "accel.IORT")
+            {
+                if (Iasl.Release >= Iasl.FirstReleaseWithRmr) dsl["t"].ShouldContain("Base Address of RMR");
+                else TestContext.Current.SendDiagnosticMessage($"iasl {Iasl.Release} predates IORT RMR decoding ({Iasl.FirstReleaseWithRmr}): the RMR node's fields are checked by the IORT tests only");
+            }
         }
     }
 

@@ -11,6 +11,28 @@ internal static class Iasl
         .Select(dir => System.IO.Path.Combine(dir, "iasl"))
         .FirstOrDefault(File.Exists);
 
+    /// <summary>
+    /// The disassembler's release (yyyymmdd, from "version 20200925" in its banner), or 0 when
+    /// unknown. Releases before 20220331 do not know IORT revision 5's RMR node (ACPICA added the
+    /// IORT E.d layout then), so they disassemble it as an unknown node.
+    /// </summary>
+    public static int Release { get; } = ReadRelease();
+
+    /// <summary>The first ACPICA release whose disassembler decodes IORT RMR nodes.</summary>
+    public const int FirstReleaseWithRmr = 20220331;
+
+    private static int ReadRelease()
+    {
+        if (Path is null) return 0;
+        var psi = new ProcessStartInfo(Path) { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add("-v");
+        using var p = Process.Start(psi)!;
+        string banner = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        var m = System.Text.RegularExpressions.Regex.Match(banner, @"version (\d{8})");
+        return m.Success ? int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) : 0;
+    }
+
     public const string MissingReason = "iasl (acpica-tools) is not on PATH: install acpica-tools to disassemble the tables";
 
     /// <summary>Disassembles <paramref name="tables"/> (name → bytes) with iasl -d; returns (exit code, output, .dsl texts).</summary>
