@@ -80,8 +80,12 @@ internal static class PlanCommand
                     ? FromSysfs(hostName, parse.GetValue(iommufdOption) ?? LinuxIommufd.DefaultPath, devices)
                     : ProfileHostView.From(LoadProfile(hostName));
             }
-            catch (Exception e) when (e is FormatException or IOException or UnauthorizedAccessException or ArgumentException
-                                           or IommufdException or PlanException)
+            catch (PlanException e)
+            {
+                stderr.WriteLine("error: " + e.Message);
+                return 2;
+            }
+            catch (Exception e) when (e is FormatException or IOException or UnauthorizedAccessException or ArgumentException or IommufdException)
             {
                 stderr.WriteLine($"error: host '{hostName}': {e.Message}");
                 return 2;

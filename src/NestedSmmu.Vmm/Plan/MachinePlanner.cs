@@ -43,8 +43,8 @@ public static class MachinePlanner
         List<HostDeviceInfo> devices = request.Devices.Count == 0 ? SelectAll(host, notes) : SelectNamed(host, request.Devices);
         CheckGroupsWhole(host, devices, request.Devices.Count > 0);
 
-        // One group per physical SMMU, in the host's SMMU order; devices in address order.
-        var bySmmu = host.Smmus
+        // One group per physical SMMU, in name order (sysfs names carry the MMIO base); devices in address order.
+        var bySmmu = host.Smmus.OrderBy(s => s.Name, StringComparer.Ordinal)
             .Select(s => (Smmu: s, Devices: devices.Where(d => d.PhysicalSmmu == s.Name).OrderBy(d => d.Address, StringComparer.Ordinal).ToList()))
             .Where(g => g.Devices.Count > 0)
             .ToList();
@@ -107,8 +107,8 @@ public static class MachinePlanner
     // Why a function cannot be nested, or null when it can.
     private static string? Unusable(HostView host, HostDeviceInfo d)
     {
-        if (d.Problem is { } problem) return $"{d.Address}: {problem}";
         if (d.PhysicalSmmu is not { } name) return $"{d.Address} has no IOMMU on {host.Description}: nothing can nest its DMA";
+        if (d.Problem is { } problem) return $"{d.Address}: {problem}";
         if (host.FindSmmu(name) is not { } smmu) return $"{d.Address}: {host.Description} lists no SMMU '{name}' (its IOMMU could not be probed)";
         if (smmu.HwInfoType != HwInfoType.ArmSmmuV3)
             return $"{d.Address} is behind IOMMU {name}, which is not an Arm SMMUv3 (GET_HW_INFO type {(uint)smmu.HwInfoType})";
