@@ -7,7 +7,10 @@ public static class CliApp
 {
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        var root = new RootCommand("NestedSmmu: accelerated, nested Arm SMMUv3 virtualization, modelled end to end.")
+        var root = new RootCommand("NestedSmmu: accelerated, nested Arm SMMUv3 virtualization, modelled end to end.\n" +
+            "Examples:\n  nestedsmmu run\n  nestedsmmu plan --host grace --cmdqv on > vm.args\n" +
+            "  nestedsmmu check --host grace -- \"$(cat vm.args)\"\n  nestedsmmu translate scenario.json --explain\n" +
+            "Each command's --help lists its options with an example; data output has --json.")
         {
             RunCommand.Create(stdout, stderr),
             TranslateCommand.Create(stdout, stderr),

@@ -176,6 +176,18 @@ public sealed class PlanCommandTests
         small.Stderr.ShouldContain("Host SMMUv3 Stream Table format mismatch (host STLEVEL=0, QEMU STLEVEL=1)");
     }
 
+    [Theory]
+    [InlineData("--help")]
+    [InlineData("check", "--help")]
+    [InlineData("translate", "--help")]
+    public void Root_and_data_commands_show_an_example(params string[] args)
+    {
+        CliRunner.Output o = CliRunner.Run(args);
+        o.ExitCode.ShouldBe(0);
+        o.Stdout.ShouldContain("Example");
+        o.Stdout.ShouldContain("nestedsmmu ");
+    }
+
     [Fact]
     public void Help_lists_the_options_with_an_example()
     {
