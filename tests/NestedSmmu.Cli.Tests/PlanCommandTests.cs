@@ -62,6 +62,19 @@ public sealed class PlanCommandTests
     }
 
     [Fact]
+    public void The_firmware_tables_of_a_plan_map_each_expander_to_its_vsmmu_and_cmdqv()
+    {
+        CliRunner.Output o = Plan("--host", "grace", "--device", "0009:01:00.0", "--device", "0005:01:00.0", "--device", "0005:01:00.1", "--cmdqv", "on");
+        o.ExitCode.ShouldBe(0, o.Stderr);
+        CliRunner.Output tables = CliRunner.Run(["tables", "--enumerated", "--", .. QemuCommandLine.SplitShellWords(o.Stdout)]);
+        tables.ExitCode.ShouldBe(0, tables.Stderr);
+        tables.Stdout.ShouldContain("SMMUv3 vsmmu0: id 1, 0x0c000000, GSIV 144-147, accel, CMDQV 0x0c080000 GSIV 148, serves [0x10-0x11]");
+        tables.Stdout.ShouldContain("SMMUv3 vsmmu1: id 2, 0x0c020000, GSIV 149-152, accel, CMDQV 0x0c100000 GSIV 153, serves [0x20-0x22]");
+        tables.Stdout.ShouldContain("IDs 0x1000-0x11ff -> SMMUv3 [0x048] from 0x1000");
+        tables.Stdout.ShouldContain("IDs 0x2000-0x22ff -> SMMUv3 [0x0a0] from 0x2000");
+    }
+
+    [Fact]
     public void Json_format_is_the_machine_json_and_reads_back()
     {
         CliRunner.Output o = Plan("--host", "grace", "--device", "0008:01:00.0", "--format", "json");
