@@ -143,6 +143,7 @@ internal static class PlanCommand
         }
         var locations = all.Where(f => f.VfioReady).Select(f => f.Location).ToList();
         string description = $"sysfs host '{root}'";
+        if (locations.Count == 0) return new HostView(description, [], []); // nothing to probe: the planner says why
         if (iommufd.StartsWith(EmulatedPrefix, StringComparison.Ordinal))
         {
             var emulated = new EmulatedHost(LoadProfile(iommufd[EmulatedPrefix.Length..]));
