@@ -117,7 +117,7 @@ public sealed class PlanCommandTests
         using var sysfs = new FakeSysfs();
         int a = sysfs.Smmu(0x11000000), b = sysfs.Smmu(0x12000000);
         sysfs.Function("0009:01:00.0", a, "10", numaNode: 0);
-        sysfs.Function("0009:02:00.0", a, "11", numaNode: 0);
+        sysfs.Function("0009:02:00.0", a, "11", numaNode: 0, ats: false);
         sysfs.Function("0008:01:00.0", b, "12", numaNode: 1, ats: null);
         string profile = sysfs.WriteProfile("two");
 
@@ -131,8 +131,9 @@ public sealed class PlanCommandTests
         Bindings(root).ShouldBe([("vsmmu0", sysfs.SmmuName(a)), ("vsmmu1", sysfs.SmmuName(b))]);
         Devices(root).ShouldBe([("0009:01:00.0", "vsmmu0", 0x1100), ("0009:02:00.0", "vsmmu0", 0x1200), ("0008:01:00.0", "vsmmu1", 0x2100)]);
 
-        XElement devices = XElement.Parse(Plan("--host", sysfs.Root, "--iommufd", "emulated:" + profile, "--format", "libvirt").Stdout
-            .Split("-->")[1]);
+        string xml = Plan("--host", sysfs.Root, "--iommufd", "emulated:" + profile, "--format", "libvirt").Stdout;
+        xml.ShouldContain($"{sysfs.SmmuName(a)}: 0009:01:00.0 0009:02:00.0 (no ATS capability)");
+        XElement devices = XElement.Parse(xml.Split("-->")[1]);
         devices.Elements("controller").Where(c => (string)c.Attribute("model")! == "pcie-expander-bus")
             .Select(c => (string)c.Element("target")!.Element("node")!).ShouldBe(["0", "1"]);
     }

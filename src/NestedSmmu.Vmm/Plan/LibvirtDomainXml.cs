@@ -62,7 +62,7 @@ public static class LibvirtDomainXml
         foreach (XElement h in hostdevs) devices.Add(h);
         foreach (XElement i in iommus) devices.Add(i);
         string note = $" NestedSmmu plan for {plan.Host}: one pxb-pcie and one accelerated vSMMU per physical SMMU " +
-            $"({string.Join(", ", plan.Vsmmus.Select(v => $"{v.PhysicalSmmu}: {string.Join(" ", v.Devices.Select(d => d.HostAddress))}"))}). " +
+            $"({string.Join(", ", plan.Vsmmus.Select(v => $"{v.PhysicalSmmu}: {string.Join(" ", v.Devices.Select(d => d.HostAddress + (d.AtsCapability == false ? " (no ATS capability)" : "")))}"))}). " +
             "The domain also needs <os firmware='efi'> (accel=on needs an ACPI boot)" +
             (plan.GuestNumaNodes > 0 ? $" and {plan.GuestNumaNodes} guest NUMA cells in <cpu><numa> for the expander buses' <node>" : "") + ". ";
         return new XComment(note) + Environment.NewLine + devices.ToString(SaveOptions.None) + Environment.NewLine;
