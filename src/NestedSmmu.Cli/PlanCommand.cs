@@ -56,7 +56,9 @@ internal static class PlanCommand
         };
         var firmwareOption = new Option<string>("--firmware")
         {
-            Description = "The UEFI image for -bios (accel=on needs an ACPI boot).",
+            Description = "The UEFI image for -bios (accel=on needs an ACPI boot). The default is the name upstream QEMU installs in its data " +
+                          "directory; Debian and Ubuntu ship /usr/share/qemu-efi-aarch64/QEMU_EFI.fd (package qemu-efi-aarch64) instead, " +
+                          "Fedora /usr/share/edk2/aarch64/QEMU_EFI.fd.",
             DefaultValueFactory = _ => PlanRequest.DefaultFirmware,
         };
         var memoryOption = new Option<string>("--memory")

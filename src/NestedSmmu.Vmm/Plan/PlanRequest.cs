@@ -5,7 +5,11 @@ namespace NestedSmmu.Vmm.Plan;
 /// <summary>What a user asks <see cref="MachinePlanner"/> for.</summary>
 public sealed record PlanRequest
 {
-    /// <summary>The firmware image QEMU finds in its data directory (upstream QEMU installs it): an ACPI boot, which accel=on needs.</summary>
+    /// <summary>
+    /// The firmware image upstream QEMU installs in its data directory (pc-bios/edk2-aarch64-code.fd), found by name:
+    /// a UEFI boot with ACPI tables, which accel=on needs. Distributions that ship edk2 separately
+    /// (Debian's qemu-efi-aarch64) do not install it under that name: pass their image's path.
+    /// </summary>
     public const string DefaultFirmware = "edk2-aarch64-code.fd";
 
     /// <summary>The guest RAM when none is asked for.</summary>
