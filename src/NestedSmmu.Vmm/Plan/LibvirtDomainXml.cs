@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Xml.Linq;
-using NestedSmmu.Vmm.Config;
 
 namespace NestedSmmu.Vmm.Plan;
 
@@ -57,7 +56,7 @@ public static class LibvirtDomainXml
                     GuestAddress(portIndex, 0)));
             }
             iommus.Add(new XElement("iommu", new XAttribute("model", "smmuv3"),
-                new XElement("driver", new XAttribute("pciBus", pxbIndex), new XAttribute("accel", "on"), new XAttribute("cmdqv", Word(v.Cmdqv)))));
+                new XElement("driver", new XAttribute("pciBus", pxbIndex), new XAttribute("accel", "on"), new XAttribute("cmdqv", MachinePlanner.Word(v.Cmdqv)))));
         }
         foreach (XElement h in hostdevs) devices.Add(h);
         foreach (XElement i in iommus) devices.Add(i);
@@ -81,6 +80,4 @@ public static class LibvirtDomainXml
     }
 
     private static string Hex(int value, int digits) => "0x" + value.ToString("x" + digits.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
-
-    private static string Word(OnOffAuto v) => v switch { OnOffAuto.On => "on", OnOffAuto.Off => "off", _ => "auto" };
 }

@@ -195,5 +195,6 @@ public static class MachinePlanner
         return a;
     }
 
-    private static string Word(OnOffAuto v) => v switch { OnOffAuto.On => "on", OnOffAuto.Off => "off", _ => "auto" };
+    /// <summary>An OnOffAuto as QEMU (and libvirt) write it.</summary>
+    internal static string Word(OnOffAuto v) => v switch { OnOffAuto.On => "on", OnOffAuto.Off => "off", _ => "auto" };
 }
