@@ -1,3 +1,4 @@
+using NestedSmmu.Hardware.Cmdqv;
 using NestedSmmu.Hardware.Smmu;
 using NestedSmmu.Iommufd.Emulated;
 using NestedSmmu.Iommufd.Uapi;
@@ -155,5 +156,102 @@ public sealed class IsolationFuzzTests
             14 => Command.TlbiNhVa(vmid, asid, va, tg: 1, num: (uint)rng.Next(32), scale: (uint)rng.Next(64)),
             _ => new Command((ulong)rng.NextInt64(), (ulong)rng.NextInt64()),
         };
+    }
+
+    // ------------------------------------------------------------------ through guest VCMDQs
+
+    /// <summary>Where each guest keeps its 256-entry VCMDQ: guest RAM, clear of the data and table pages.</summary>
+    private const ulong QueueIpa = TestBed.GuestRamBase + 0x40_0000;
+    private const int QueueLog2Entries = 8;
+
+    private sealed record VintfGuest(string Name, string Device, EmulatedIommufd Fd, ViommuId Viommu, ushort Vsid, GuestVcmdq Queue, IMmioMapping Page);
+
+    private static VintfGuest SetupVintf(TestBed bed, EmulatedIommufd fd, string name, string device, ushort vsid)
+    {
+        var vm = new Vm(bed, GuestVm.Create(fd, TestBed.GuestRamSize, "ram-" + name, TestBed.GuestRamBase));
+        DeviceId dev = fd.BindDevice(device);
+        HwptId parent = fd.AllocPagingHwpt(dev, vm.Ioas, HwptAllocFlags.NestParent);
+        var (viommu, vintf) = fd.AllocTegra241CmdqvViommu(dev, parent);
+        fd.AllocVdevice(viommu.Id, dev, vsid);
+        GuestAddressSpace space = vm.CreateAddressSpace(Asids[0]);
+        ulong page = 0;
+        foreach (ulong va in Vas) space.Map(va, DataIpa + page++ * TestBed.Page);
+        fd.AttachDevice(dev, fd.AllocNestedHwpt(dev, viommu.Id, TestBed.TranslateVste(vm.WriteCdTable(space.Cd))));
+        fd.AllocHwQueue(viommu.Id, HwQueueType.Tegra241Cmdqv, 0, QueueIpa, 1UL << (QueueLog2Entries + 4));
+        IMmioMapping mapping = fd.MapVintfPage(vintf);
+        var queue = new GuestVcmdq(vm, mapping, 0, QueueIpa, QueueLog2Entries);
+        queue.Enable();
+        return new VintfGuest(name, device, fd, viommu.Id, vsid, queue, mapping);
+    }
+
+    /// <summary>What a guest VINTF may pass to the SMMU: TLBI_NH_ASID/VA, CMD_SYNC, and ATC_INV for one of its own vSIDs.</summary>
+    private static bool Admitted(Command c, ushort ownVsid) => c.Opcode switch
+    {
+        CommandOpcode.TLBI_NH_ASID or CommandOpcode.TLBI_NH_VA or CommandOpcode.CMD_SYNC => true,
+        CommandOpcode.ATC_INV => c.SID == ownVsid,
+        _ => false,
+    };
+
+    /// <summary>
+    /// Two VMMs with a TEGRA241_CMDQV vIOMMU each on smmu0 (one VINTF each, one CMDQV): random
+    /// commands go straight into the guests' VCMDQs. Checked after every command: the other VM's TLB
+    /// entries and STE are unchanged; a command outside the VINTF's set, or an ATC_INV naming a vSID the
+    /// VINTF was not given, is refused (CERROR_ILL) and never executed; the other VINTF's counters do not move.
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void A_guest_VINTF_executes_only_its_allowed_commands_and_SIDs_and_never_touches_the_other_VM(int seed)
+    {
+        var rng = new Random(seed);
+        using var bed = new TestBed(selftest: false);
+        using EmulatedIommufd fdB = bed.Host.Open();
+        VintfGuest a = SetupVintf(bed, bed.Fd, "a", "gpu0", VsidA);
+        VintfGuest b = SetupVintf(bed, fdB, "b", "nic0", VsidB);
+        ushort vmidA = bed.Diag.ReadSte("gpu0").S2VMID, vmidB = bed.Diag.ReadSte("nic0").S2VMID;
+        int refusedAsExpected = 0, admitted = 0;
+
+        for (int step = 0; step < Steps; step++)
+        {
+            VintfGuest self = rng.Next(2) == 0 ? a : b, other = self == a ? b : a;
+            ushort otherVmid = other == a ? vmidA : vmidB;
+            foreach (ulong va in Vas) bed.DmaRead(other.Device, va);
+            bed.DmaRead(self.Device, Vas[rng.Next(Vas.Length)]);
+            Command cmd = RandomCommand(rng, otherVmid, other.Vsid, 0x100, 0x200);
+            string where = $"seed {seed} step {step} ({self.Name}): {cmd}";
+            var otherTlb = bed.Diag.TlbEntries("smmu0").Where(e => e.Vmid == otherVmid).ToHashSet();
+            StreamTableEntry otherSte = bed.Diag.ReadSte(other.Device);
+            CmdqvCounters selfCounters = bed.Diag.CmdqvVintfOf(self.Fd, self.Viommu)!.Counters;
+            long executedBefore = selfCounters.CommandsExecuted;
+            long otherExecuted = bed.Diag.CmdqvVintfOf(other.Fd, other.Viommu)!.Counters.CommandsExecuted;
+            uint index = self.Queue.Prod;
+
+            self.Queue.Submit(cmd);
+
+            if (!Admitted(cmd, self.Vsid))
+            {
+                self.Queue.ConsErr.ShouldBe((uint)CommandError.CERROR_ILL, where);
+                bed.Diag.CmdqvVintfOf(self.Fd, self.Viommu)!.Counters.CommandsExecuted.ShouldBe(executedBefore, where);
+                refusedAsExpected++;
+            }
+            else
+            {
+                admitted++;
+            }
+            if (self.Queue.ConsErr != 0)
+            {
+                // The guest's error handler: replace the bad command by a CMD_SYNC and acknowledge.
+                self.Queue.Replace(index, Command.Sync());
+                self.Queue.Acknowledge();
+                self.Queue.ConsErr.ShouldBe(0u, where);
+            }
+            bed.Diag.TlbEntries("smmu0").Where(e => e.Vmid == otherVmid).ToHashSet().SetEquals(otherTlb)
+                .ShouldBeTrue($"{where} changed VM {other.Name}'s TLB entries");
+            bed.Diag.ReadSte(other.Device).ShouldBe(otherSte, where);
+            bed.Diag.CmdqvVintfOf(other.Fd, other.Viommu)!.Counters.CommandsExecuted.ShouldBe(otherExecuted, where);
+        }
+        (refusedAsExpected > Steps / 4 && admitted > Steps / 10).ShouldBeTrue($"refused {refusedAsExpected}, admitted {admitted}");
+        a.Page.Dispose();
+        b.Page.Dispose();
     }
 }
