@@ -150,7 +150,18 @@ public static class FuzzTargets
             return;
         }
         MachineValidator.Check(args, null);
+        // The host rules (accel=on, vfio-pci, CMDQV) only run against a host.
+        MachineValidator.Check(args, Grace.Value);
     }
+
+    /// <summary>The embedded Grace-class emulated host as `check` sees it, probed once per process.</summary>
+    private static readonly Lazy<HostView> Grace = new(() =>
+    {
+        EmulatedHost host = EmulatedHost.FromEmbedded("grace");
+        using EmulatedIommufd fd = host.Open();
+        return HostView.Probe(fd, "emulated host 'grace'",
+            host.Profile.Devices.Select(d => new HostDeviceLocation(d.Address.ToString(), d.Smmu, d.Address.ToString())));
+    });
 
     /// <summary>Input: machine JSON (what `check --json` writes). Bad input is a <see cref="QemuConfigException"/>.</summary>
     private static void MachineJson(byte[] input)
@@ -165,5 +176,6 @@ public static class FuzzTargets
             return;
         }
         MachineValidator.Check(spec, null);
+        MachineValidator.Check(spec, Grace.Value);
     }
 }
