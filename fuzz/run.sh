@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs one coverage-guided fuzz target under AFL++ for a bounded time:
 #   fuzz/run.sh TARGET SECONDS
-# Targets: command, ste-cd, scenario, host-profile, qemu-cmdline, machine-json (fuzz/NestedSmmu.Fuzz.Targets).
+# Targets: command, ste-cd, scenario, host-profile, qemu-cmdline, machine-json, iommufd-ioctl
+# (fuzz/NestedSmmu.Fuzz.Targets).
 # Needs afl++ (apt-get install -y afl++) and the .NET SDK; installs the SharpFuzz.CommandLine tool
 # into fuzz/bin/tools. Each crash input is copied to tests/vectors/fuzz-crashes/TARGET/, where the
 # regression test FuzzCrashReplayTests replays it (commit it with the fix).

@@ -4,7 +4,10 @@ using NestedSmmu.Hardware;
 using NestedSmmu.Hardware.Memory;
 using NestedSmmu.Hardware.Smmu;
 using NestedSmmu.Iommufd.Emulated;
+using NestedSmmu.Iommufd;
+using NestedSmmu.Iommufd.Uapi;
 using NestedSmmu.Scenarios;
+using NestedSmmu.Scenarios.SelfChecks;
 using NestedSmmu.Vmm.Config;
 
 namespace NestedSmmu.Fuzz;
@@ -25,6 +28,7 @@ public static class FuzzTargets
         ["host-profile"] = HostProfileJson,
         ["qemu-cmdline"] = QemuOptions,
         ["machine-json"] = MachineJson,
+        ["iommufd-ioctl"] = IommufdIoctls,
     };
 
     /// <summary>Runs <paramref name="target"/> on <paramref name="input"/>.</summary>
@@ -106,6 +110,36 @@ public static class FuzzTargets
             smmu.Translate(sid, ssid, iova, AccessKind.Read);
             smmu.Translate(sid, ssid, iova ^ 0x1000, AccessKind.Write);
         }
+    }
+
+    private static readonly uint[] Requests = [.. Enum.GetValues<IommufdIoctl>().Select(r => (uint)r)];
+    private static readonly HashSet<int> Errnos = [.. Enum.GetValues<Errno>().Select(e => -(int)e)];
+
+    /// <summary>
+    /// Input: raw ioctls on a fresh emulated iommufd holding a VM's IOAS, a nested setup on gpu0 and a
+    /// bound nic0. Each record is [request index][argument length][argument bytes]. Every call must
+    /// return 0 or -errno, and closing the context must leave no object in use.
+    /// </summary>
+    private static void IommufdIoctls(byte[] input)
+    {
+        EmulatedHost host = EmulatedHost.FromEmbedded("small");
+        using (EmulatedIommufd fd = host.Open())
+        {
+            GuestVm vm = GuestVm.Create(fd, 0x10_0000, "ram", GuestVm.DefaultRamBase);
+            vm.NestedSetup("gpu0");
+            fd.BindDevice("nic0");
+            for (int at = 0; at + 2 <= input.Length;)
+            {
+                uint request = Requests[input[at] % Requests.Length];
+                int length = Math.Min(input[at + 1], input.Length - at - 2);
+                byte[] argument = input.AsSpan(at + 2, length).ToArray();
+                at += 2 + length;
+                int rc = fd.Ioctl(request, argument);
+                if (!Errnos.Contains(rc)) throw new InvalidOperationException($"ioctl 0x{request:X} returned {rc}, neither 0 nor -errno");
+            }
+        }
+        string? leak = host.Diagnostics.KernelLog.FirstOrDefault(l => l.Contains("still in use", StringComparison.Ordinal) || l.Contains("users left", StringComparison.Ordinal));
+        if (leak is not null) throw new InvalidOperationException($"closing the iommufd left objects behind: {leak}");
     }
 
     private static string Text(byte[] input) => Encoding.UTF8.GetString(input);
