@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Text.Json;
+using System.Text.Unicode;
 
 namespace NestedSmmu.Hardware;
 
@@ -29,4 +31,35 @@ public static class JsonPaths
         JsonValueKind.Null => "null",
         _ => "nothing",
     };
+
+    /// <summary>
+    /// The whole of a UTF-8 JSON stream, or the error message for its first invalid UTF-8 sequence.
+    /// System.Text.Json parses such bytes but throws InvalidOperationException later, when a string
+    /// or member name holding them is read; the readers check up front so that the user gets one
+    /// message with the place instead.
+    /// </summary>
+    public static byte[] ReadUtf8(Stream stream, out string? invalid)
+    {
+        using var buffer = new MemoryStream();
+        stream.CopyTo(buffer);
+        byte[] bytes = buffer.ToArray();
+        invalid = null;
+        ReadOnlySpan<byte> rest = bytes;
+        Span<char> chars = stackalloc char[256];
+        int offset = 0;
+        while (!rest.IsEmpty)
+        {
+            OperationStatus status = Utf8.ToUtf16(rest, chars, out int read, out _, replaceInvalidSequences: false);
+            offset += read;
+            rest = rest[read..];
+            if (status == OperationStatus.InvalidData || status == OperationStatus.NeedMoreData)
+            {
+                int line = bytes.AsSpan(0, offset).Count((byte)'\n') + 1;
+                int column = offset - (bytes.AsSpan(0, offset).LastIndexOf((byte)'\n') + 1) + 1;
+                invalid = $"not valid UTF-8 (line {line}, byte {column}: 0x{bytes[offset]:X2})";
+                break;
+            }
+        }
+        return bytes;
+    }
 }

@@ -23,7 +23,9 @@ public static class ScenarioResultReader
     public static ScenarioResult Parse(Stream utf8Json)
     {
         ArgumentNullException.ThrowIfNull(utf8Json);
-        using var doc = ParseDocument(() => JsonDocument.Parse(utf8Json, DocumentOptions));
+        byte[] bytes = Hardware.JsonPaths.ReadUtf8(utf8Json, out string? invalid);
+        if (invalid is not null) throw new ScenarioFormatException("$", invalid);
+        using var doc = ParseDocument(() => JsonDocument.Parse(bytes, DocumentOptions));
         return Read(doc.RootElement);
     }
 

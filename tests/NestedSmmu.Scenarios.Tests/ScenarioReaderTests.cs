@@ -298,6 +298,19 @@ public class ScenarioReaderTests
         e.Message.ShouldStartWith("$: not valid JSON (line 3, byte 1): ");
     }
 
+    /// <summary>
+    /// Found by fuzz/run.sh scenario (tests/vectors/fuzz-crashes/scenario): a byte that is not UTF-8
+    /// inside a string made the reader throw InvalidOperationException when it read the string.
+    /// </summary>
+    [Fact]
+    public void Invalid_utf8_is_one_format_error_with_line_and_byte()
+    {
+        byte[] bytes = [.. "{\n \"format\": \"nestedsmmu-scenario/1\",\n \"description\": \"s"u8, 0x80, .. "\"\n}"u8];
+        var e = Should.Throw<ScenarioFormatException>(() => ScenarioReader.Parse(new MemoryStream(bytes)));
+        e.Message.ShouldBe("$: not valid UTF-8 (line 3, byte 19: 0x80)");
+        Should.Throw<ScenarioFormatException>(() => ScenarioResultReader.Parse(new MemoryStream(bytes))).Message.ShouldStartWith("$: not valid UTF-8");
+    }
+
     [Fact]
     public void Root_that_is_not_an_object()
     {

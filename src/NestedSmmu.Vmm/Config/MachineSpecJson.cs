@@ -34,6 +34,17 @@ public static class MachineSpecJson
         return JsonSerializer.Serialize(spec, Options);
     }
 
+    /// <summary>The "Path: $..." part of a System.Text.Json message, or "$" when it has none.</summary>
+    private static string PathOf(string message)
+    {
+        const string Marker = "Path: ";
+        int at = message.IndexOf(Marker, StringComparison.Ordinal);
+        if (at < 0) return "$";
+        int start = at + Marker.Length;
+        int end = message.IndexOf(' ', start);
+        return end < 0 ? message[start..] : message[start..end];
+    }
+
     /// <summary>Reads a spec from JSON and checks it against its option texts.</summary>
     /// <exception cref="QemuConfigException">Malformed JSON, or a typed value that disagrees with its option's text (or the text QEMU would refuse).</exception>
     public static MachineSpec Read(string json)
@@ -47,6 +58,12 @@ public static class MachineSpecJson
         catch (JsonException e)
         {
             throw new QemuConfigException(null, $"machine JSON: {e.Message}");
+        }
+        catch (NotSupportedException e)
+        {
+            // System.Text.Json reports a polymorphic record without its "kind" (or with it out of
+            // place) as NotSupportedException; the message carries the JSON path of the record.
+            throw new QemuConfigException(null, $"machine JSON: {PathOf(e.Message)}: the record needs \"kind\" as its first member, naming a known kind");
         }
         if (spec is null) throw new QemuConfigException(null, "machine JSON: null");
 

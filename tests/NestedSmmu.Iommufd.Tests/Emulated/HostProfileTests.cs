@@ -62,6 +62,23 @@ public sealed class HostProfileTests
         p.Smmus[0].Features.ShouldBe(SmmuFeatures.QemuVirtNested);
     }
 
+    /// <summary>A profile file with a byte that is not UTF-8 (as the scenario fuzzer found for scenarios) is one error, not InvalidOperationException.</summary>
+    [Fact]
+    public void Invalid_utf8_in_a_profile_file_is_one_error_with_line_and_byte()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"nestedsmmu-profile-{Guid.NewGuid():N}.json");
+        try
+        {
+            File.WriteAllBytes(path, [.. "{\n \"name\": \"x"u8, 0xFF, .. "\"\n}"u8]);
+            var e = Should.Throw<HostProfileException>(() => HostProfile.Load(path));
+            e.Message.ShouldBe($"{path}: $: not valid UTF-8 (line 2, byte 12: 0xFF)");
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     [Fact]
     public void A_profile_loads_from_a_file_and_errors_name_the_file()
     {

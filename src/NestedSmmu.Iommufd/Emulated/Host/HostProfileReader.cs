@@ -76,7 +76,9 @@ internal static class HostProfileReader
             JsonDocument document;
             try
             {
-                document = JsonDocument.Parse(stream, DocumentOptions);
+                byte[] bytes = ReadUtf8(stream, out string? invalid);
+                if (invalid is not null) throw new HostProfileException("$", invalid);
+                document = JsonDocument.Parse(bytes, DocumentOptions);
             }
             catch (JsonException e)
             {
