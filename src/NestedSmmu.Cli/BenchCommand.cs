@@ -28,11 +28,51 @@ internal static class BenchCommand
             bool json = parse.GetValue(jsonOption), quick = parse.GetValue(quickOption);
             if (!json) stdout.WriteLine($"{"benchmark",-40} {"median",10} {"target",22} {"x baseline",10} {"B/op",6}  result");
             var figures = QuickSuite.Run(quick, json ? null : f => stdout.WriteLine(Row(f)));
-            if (json) stdout.WriteLine(ToJson(figures).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-            else stdout.WriteLine($"machine: {Machine()["os"]}, {Environment.ProcessorCount} logical CPUs, .NET {Environment.Version}; medians; ratios are to the baseline timed in the same run.");
+            var costs = InvalidationCost.Run(BatchSizes);
+            var model = new InvalidationCostModel();
+            if (json)
+            {
+                JsonObject doc = ToJson(figures);
+                doc["invalidation"] = ToJson(costs, model);
+                stdout.WriteLine(doc.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                return 0;
+            }
+            stdout.WriteLine();
+            stdout.WriteLine($"invalidation: one batch of N TLBI_NH_VA + CMD_SYNC; ESTIMATE from the cost model in docs/PERFORMANCE.md " +
+                $"(VM exit {model.VmExitNs:0} ns, ioctl {model.IoctlNs:0} ns, host command {model.HostCommandNs:0} ns, MMIO doorbell {model.MmioDoorbellNs:0} ns)");
+            stdout.WriteLine($"{"path",-8} {"N",3} {"VM exits",9} {"ioctls",7} {"host cmds",10} {"doorbells",10} {"model time",11} {"estimate",10}");
+            foreach (var c in costs)
+                stdout.WriteLine($"{c.Path,-8} {c.Tlbis,3} {c.VmExits,9} {c.Ioctls,7} {c.HostCommands,10} {c.Doorbells,10} {Ns(c.ModelNs),11} {Ns(model.EstimateNs(c)),10}");
+            stdout.WriteLine($"machine: {Machine()["os"]}, {Environment.ProcessorCount} logical CPUs, .NET {Environment.Version}; medians; ratios are to the baseline timed in the same run.");
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>Batch sizes of the invalidation comparison.</summary>
+    public static readonly int[] BatchSizes = [1, 8, 64];
+
+    internal static JsonObject ToJson(IReadOnlyList<InvalidationCounts> costs, InvalidationCostModel model)
+    {
+        var batches = new JsonArray();
+        foreach (var c in costs)
+        {
+            batches.Add(new JsonObject
+            {
+                ["path"] = c.Path, ["tlbis"] = c.Tlbis, ["vm_exits"] = c.VmExits, ["ioctls"] = c.Ioctls,
+                ["host_commands"] = c.HostCommands, ["doorbells"] = c.Doorbells, ["model_ns"] = Math.Round(c.ModelNs, 1),
+                ["estimated_ns"] = model.EstimateNs(c),
+            });
+        }
+        return new JsonObject
+        {
+            ["estimate_note"] = "estimated_ns is an ESTIMATE from the cost model in docs/PERFORMANCE.md, not a measurement",
+            ["cost_model_ns"] = new JsonObject
+            {
+                ["vm_exit"] = model.VmExitNs, ["ioctl"] = model.IoctlNs, ["host_command"] = model.HostCommandNs, ["mmio_doorbell"] = model.MmioDoorbellNs,
+            },
+            ["batches"] = batches,
+        };
     }
 
     private static string Ns(double ns) => ns >= 1e6 ? $"{ns / 1e6:0.00} ms" : ns >= 1e3 ? $"{ns / 1e3:0.00} us" : $"{ns:0.0} ns";

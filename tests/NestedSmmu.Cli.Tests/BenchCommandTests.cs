@@ -29,6 +29,9 @@ public sealed class BenchCommandTests
             b.GetProperty("target_ns").ValueKind.ShouldBeOneOf(JsonValueKind.Number, JsonValueKind.Null);
             b.GetProperty("baseline_ratio").ValueKind.ShouldBeOneOf(JsonValueKind.Number, JsonValueKind.Null);
         }
+        JsonElement inv = doc.RootElement.GetProperty("invalidation");
+        inv.GetProperty("estimate_note").GetString()!.ShouldContain("ESTIMATE");
+        inv.GetProperty("batches").GetArrayLength().ShouldBe(6, "N = 1, 8, 64 on both paths");
         string[] expected =
         [
             "translate.bare-reads.4k", "translate.tlb-hit", "translate.cold-walk.4k", "translate.miss-upper-cached.4k",
@@ -56,5 +59,38 @@ public sealed class BenchCommandTests
         string tlb = lines.Single(l => l.StartsWith("translate.tlb-hit", StringComparison.Ordinal));
         (tlb.TrimEnd().EndsWith("pass", StringComparison.Ordinal) || tlb.TrimEnd().EndsWith("miss", StringComparison.Ordinal)).ShouldBeTrue(tlb);
         lines[^1].ShouldStartWith("machine:");
+    }
+}
+
+/// <summary>The invalidation comparison's counts: what each path costs in exits, ioctls and host commands.</summary>
+public sealed class InvalidationCostTests
+{
+    [Theory]
+    [InlineData(1, 2)]
+    [InlineData(8, 9)]
+    // 64 commands leave the kernel as two batches (63 + 1), each ended by its own CMD_SYNC.
+    [InlineData(64, 66)]
+    public void Trapped_path_costs_two_exits_and_one_ioctl_per_batch(int n, long hostCommands)
+    {
+        InvalidationCounts c = InvalidationCost.Trapped(n);
+        (c.VmExits, c.Ioctls, c.HostCommands, c.Doorbells).ShouldBe((2L, 1L, hostCommands, 0L), "the CMDQ_PROD doorbell and the CONS poll trap; one IOMMU_HWPT_INVALIDATE");
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(8)]
+    [InlineData(64)]
+    public void Direct_path_costs_no_exit_and_no_ioctl(int n)
+    {
+        InvalidationCounts c = InvalidationCost.Direct(n);
+        (c.VmExits, c.Ioctls, c.HostCommands, c.Doorbells).ShouldBe((0L, 0L, n + 1L, 1L), "the guest's commands and its CMD_SYNC run as written, one doorbell");
+    }
+
+    [Fact]
+    public void The_estimate_is_the_weighted_sum_of_the_counts()
+    {
+        var model = new InvalidationCostModel(VmExitNs: 10, IoctlNs: 100, HostCommandNs: 1000, MmioDoorbellNs: 10000);
+        model.EstimateNs(new InvalidationCounts("trapped", 1, 2, 1, 2, 0, 0)).ShouldBe(2120);
+        model.EstimateNs(new InvalidationCounts("direct", 1, 0, 0, 2, 1, 0)).ShouldBe(12000);
     }
 }
