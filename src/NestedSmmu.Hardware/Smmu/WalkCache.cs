@@ -3,7 +3,7 @@ namespace NestedSmmu.Hardware.Smmu;
 /// <summary>
 /// The tags a walk's cached entries carry (IHI 0070 3.17, TLB tagging): the regime, the VMID and,
 /// for stage 1, the ASID. <see cref="Global"/> marks entries of a regime without ASIDs (EL2 without
-/// E2H), which ASID-scoped invalidations treat as global leaves are treated.
+/// E2H): ASID-scoped invalidations treat them as they treat global leaf entries.
 /// </summary>
 public readonly record struct WalkTags(TlbRegime Regime, ushort Vmid, ushort Asid, bool Global)
 {
@@ -30,8 +30,9 @@ public enum WalkCacheKind : byte
 public readonly record struct WalkCacheEntry(WalkCacheKind Kind, WalkTags Tags, ulong WalkBase, int Level, ulong InputBase, int SizeShift, ulong Output);
 
 /// <summary>
-/// The SMMU's walk caches: a fixed-size, direct-mapped array (no allocation after construction),
-/// indexed by a hash of the tags, the walk's table base, the level and the input region. Entries
+/// The SMMU's walk caches: a fixed-size, 4-way set-associative array (no allocation after
+/// construction), the set chosen by a hash of the tags, the walk's table base, the level and the
+/// input region; a full set replaces its ways in turn. Entries
 /// also carry the table base of the walk that made them (STE.S2TTB or CD.TTBx): a stream whose
 /// configuration now names other tables never hits them, which the architecture allows (a cache
 /// may always miss) and which keeps misconfigured ASID/VMID sharing from showing stale tables.
