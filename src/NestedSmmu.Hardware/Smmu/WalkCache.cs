@@ -176,14 +176,12 @@ public sealed class WalkCache
     {
         if (!Enabled) return;
         int set = SetOf(kind, tags, walkBase, indexLevel, key);
-        // The same key again, else a free way, else the ways in turn (round robin across sets).
+        // Callers insert only after a lookup of the same key missed, so the key is not in the set:
+        // take a free way, else the ways in turn (round robin across sets).
         int way = -1;
         for (int w = set; w < set + Ways; w++)
         {
-            ref Slot c = ref _slots[w];
-            if (c.Generation == _generation && c.Key == key && c.Kind == kind && c.WalkBase == walkBase && (c.Level == level || kind == WalkCacheKind.Stage2TableFetch)
-                && c.Vmid == tags.Vmid && c.Asid == tags.Asid && c.Regime == tags.Regime && c.PageShift == pageShift) { way = w; break; }
-            if (way < 0 && c.Generation != _generation) way = w;
+            if (_slots[w].Generation != _generation) { way = w; break; }
         }
         if (way < 0) way = set + (_victim++ & (Ways - 1));
         ref Slot s = ref _slots[way];
