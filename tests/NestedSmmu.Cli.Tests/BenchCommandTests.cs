@@ -32,6 +32,9 @@ public sealed class BenchCommandTests
         JsonElement inv = doc.RootElement.GetProperty("invalidation");
         inv.GetProperty("estimate_note").GetString()!.ShouldContain("ESTIMATE");
         inv.GetProperty("batches").GetArrayLength().ShouldBe(6, "N = 1, 8, 64 on both paths");
+        JsonElement ioas = doc.RootElement.GetProperty("ioas");
+        ioas.GetProperty("pages").GetInt32().ShouldBeGreaterThan(0);
+        ioas.GetProperty("managed_bytes").GetInt64().ShouldBeGreaterThan(0, "the mappings and their stage-2 tables live on the managed heap");
         string[] expected =
         [
             "translate.bare-reads.4k", "translate.tlb-hit", "translate.cold-walk.4k", "translate.miss-upper-cached.4k",
