@@ -7,11 +7,17 @@ public static class CliApp
 {
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        var root = new RootCommand("NestedSmmu: accelerated, nested Arm SMMUv3 virtualization, modelled end to end.")
+        var root = new RootCommand("NestedSmmu: accelerated, nested Arm SMMUv3 virtualization, modelled end to end.\n" +
+            "Examples:\n  nestedsmmu run\n  nestedsmmu plan --host grace --cmdqv on > vm.args\n" +
+            "  nestedsmmu check --host grace -- \"$(cat vm.args)\"\n  nestedsmmu tables --out tables -- -machine virt,accel=kvm -bios fw.fd ...\n" +
+            "  nestedsmmu translate scenario.json --explain\n" +
+            "Each command's --help lists its options with an example; data output has --json.")
         {
             RunCommand.Create(stdout, stderr),
             TranslateCommand.Create(stdout, stderr),
             CheckCommand.Create(stdout, stderr),
+            TablesCommand.Create(stdout, stderr),
+            PlanCommand.Create(stdout, stderr),
             BenchCommand.Create(stdout, stderr),
         };
         var config = new InvocationConfiguration { Output = stdout, Error = stderr };

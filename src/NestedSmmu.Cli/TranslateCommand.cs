@@ -36,7 +36,9 @@ internal static class TranslateCommand
             Description = "With --from-dump: an access as SID[/SSID]:IOVA[:read|write] (hex with 0x, or decimal; default write; repeatable).",
         };
 
-        var cmd = new CliCommand("translate", "Replay an SMMU's state offline and explain every translation step.")
+        var cmd = new CliCommand("translate", "Replay an SMMU's state offline and explain every translation step.\n" +
+            "Examples:\n  nestedsmmu translate scenario.json --explain\n" +
+            "  nestedsmmu translate --from-dump --registers regs.txt --memory ram.bin@0x80000000 --access 0x100:0x400000:read --json")
         {
             scenarioArg, json, explain, output, expect, fromDump, registers, memory, access,
         };

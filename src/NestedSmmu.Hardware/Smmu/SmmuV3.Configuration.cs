@@ -100,8 +100,7 @@ public sealed partial class SmmuV3
     private ushort MaskAsid(ushort a) => Features.Asid16 ? a : (ushort)(a & 0xFF);
 
     /// <summary>True when the SMMU can fetch [address, address + length): inside OAS and backed by memory.</summary>
-    private bool CanFetch(ulong address, ulong length) =>
-        Bits.FitsIn(address + length - 1, Features.OasBits) && !IsAbort(address, length);
+    private bool CanFetch(ulong address, ulong length) => StreamTableLocator.CanFetch(_memory, Features, address, length);
 
     /// <remarks>C_BAD_STREAMID, F_STE_FETCH and C_BAD_STE record the transaction's SubstreamID and SSV (IHI 0070 7.3.3-7.3.5).</remarks>
     private bool TryGetStream(uint sid, uint? ssid, TranslationTrace? trace, out StreamConfig cfg, out EventRecord fault)
@@ -118,51 +117,28 @@ public sealed partial class SmmuV3
         Counters.ConfigFetches++;
         cfg = null!;
         fault = default;
-        ulong strtab = _strtabBase & STRTAB_BASE_ADDR.Mask;
-        int log2Size = (int)STRTAB_BASE_CFG_LOG2SIZE.Get(_strtabBaseCfg);
-        uint fmt = (uint)STRTAB_BASE_CFG_FMT.Get(_strtabBaseCfg);
-        int split = (int)STRTAB_BASE_CFG_SPLIT.Get(_strtabBaseCfg);
-        if (sid >= (1UL << Math.Min(log2Size, Features.SidBits)))
+        var lookup = StreamTableLocator.Locate(_memory, _regs.StrtabBase, _regs.StrtabBaseCfg, Features, sid);
+        if (lookup.TwoLevel && lookup.Status is not (StreamLookupStatus.BeyondTable or StreamLookupStatus.L1FetchFault))
+            trace?.Add("l1std", 0, 1, lookup.L1Address, lookup.L1.Word, $"L1STD[{sid >> lookup.Split}]: L2Ptr 0x{lookup.L1.L2Ptr:X}, Span {lookup.L1.Span}");
+        switch (lookup.Status)
         {
-            trace?.Note($"SID 0x{sid:X} is beyond the stream table (LOG2SIZE {log2Size}, SIDSIZE {Features.SidBits})");
-            fault = EventRecord.Config(EventType.C_BAD_STREAMID, sid, ssid);
-            return false;
-        }
-        ulong steAddress;
-        if (fmt == STRTAB_FMT_2LEVEL && Features.TwoLevelStreamTable)
-        {
-            // SPLIT is 6, 8 or 10 (IHI 0070 6.3.24); other values behave as the nearest legal one below.
-            split = split >= 10 ? 10 : split >= 8 ? 8 : 6;
-            ulong l1Address = strtab + (sid >> split) * (ulong)L1StreamTableDescriptor.Size;
-            if (!CanFetch(l1Address, L1StreamTableDescriptor.Size))
-            {
-                fault = EventRecord.Fetch(EventType.F_STE_FETCH, sid, ssid, l1Address);
-                return false;
-            }
-            var l1 = new L1StreamTableDescriptor(_memory.ReadUInt64(l1Address));
-            ulong l2Index = sid & ((1u << split) - 1);
-            trace?.Add("l1std", 0, 1, l1Address, l1.Word, $"L1STD[{sid >> split}]: L2Ptr 0x{l1.L2Ptr:X}, Span {l1.Span}");
-            // Span = 0 is an invalid descriptor; otherwise the L2 table holds 2^(Span-1) STEs.
-            if (l1.Span == 0 || l1.Span > split + 1 || l2Index >= (1UL << (int)(l1.Span - 1)))
-            {
-                trace?.Note(l1.Span == 0 ? "L1STD.Span = 0: invalid" : $"L2 index {l2Index} is beyond Span {l1.Span} ({1UL << (int)Math.Max(0, (int)l1.Span - 1)} STEs)");
+            case StreamLookupStatus.BeyondTable:
+                trace?.Note($"SID 0x{sid:X} is beyond the stream table (LOG2SIZE {lookup.Log2Size}, SIDSIZE {Features.SidBits})");
                 fault = EventRecord.Config(EventType.C_BAD_STREAMID, sid, ssid);
                 return false;
-            }
-            steAddress = l1.L2Ptr + l2Index * StreamTableEntry.Size;
+            case StreamLookupStatus.L1FetchFault:
+                fault = EventRecord.Fetch(EventType.F_STE_FETCH, sid, ssid, lookup.L1Address);
+                return false;
+            case StreamLookupStatus.OutsideSpan:
+                trace?.Note(lookup.L1.Span == 0 ? "L1STD.Span = 0: invalid" : $"L2 index {lookup.L2Index} is beyond Span {lookup.L1.Span} ({1UL << (int)Math.Max(0, (int)lookup.L1.Span - 1)} STEs)");
+                fault = EventRecord.Config(EventType.C_BAD_STREAMID, sid, ssid);
+                return false;
+            case StreamLookupStatus.SteFetchFault:
+                fault = EventRecord.Fetch(EventType.F_STE_FETCH, sid, ssid, lookup.SteAddress);
+                return false;
         }
-        else
-        {
-            steAddress = strtab + (ulong)sid * StreamTableEntry.Size;
-        }
-        if (!CanFetch(steAddress, StreamTableEntry.Size))
-        {
-            fault = EventRecord.Fetch(EventType.F_STE_FETCH, sid, ssid, steAddress);
-            return false;
-        }
-        Span<ulong> words = stackalloc ulong[StreamTableEntry.Words];
-        _memory.ReadUInt64s(steAddress, words);
-        var ste = StreamTableEntry.FromWords(words);
+        ulong steAddress = lookup.SteAddress;
+        var ste = StreamTableLocator.ReadSte(_memory, steAddress);
         trace?.Add("ste", 0, -1, steAddress, ste.W0, $"STE for SID 0x{sid:X} at 0x{steAddress:X}: [0x{ste.W0:X16}, 0x{ste.W1:X16}, 0x{ste.W2:X16}, 0x{ste.W3:X16}] {DescribeSte(ste)}");
         string? why = ValidateSte(ste, out var s2, out bool hasS2);
         if (why is not null)
@@ -386,7 +362,7 @@ public sealed partial class SmmuV3
     {
         // StreamWorld NS-EL2 (STRW = EL2 with CR2.E2H = 0) has one VA range and no ASID: CD.ASID is
         // IGNORED, EPD0/EPD1 are IGNORED with an effective value of 0 and there is no TTB1 region.
-        bool el2NoE2h = cfg.Regime == TlbRegime.El2 && (_cr2 & CR2_E2H) == 0;
+        bool el2NoE2h = cfg.Regime == TlbRegime.El2 && (_regs.Cr2 & CR2_E2H) == 0;
         built = new CdConfig { Cd = cd, CdAddress = 0, Asid = el2NoE2h ? (ushort)0 : MaskAsid(cd.ASID), NoAsid = el2NoE2h };
         if (!cd.V) return "CD.V = 0";
         if (!cd.AA64) return "AA64 = 0: AArch32 stage-1 tables are not implemented (IDR0.TTF = AArch64)";

@@ -11,10 +11,11 @@ public sealed partial class SmmuV3
     /// </summary>
     private void ConsumeCommands()
     {
-        if (!CommandQueueEnabled || _cmdqErr != CommandError.None) return;
-        while (!_cmdq.IsEmpty)
+        if (!CommandQueueEnabled || _regs.CommandQueueError != CommandError.None) return;
+        var cmdq = _regs.CommandQueue;
+        while (!cmdq.IsEmpty)
         {
-            ulong address = _cmdq.EntryAddress(_cmdq.Cons);
+            ulong address = cmdq.EntryAddress(cmdq.Cons);
             if (IsAbort(address, Command.Size))
             {
                 StopCommandQueue(CommandError.CERROR_ABT);
@@ -26,15 +27,14 @@ public sealed partial class SmmuV3
                 StopCommandQueue(error);
                 return;
             }
-            _cmdq.Cons = _cmdq.Next(_cmdq.Cons);
+            cmdq.Cons = cmdq.Next(cmdq.Cons);
         }
     }
 
     private void StopCommandQueue(CommandError error)
     {
-        _cmdqErr = error;
         Counters.CommandErrors++;
-        SetGlobalError(GERROR_CMDQ_ERR);
+        _regs.StopCommandQueue(error);
     }
 
     /// <summary>
@@ -123,25 +123,12 @@ public sealed partial class SmmuV3
     public bool RecordEvent(in EventRecord evt)
     {
         EventRecorded?.Invoke(evt);
-        if (!EventQueueEnabled) { Counters.EventsLost++; return false; }
-        if (_eventq.IsFull)
+        if (_regs.WriteEvent(_memory, evt) != EventWriteResult.Written)
         {
-            Counters.EventsLost++;
-            // A new overflow is reported by making OVFLG differ from the acknowledged OVACKFLG.
-            if (_eventqOverflow == _eventqOverflowAck) _eventqOverflow = !_eventqOverflowAck;
-            return false;
-        }
-        ulong address = _eventq.EntryAddress(_eventq.Prod);
-        if (IsAbort(address, EventRecord.Size))
-        {
-            SetGlobalError(GERROR_EVENTQ_ABT_ERR);
             Counters.EventsLost++;
             return false;
         }
-        _memory.WriteUInt64s(address, [evt.W0, evt.W1, evt.W2, evt.W3]);
-        _eventq.Prod = _eventq.Next(_eventq.Prod);
         Counters.EventsWritten++;
-        if ((_irqCtrl & IRQ_CTRL_EVENTQ_IRQEN) != 0) Raise(SmmuInterrupt.EventQueue, _eventqIrqCfg0, _eventqIrqCfg1);
         return true;
     }
 

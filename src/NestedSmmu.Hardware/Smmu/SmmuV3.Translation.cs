@@ -67,7 +67,7 @@ public sealed partial class SmmuV3
     {
         if (!Enabled)
         {
-            bool abort = (_gbpa & GBPA_ABORT) != 0;
+            bool abort = _regs.GlobalBypassAborts;
             if (trace is not null) TraceDisabled(trace, abort);
             // Bypass passes the input to the output PA; an input beyond the OAS aborts without an event (IHI 0070 3.4).
             if (!abort && !Bits.FitsIn(iova, Features.OasBits))
@@ -88,7 +88,7 @@ public sealed partial class SmmuV3
         {
             // An invalid StreamID aborts the transaction; C_BAD_STREAMID is recorded only when
             // SMMU_CR2.RECINVSID = 1 (IHI 0070 7.3.3, 5.1.1).
-            if (cfgFault.Type == EventType.C_BAD_STREAMID && (_cr2 & CR2_RECINVSID) == 0)
+            if (cfgFault.Type == EventType.C_BAD_STREAMID && (_regs.Cr2 & CR2_RECINVSID) == 0)
             {
                 trace?.Note("C_BAD_STREAMID not recorded: SMMU_CR2.RECINVSID = 0");
                 return TranslationResult.Aborted();

@@ -43,6 +43,7 @@ public sealed partial class SmmuV3 : IMmioDevice
         WalkCache = new WalkCache();
         _walker = new PageTableWalker(memory, WalkCache);
         Tlb = new Iotlb();
+        _regs = new SmmuRegisterFile(features, new RegisterEffects(this));
         Reset();
     }
 
@@ -75,18 +76,7 @@ public sealed partial class SmmuV3 : IMmioDevice
     /// <summary>Power-on reset: registers to their reset values, queues disabled, caches empty.</summary>
     public void Reset()
     {
-        _cr0 = _cr1 = _cr2 = 0;
-        _gbpa = GbpaResetValue;
-        _irqCtrl = 0;
-        _gerror = _gerrorn = 0;
-        _gerrorIrqCfg0 = 0; _gerrorIrqCfg1 = 0; _gerrorIrqCfg2 = 0;
-        _strtabBase = 0; _strtabBaseCfg = 0;
-        _cmdqBase = 0; _eventqBase = 0; _priqBase = 0;
-        _cmdq.Configure(0, 0, Features.CmdqLog2Max); _cmdq.Prod = _cmdq.Cons = 0; _cmdqErr = CommandError.None;
-        _eventq.Configure(0, 0, Features.EventqLog2Max); _eventq.Prod = _eventq.Cons = 0;
-        _eventqOverflow = false; _eventqOverflowAck = false;
-        _eventqIrqCfg0 = 0; _eventqIrqCfg1 = 0; _eventqIrqCfg2 = 0;
-        _priqProd = _priqCons = 0; _priqIrqCfg0 = 0; _priqIrqCfg1 = 0; _priqIrqCfg2 = 0;
+        _regs.Reset();
         InvalidateAllConfig();
         Tlb.Clear();
         WalkCache.Clear();

@@ -66,7 +66,8 @@ public sealed record HostView(string Description, IReadOnlyList<HostSmmuInfo> Sm
             }
             catch (IommufdException e)
             {
-                infos.Add(new HostDeviceInfo(address, location.PhysicalSmmu, location.IommuGroup, false, 0, $"bind failed: {e.Message}"));
+                infos.Add(new HostDeviceInfo(address, location.PhysicalSmmu, location.IommuGroup, false, 0, $"bind failed: {e.Message}",
+                    location.NumaNode, location.AtsCapability));
                 continue;
             }
             try
@@ -87,7 +88,7 @@ public sealed record HostView(string Description, IReadOnlyList<HostSmmuInfo> Sm
                         info.Type == HwInfoType.ArmSmmuV3 ? info.AsArmSmmuV3() : default, cmdqv);
                 }
                 infos.Add(new HostDeviceInfo(address, location.PhysicalSmmu, location.IommuGroup,
-                    info.Capabilities.HasFlag(HwCapabilities.PciAtsNotSupported), info.MaxPasidLog2, null));
+                    info.Capabilities.HasFlag(HwCapabilities.PciAtsNotSupported), info.MaxPasidLog2, null, location.NumaNode, location.AtsCapability));
             }
             finally
             {
@@ -102,7 +103,9 @@ public sealed record HostView(string Description, IReadOnlyList<HostSmmuInfo> Sm
 /// <param name="Address">Its PCI address.</param>
 /// <param name="PhysicalSmmu">The name of the SMMU that serves it, or null when it has no IOMMU.</param>
 /// <param name="IommuGroup">Its IOMMU group.</param>
-public sealed record HostDeviceLocation(string Address, string? PhysicalSmmu, string IommuGroup);
+/// <param name="NumaNode">Its host NUMA node (sysfs <c>numa_node</c>), or null when the host has none (-1) or does not say.</param>
+/// <param name="AtsCapability">Whether its config space has the ATS extended capability, or null when that was not readable.</param>
+public sealed record HostDeviceLocation(string Address, string? PhysicalSmmu, string IommuGroup, int? NumaNode = null, bool? AtsCapability = null);
 
 /// <summary>One physical SMMU as GET_HW_INFO reports it.</summary>
 /// <param name="Name">Its name (<c>smmu0</c>; on Linux its platform device).</param>
@@ -122,5 +125,7 @@ public sealed record HostSmmuInfo(string Name, HwInfoType HwInfoType, ArmSmmuV3H
 /// <param name="AtsNotSupported">GET_HW_INFO's IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED for it.</param>
 /// <param name="MaxPasidLog2">GET_HW_INFO's out_max_pasid_log2.</param>
 /// <param name="Problem">Why it cannot be used (a bind errno), or null.</param>
+/// <param name="NumaNode">Its host NUMA node, or null when unknown (profiles) or none.</param>
+/// <param name="AtsCapability">Whether its config space has the ATS extended capability, or null when unknown.</param>
 public sealed record HostDeviceInfo(string Address, string? PhysicalSmmu, string IommuGroup, bool AtsNotSupported, byte MaxPasidLog2,
-    string? Problem);
+    string? Problem, int? NumaNode = null, bool? AtsCapability = null);

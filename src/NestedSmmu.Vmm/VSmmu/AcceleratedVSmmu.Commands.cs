@@ -31,11 +31,12 @@ public sealed partial class AcceleratedVSmmu
     /// </summary>
     private void ConsumeCommands()
     {
-        if (!CommandQueueEnabled || _cmdqErr != CommandError.None) return;
-        while (!_cmdq.IsEmpty)
+        if (!CommandQueueEnabled || _regs.CommandQueueError != CommandError.None) return;
+        SmmuQueue cmdq = _regs.CommandQueue;
+        while (!cmdq.IsEmpty)
         {
-            uint cons = _cmdq.Cons;
-            ulong address = _cmdq.EntryAddress(cons);
+            uint cons = cmdq.Cons;
+            ulong address = cmdq.EntryAddress(cons);
             if (_memory.IsAbort(address, Command.Size))
             {
                 if (Flush()) StopCommandQueue(CommandError.CERROR_ABT);
@@ -50,7 +51,7 @@ public sealed partial class AcceleratedVSmmu
                 if (Flush()) StopCommandQueue(error);
                 return;
             }
-            _cmdq.Cons = _cmdq.Next(cons);
+            cmdq.Cons = cmdq.Next(cons);
         }
         Flush();
     }
@@ -150,16 +151,15 @@ public sealed partial class AcceleratedVSmmu
         int failed = (int)Math.Min(result.EntriesHandled, (uint)(count - 1));
         Report($"IOMMU_HWPT_INVALIDATE refused command {failed} of {count} ({result.Error}): " +
             $"{new Command(BinaryPrimitives.ReadUInt64LittleEndian(_batch.AsSpan(failed * Command.Size)), BinaryPrimitives.ReadUInt64LittleEndian(_batch.AsSpan(failed * Command.Size + sizeof(ulong))))}");
-        _cmdq.Cons = _batchCons[failed];
+        _regs.CommandQueue.Cons = _batchCons[failed];
         StopCommandQueue(CommandError.CERROR_ILL);
         return false;
     }
 
     private void StopCommandQueue(CommandError error)
     {
-        _cmdqErr = error;
         Counters.CommandErrors++;
-        SetGlobalError(SmmuV3.GERROR_CMDQ_ERR);
+        _regs.StopCommandQueue(error);
     }
 
     /// <summary>

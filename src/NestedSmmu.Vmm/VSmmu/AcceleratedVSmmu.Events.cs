@@ -20,7 +20,7 @@ public sealed partial class AcceleratedVSmmu
         if (_viommu is null || _veventq is not null || !EventQueueEnabled) return;
         try
         {
-            _veventq = Fd.AllocVeventq(_viommu.Id, VeventqType.ArmSmmuV3, _eventq.Entries);
+            _veventq = Fd.AllocVeventq(_viommu.Id, VeventqType.ArmSmmuV3, _regs.EventQueue.Entries);
             _sequenceStarted = false;
         }
         catch (IommufdException e)
@@ -93,33 +93,22 @@ public sealed partial class AcceleratedVSmmu
     /// </summary>
     private bool RecordEvent(in EventRecord evt)
     {
-        if (!EventQueueEnabled) { Counters.EventsLost++; return false; }
-        if (_eventq.IsFull)
+        bool overflowPending = _regs.EventQueueOverflowPending;
+        EventWriteResult result = _regs.WriteEvent(_memory, evt);
+        if (result == EventWriteResult.Written)
         {
-            Counters.EventsLost++;
-            SignalOverflow();
-            return false;
+            Counters.EventsDelivered++;
+            return true;
         }
-        ulong address = _eventq.EntryAddress(_eventq.Prod);
-        if (_memory.IsAbort(address, EventRecord.Size))
-        {
-            Counters.EventsLost++;
-            SetGlobalError(SmmuV3.GERROR_EVENTQ_ABT_ERR);
-            return false;
-        }
-        _memory.WriteUInt64s(address, [evt.W0, evt.W1, evt.W2, evt.W3]);
-        _eventq.Prod = _eventq.Next(_eventq.Prod);
-        Counters.EventsDelivered++;
-        if ((_irqCtrl & SmmuV3.IRQ_CTRL_EVENTQ_IRQEN) != 0) Raise(SmmuInterrupt.EventQueue, _eventqIrqCfg0, _eventqIrqCfg1);
-        return true;
+        Counters.EventsLost++;
+        if (result == EventWriteResult.Overflow && !overflowPending) Counters.Overflows++;
+        return false;
     }
 
-    /// <summary>A new overflow is reported by making OVFLG differ from the acknowledged OVACKFLG (IHI 0070 7.4.1).</summary>
+    /// <summary>Reports events lost before the guest's queue (vEVENTQ overflow, sequence gaps) through OVFLG (IHI 0070 7.4.1).</summary>
     private void SignalOverflow()
     {
-        if (_eventqOverflow != _eventqOverflowAck) return; // one is already pending
-        _eventqOverflow = !_eventqOverflowAck;
-        Counters.Overflows++;
+        if (_regs.SignalEventQueueOverflow()) Counters.Overflows++;
     }
 
     private void Raise(SmmuInterrupt source, ulong msiAddress, uint msiData)

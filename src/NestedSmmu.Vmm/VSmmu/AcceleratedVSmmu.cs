@@ -319,7 +319,7 @@ public sealed partial class AcceleratedVSmmu : IVSmmu
         {
             target = GbpaAbort ? _abortHwpt : _bypassHwpt;
         }
-        else if (!GuestStreamTable.TryRead(_memory, _strtabBase, _strtabBaseCfg, Features.SidBits, dev.StreamId, out StreamTableEntry ste, out _))
+        else if (!TryReadGuestSte(dev.StreamId, out StreamTableEntry ste))
         {
             // No STE: the SMMU would abort this stream (C_BAD_STREAMID or F_STE_FETCH), so does its HWPT.
             target = _abortHwpt;
@@ -377,5 +377,13 @@ public sealed partial class AcceleratedVSmmu : IVSmmu
     {
         if (_log.Count == MaxLogLines) _log.RemoveAt(0);
         _log.Add(message);
+    }
+
+    /// <summary>The guest's STE for <paramref name="sid"/> from its stream table in guest RAM (IHI 0070 3.3), as the SMMU would find it.</summary>
+    private bool TryReadGuestSte(uint sid, out StreamTableEntry ste)
+    {
+        var lookup = StreamTableLocator.Locate(_memory, _regs.StrtabBase, _regs.StrtabBaseCfg, Features, sid);
+        ste = lookup.Found ? StreamTableLocator.ReadSte(_memory, lookup.SteAddress) : default;
+        return lookup.Found;
     }
 }

@@ -54,7 +54,8 @@ public class RegisterTests
     [MemberData(nameof(SixtyFourBitRegisters))]
     public void SixtyFourBitRegistersAreTwoIndependentlyWritableHalves(SmmuRegister register, ulong mask)
     {
-        var smmu = new SmmuV3(new SparseMemory(), new SmmuFeatures());
+        // PRI implemented, so the PRIQ registers exist (with IDR0.PRI = 0 they are RES0, 6.3.30-6.3.34).
+        var smmu = new SmmuV3(new SparseMemory(), new SmmuFeatures { Pri = true, PriqLog2Max = 19 });
         ulong r = (ulong)register;
         const ulong value = 0xF7E6_D5C4_B3A2_9180;
         smmu.Write(r, 8, value);
@@ -97,10 +98,25 @@ public class RegisterTests
         }
     }
 
+    [Theory]
+    [InlineData(SmmuRegister.PRIQ_BASE, 8)]
+    [InlineData(SmmuRegister.PRIQ_PROD, 4)]
+    [InlineData(SmmuRegister.PRIQ_CONS, 4)]
+    [InlineData(SmmuRegister.PRIQ_IRQ_CFG0, 8)]
+    [InlineData(SmmuRegister.PRIQ_IRQ_CFG1, 4)]
+    [InlineData(SmmuRegister.PRIQ_IRQ_CFG2, 4)]
+    public void Priq_registers_are_res0_without_pri(SmmuRegister register, int width)
+    {
+        // IHI 0070 6.3.30-6.3.34: the PRI queue registers are RES0 when SMMU_IDR0.PRI == 0.
+        var smmu = new SmmuV3(new SparseMemory(), new SmmuFeatures { Pri = false });
+        smmu.Write((ulong)register, width, 0x5);
+        smmu.Read((ulong)register, width).ShouldBe(0UL);
+    }
+
     [Fact]
     public void Page1AliasesTheQueuePointers()
     {
-        var h = new SmmuHarness(eventqLog2: 4);
+        var h = new SmmuHarness(new SmmuFeatures { OasBits = 48, Pri = true, PriqLog2Max = 19 }, eventqLog2: 4);
         h.Write(SmmuRegister.EVENTQ_CONS_PAGE1, 5);
         h.Read(SmmuRegister.EVENTQ_CONS).ShouldBe(5u);
         h.Write(SmmuRegister.EVENTQ_CONS, 6);
