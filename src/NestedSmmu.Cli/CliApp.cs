@@ -18,6 +18,7 @@ public static class CliApp
             CheckCommand.Create(stdout, stderr),
             TablesCommand.Create(stdout, stderr),
             PlanCommand.Create(stdout, stderr),
+            BenchCommand.Create(stdout, stderr),
         };
         var config = new InvocationConfiguration { Output = stdout, Error = stderr };
         return root.Parse(args).Invoke(config);

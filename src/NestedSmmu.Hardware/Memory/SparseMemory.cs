@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 
@@ -21,16 +22,22 @@ public sealed class SparseMemory : IPhysicalMemory
     private readonly List<(ulong Start, ulong End)> _abortRanges = new();
     // A small direct-mapped cache of page lookups: a nested walk alternates between a handful of
     // stage-1 and stage-2 table pages, and a dictionary probe per descriptor would dominate it.
-    private const int CacheWays = 64;
-    private readonly ulong[] _cacheTag = CreateEmptyTags();
-    private readonly byte[]?[] _cachePage = new byte[]?[CacheWays];
+    // The slot folds higher page-number bits in, so table pools a power of two apart (stage-2
+    // tables at one base, stage-1 tables at another) do not evict each other on every read.
+    private const int CacheSlots = 256;
+    private struct CacheSlot { public ulong Tag; public byte[]? Page; }
+    private readonly CacheSlot[] _cache = CreateEmptyCache();
 
-    private static ulong[] CreateEmptyTags()
+    private static CacheSlot[] CreateEmptyCache()
     {
-        var tags = new ulong[CacheWays];
-        Array.Fill(tags, ulong.MaxValue);
-        return tags;
+        var slots = new CacheSlot[CacheSlots];
+        foreach (ref CacheSlot s in slots.AsSpan()) s.Tag = ulong.MaxValue;
+        return slots;
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ref CacheSlot SlotOf(ulong pageNumber) =>
+        ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_cache), (int)((pageNumber ^ (pageNumber >> 8) ^ (pageNumber >> 16)) & (CacheSlots - 1)));
 
     /// <summary>Pages that hold data (for diagnostics and tests).</summary>
     public int AllocatedPages => _pages.Count;
@@ -103,19 +110,18 @@ public sealed class SparseMemory : IPhysicalMemory
     public void Clear()
     {
         _pages.Clear();
-        Array.Fill(_cacheTag, ulong.MaxValue);
-        Array.Clear(_cachePage);
+        foreach (ref CacheSlot s in _cache.AsSpan()) s = new CacheSlot { Tag = ulong.MaxValue };
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private byte[]? FindPage(ulong pageNumber)
     {
-        int way = (int)(pageNumber & (CacheWays - 1));
-        if (_cacheTag[way] == pageNumber) return _cachePage[way];
+        ref CacheSlot slot = ref SlotOf(pageNumber);
+        if (slot.Tag == pageNumber) return slot.Page;
         // Only present pages are cached, so a later first write cannot be hidden by a cached miss.
         if (!_pages.TryGetValue(pageNumber, out byte[]? page)) return null;
-        _cacheTag[way] = pageNumber;
-        _cachePage[way] = page;
+        slot.Tag = pageNumber;
+        slot.Page = page;
         return page;
     }
 
@@ -125,9 +131,9 @@ public sealed class SparseMemory : IPhysicalMemory
         if (page is not null) return page;
         page = new byte[PageSize];
         _pages.Add(pageNumber, page);
-        int way = (int)(pageNumber & (CacheWays - 1));
-        _cacheTag[way] = pageNumber;
-        _cachePage[way] = page;
+        ref CacheSlot slot = ref SlotOf(pageNumber);
+        slot.Tag = pageNumber;
+        slot.Page = page;
         return page;
     }
 

@@ -37,8 +37,8 @@ public readonly record struct TlbEntry(
 /// <summary>
 /// The SMMU's TLB. Entries are indexed per 4 KiB input page (a larger mapping is filled in page
 /// by page as it is used, like a splintering TLB), so a lookup is one probe for the ASID plus
-/// one for global entries. Only leaf translations are cached (no walk caches), so the Leaf bit of
-/// an invalidation changes nothing here.
+/// one for global entries. Only leaf translations are cached here, so the Leaf bit of an
+/// invalidation changes nothing here; table entries live in <see cref="WalkCache"/>.
 /// </summary>
 public sealed class Iotlb
 {

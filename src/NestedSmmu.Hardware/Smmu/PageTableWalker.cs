@@ -113,10 +113,14 @@ public sealed class PageTableWalker
     // Descriptors come through IPhysicalMemory.ReadUInt64, and MayAbort lets a walk skip the
     // abort-range check when the memory has none: the fast paths are the interface's own.
     private readonly IPhysicalMemory _memory;
+    // Intermediate table entries and stage-2 translations of stage-1 table addresses kept across
+    // walks (IHI 0070 3.17 permits them; 4.4 says which invalidations remove them). Null: none.
+    private readonly WalkCache? _cache;
 
-    public PageTableWalker(IPhysicalMemory memory)
+    public PageTableWalker(IPhysicalMemory memory, WalkCache? cache = null)
     {
         _memory = memory;
+        _cache = cache;
     }
 
     // Descriptor fields (Arm ARM D8.3)
@@ -137,21 +141,45 @@ public sealed class PageTableWalker
     }
 
     /// <summary>
-    /// Walks <paramref name="r"/> for <paramref name="input"/>. When <paramref name="s2"/> is given the
-    /// walk is a nested stage-1 walk. Input-range checks are the caller's (they differ per stage).
+    /// Walks <paramref name="r"/> for <paramref name="input"/> without the walk cache. When
+    /// <paramref name="nested"/>, the walk is a nested stage-1 walk whose table addresses go through
+    /// <paramref name="s2"/>. Input-range checks are the caller's (they differ per stage).
     /// </summary>
-    /// <summary>The walk itself; <paramref name="s2"/> is used only when <paramref name="nested"/>.</summary>
     public WalkResult Walk(in WalkRegime r, ulong input, AccessKind access, in WalkRegime s2, bool nested, TranslationTrace? trace) =>
-        WalkFrom(r, r.StartLevel, r.TableBase, input, access, s2, nested, trace);
+        WalkFrom(r, r.StartLevel, r.TableBase, input, access, s2, nested, trace, default, useCache: false);
+
+    /// <summary>
+    /// As <see cref="Walk(in WalkRegime, ulong, AccessKind, in WalkRegime, bool, TranslationTrace?)"/>,
+    /// using and filling the walk cache with entries tagged <paramref name="tags"/> (stage-2 entries
+    /// with its VMID). With a trace every level is read and shown, so the cache is not used.
+    /// </summary>
+    public WalkResult Walk(in WalkRegime r, ulong input, AccessKind access, in WalkRegime s2, bool nested, in WalkTags tags, TranslationTrace? trace) =>
+        WalkFrom(r, r.StartLevel, r.TableBase, input, access, s2, nested, trace, tags, useCache: trace is null && _cache is { Enabled: true });
 
     private WalkResult WalkFrom(in WalkRegime r, int firstLevel, ulong firstTable, ulong input, AccessKind access,
-        in WalkRegime s2, bool nested, TranslationTrace? trace)
+        in WalkRegime s2, bool nested, TranslationTrace? trace, in WalkTags tags, bool useCache)
     {
         var res = new WalkResult { FaultStage = r.Stage };
         Granule g = r.Granule;
         int stride = GranuleGeometry.Stride(g);
         ulong table = firstTable;
         bool noWrite = false, noUnpriv = false;
+        WalkCache cache = useCache ? _cache! : null!;
+        // The deepest cached table for this input: the walk resumes there with the APTable limits
+        // gathered above it. The start table base is checked below as always.
+        if (useCache && firstLevel == r.StartLevel)
+        {
+            for (int l = 3; l > r.StartLevel; l--)
+            {
+                if (cache.TryGetTable(r.Stage, tags, r.TableBase, g, l, input, out ulong cached, out byte flags))
+                {
+                    (firstLevel, table) = (l, cached);
+                    noWrite = (flags & WalkCache.NoWrite) != 0;
+                    noUnpriv = (flags & WalkCache.NoUnprivileged) != 0;
+                    break;
+                }
+            }
+        }
         // Within one nested walk the stage-1 tables usually sit in one small IPA region, so their
         // stage-2 walks share everything down to the last-level table. The walker keeps that table
         // for the duration of this walk only (so no invalidation can make it stale). With a trace
@@ -165,11 +193,11 @@ public sealed class PageTableWalker
         bool anyAbortRanges = _memory.MayAbort;
 
         // The table base itself must fit the output size (address size fault at the start level).
-        if (!Bits.FitsIn(table, r.OutputBits))
+        if (!Bits.FitsIn(r.TableBase, r.OutputBits))
         {
             res.Fault = WalkFault.AddressSize;
             res.Level = r.StartLevel;
-            if (trace is not null) TraceFault(trace, WalkTraceKind.TableBaseTooLarge, r.Stage, r.StartLevel, table, 0, table, 0, table, r.OutputBits);
+            if (trace is not null) TraceFault(trace, WalkTraceKind.TableBaseTooLarge, r.Stage, r.StartLevel, r.TableBase, 0, r.TableBase, 0, r.TableBase, r.OutputBits);
             return res;
         }
 
@@ -188,6 +216,11 @@ public sealed class PageTableWalker
                 if (trace is not null) TraceNestedFetch(trace, level, descAddr);
                 if (trace is not null) trace.Depth++;
                 WalkResult s2res;
+                if (useCache && cache.TryGetFetch(tags.Vmid, s2.TableBase, s2.Granule, descAddr, out ulong fetchPa, out bool fetchWritable))
+                {
+                    (descPa, tableWritable) = (fetchPa, fetchWritable);
+                    goto Fetch;
+                }
                 if (s2PathCached && descAddr >> s2RegionShift == s2PathRegion)
                 {
                     // The common case inline: a valid page, AF set, stage-2 read allowed, output within
@@ -200,14 +233,15 @@ public sealed class PageTableWalker
                     {
                         descPa = leafOa | (descAddr & s2PageMask);
                         tableWritable = Bits.Get(leaf, S2AP_W);
+                        if (useCache) cache.PutFetch(tags.Vmid, s2.TableBase, s2.Granule, descAddr, leafOa, s2.PageShift, 3, tableWritable);
                         if (trace is not null) trace.Depth--;
                         goto Fetch;
                     }
-                    s2res = WalkFrom(s2, 3, s2PathTable, descAddr, AccessKind.Read, s2, false, null);
+                    s2res = WalkFrom(s2, 3, s2PathTable, descAddr, AccessKind.Read, s2, false, null, default, useCache: false);
                 }
                 else
                 {
-                    s2res = WalkStage2Checked(s2, descAddr, AccessKind.Read, trace);
+                    s2res = useCache ? WalkStage2Checked(s2, descAddr, AccessKind.Read, tags.Vmid, null) : WalkStage2Checked(s2, descAddr, AccessKind.Read, trace);
                     if (trace is null && s2res.Ok && s2res.Level == 3 && s2.StartLevel < 3)
                     {
                         (s2PathCached, s2PathRegion, s2PathTable) = (true, descAddr >> s2RegionShift, s2res.LastTable);
@@ -223,6 +257,11 @@ public sealed class PageTableWalker
                 }
                 descPa = s2res.Output;
                 tableWritable = (s2res.Permissions & Permissions.Write) != 0;
+                if (useCache)
+                {
+                    ulong mappingMask = (1UL << s2res.BlockShift) - 1;
+                    cache.PutFetch(tags.Vmid, s2.TableBase, s2.Granule, descAddr, descPa & ~mappingMask, s2res.BlockShift, s2res.Level, tableWritable);
+                }
             }
 
         Fetch:
@@ -261,6 +300,11 @@ public sealed class PageTableWalker
                     if (trace is not null) TraceFault(trace, WalkTraceKind.NextTableTooLarge, r.Stage, level, descPa, desc, table, index, next, r.OutputBits);
                     res.Fault = WalkFault.AddressSize;
                     return res;
+                }
+                if (useCache)
+                {
+                    byte flags = (byte)((noWrite ? WalkCache.NoWrite : 0) | (noUnpriv ? WalkCache.NoUnprivileged : 0));
+                    cache.PutTable(r.Stage, tags, r.TableBase, g, level + 1, input, next, flags);
                 }
                 table = next;
                 continue;
@@ -398,5 +442,12 @@ public sealed class PageTableWalker
             return new WalkResult { Fault = WalkFault.Translation, FaultStage = 2, Level = s2.StartLevel };
         }
         return Walk(s2, ipa, access, s2, nested: false, trace);
+    }
+
+    /// <summary>As <see cref="WalkStage2Checked(in WalkRegime, ulong, AccessKind, TranslationTrace?)"/>, with the walk cache for <paramref name="vmid"/>.</summary>
+    public WalkResult WalkStage2Checked(in WalkRegime s2, ulong ipa, AccessKind access, ushort vmid, TranslationTrace? trace)
+    {
+        if (!Bits.FitsIn(ipa, s2.InputBits)) return WalkStage2Checked(s2, ipa, access, trace);
+        return Walk(s2, ipa, access, s2, nested: false, WalkTags.Stage2(vmid), trace);
     }
 }

@@ -80,7 +80,8 @@ public sealed partial class SmmuV3
         if (range >= 31) { _streams.Clear(); return; }
         ulong count = 1UL << (int)(range + 1);
         ulong start = sid & ~(count - 1);
-        foreach (uint s in _streams.Keys.Where(k => k - start < count).ToList()) _streams.Remove(s);
+        // Removing while enumerating is allowed for Dictionary (.NET Core 3.0 on): no list per command.
+        foreach (uint s in _streams.Keys) if (s - start < count) _streams.Remove(s);
     }
 
     public void InvalidateContextDescriptor(uint sid, uint ssid)

@@ -19,8 +19,19 @@ public sealed partial class SmmuV3
     private Permissions _fastPermissions;
     private long _configGeneration;
 
-    /// <summary>Runs one TLB invalidation command; returns the number of cached page slots removed.</summary>
-    public int InvalidateTlb(in Command cmd) => TlbInvalidation.FromCommand(cmd, Features) is { } scope ? Tlb.Invalidate(scope) : 0;
+    /// <summary>
+    /// Runs one TLB invalidation command on the IOTLB and the walk cache (IHI 0070 4.4); returns
+    /// the number of IOTLB page slots removed. CFGI_* commands never reach here: configuration
+    /// invalidation leaves translations cached (IHI 0070 4.5), and the walk cache's entries are also
+    /// tagged with the table base that made them, so a stream whose new STE or CD names other
+    /// tables never finds them.
+    /// </summary>
+    public int InvalidateTlb(in Command cmd)
+    {
+        if (TlbInvalidation.FromCommand(cmd, Features) is not { } scope) return 0;
+        WalkCache.Invalidate(scope);
+        return Tlb.Invalidate(scope);
+    }
 
     /// <summary>
     /// Translates one access from a device: StreamID <paramref name="sid"/>, optional SubstreamID,
@@ -166,7 +177,7 @@ public sealed partial class SmmuV3
         ref readonly WalkRegime r1 = ref (upper ? ref cd.Ttb1Regime : ref cd.Ttb0Regime);
         if (trace is not null) TraceStage1(trace, r1, upper, asid);
 
-        var w1 = _walker.Walk(r1, iova, access, cfg.Stage2, cfg.HasStage2, trace);
+        var w1 = _walker.Walk(r1, iova, access, cfg.Stage2, cfg.HasStage2, new WalkTags(cfg.Regime, cfg.Vmid, asid, cd.NoAsid), trace);
         if (!w1.Ok)
         {
             // F_WALK_EABT is not a translation-related fault: CD.R / STE.S2R do not apply (IHI 0070 5.5).
@@ -190,7 +201,7 @@ public sealed partial class SmmuV3
         {
             ref readonly WalkRegime r2 = ref cfg.Stage2;
             if (trace is not null) TraceStage2(trace, r2, output, cfg.Vmid);
-            var w2 = _walker.WalkStage2Checked(r2, output, access, trace);
+            var w2 = _walker.WalkStage2Checked(r2, output, access, cfg.Vmid, trace);
             if (w2.Fault == WalkFault.ExternalAbort)
                 return TranslationFault(EventRecord.WalkAbort(sid, ssid, iova, access == AccessKind.Read, true, FaultClass.IN, w2.FetchAddress), 2, record: true, trace);
             if (!w2.Ok)
@@ -245,7 +256,7 @@ public sealed partial class SmmuV3
             return TranslationResult.Ok(pa, hit.Permissions);
         }
         trace?.Add("s2", 2, r2.StartLevel, r2.TableBase, 0, "stage 2: " + DescribeStage2(r2, cfg.Vmid));
-        var w = _walker.WalkStage2Checked(r2, iova, access, trace);
+        var w = _walker.WalkStage2Checked(r2, iova, access, cfg.Vmid, trace);
         if (w.Fault == WalkFault.ExternalAbort)
             return TranslationFault(EventRecord.WalkAbort(sid, null, iova, access == AccessKind.Read, true, FaultClass.IN, w.FetchAddress), 2, record: true, trace);
         if (!w.Ok)

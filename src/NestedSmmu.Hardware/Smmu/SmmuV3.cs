@@ -40,7 +40,8 @@ public sealed partial class SmmuV3 : IMmioDevice
         _memory = memory;
         Features = features;
         Name = name;
-        _walker = new PageTableWalker(memory);
+        WalkCache = new WalkCache();
+        _walker = new PageTableWalker(memory, WalkCache);
         Tlb = new Iotlb();
         _regs = new SmmuRegisterFile(features, new RegisterEffects(this));
         Reset();
@@ -50,6 +51,8 @@ public sealed partial class SmmuV3 : IMmioDevice
     public SmmuFeatures Features { get; }
     public IPhysicalMemory Memory => _memory;
     public Iotlb Tlb { get; }
+    /// <summary>Cached table entries of earlier walks (intermediate levels, stage-2 translations of stage-1 tables).</summary>
+    public WalkCache WalkCache { get; }
     public ulong Size => SmmuRegisters.FrameSize;
 
     /// <summary>Raised for a wired interrupt (the source is enabled in IRQ_CTRL and no MSI address is set).</summary>
@@ -76,6 +79,7 @@ public sealed partial class SmmuV3 : IMmioDevice
         _regs.Reset();
         InvalidateAllConfig();
         Tlb.Clear();
+        WalkCache.Clear();
     }
 
     private bool IsAbort(ulong address, ulong length) => _memory.IsAbort(address, length);

@@ -24,6 +24,11 @@ public readonly record struct TlbInvalidation
     /// <summary>The level of the leaves to remove (TTL), 0 when any; with the granule it names.</summary>
     public int Ttl { get; private init; }
     public Granule? Granule { get; private init; }
+    /// <summary>
+    /// Leaf = 1 on an address form (TLBI_*_VA, TLBI_*_VAA, TLBI_S2_IPA): only leaf entries need go,
+    /// cached table entries stay (IHI 0070 4.4). The IOTLB holds leaves only; the walk cache reads this.
+    /// </summary>
+    public bool LeafOnly { get; private init; }
 
     /// <summary>Every entry of <paramref name="regime"/> with <paramref name="vmid"/> (TLBI_NH_ALL), or of any VMID when null (TLBI_EL2_ALL).</summary>
     public static TlbInvalidation All(TlbRegime regime, ushort? vmid) => new(regime, vmid);
@@ -77,7 +82,7 @@ public readonly record struct TlbInvalidation
         ulong start = cmd.Address;
         if (cmd.Opcode == CommandOpcode.TLBI_S2_IPA) start &= Bits.Mask(51, 12);
         // Without IDR3.RIL, TG, TTL, NUM and SCALE are RES0 and ignored: one address (IHI 0070 4.4.1.1).
-        if (!features.Ril || GranuleGeometry.FromCommandTg(cmd.TG) is not { } g) return ByAddress(regime, vmid, asid, start, 1);
+        if (!features.Ril || GranuleGeometry.FromCommandTg(cmd.TG) is not { } g) return ByAddress(regime, vmid, asid, start, 1) with { LeafOnly = cmd.Leaf };
         // TTL names the level of the leaf being invalidated (entries at other levels need not go).
         int ttl = (int)CommandCodec.EffectiveTtl(cmd);
         // Range = ((NUM + 1) * 2^SCALE) * Translation_Granule_Size from Address (IHI 0070 4.4.1.1;
@@ -85,14 +90,21 @@ public readonly record struct TlbInvalidation
         // SCALE is six bits: a shift that would leave 64 bits covers everything from Address.
         int shift = (int)cmd.SCALE + GranuleGeometry.PageShift(g);
         ulong length = shift + 5 >= 64 ? ulong.MaxValue - start : ((ulong)cmd.NUM + 1) << shift;
-        return ByAddress(regime, vmid, asid, start, length, ttl, g);
+        return ByAddress(regime, vmid, asid, start, length, ttl, g) with { LeafOnly = cmd.Leaf };
+    }
+
+    /// <summary>Whether an entry tagged so is in scope, its address aside (IHI 0070 3.17, 4.4).</summary>
+    public bool MatchesTags(TlbRegime regime, ushort entryVmid, ushort entryAsid, bool global)
+    {
+        if (regime != Regime && !(AndStage2 && regime == TlbRegime.Stage2)) return false;
+        if (Vmid is { } vmid && entryVmid != vmid) return false;
+        if (Asid is { } asid && (global ? !GlobalAlsoMatches : entryAsid != asid)) return false;
+        return true;
     }
 
     public bool Matches(in TlbEntry e)
     {
-        if (e.Regime != Regime && !(AndStage2 && e.Regime == TlbRegime.Stage2)) return false;
-        if (Vmid is { } vmid && e.Vmid != vmid) return false;
-        if (Asid is { } asid && (e.Global ? !GlobalAlsoMatches : e.Asid != asid)) return false;
+        if (!MatchesTags(e.Regime, e.Vmid, e.Asid, e.Global)) return false;
         if (MatchAddress)
         {
             if (!e.Overlaps(Start, Length)) return false;

@@ -1,0 +1,197 @@
+namespace NestedSmmu.Hardware.Tests.Smmu;
+
+/// <summary>
+/// The walk caches (cached table descriptors, and stage-2 translations of stage-1 table addresses)
+/// against IHI 0070 4.4: each stream warms one page of a 2 MiB region, then a table descriptor (or
+/// the stage-2 leaf of a stage-1 table) is changed in memory behind the cache. A neighbouring page,
+/// never translated before (so not in the IOTLB), is walked after an invalidation command: it shows
+/// the change exactly when the command removed the cached entry the walk would use.
+/// </summary>
+public class WalkCacheTests
+{
+    private const ulong Ra = 0x20_0000, Rb = 0x60_0000, Rc = 0xA0_0000, Page = 0x1000, Shadow = 0x4000_0000;
+    // Nested stream: output IPAs of its three regions (each its own 2 MiB stage-2 region for Rc).
+    private const ulong Da = 0x4000_0000, Db = 0x4010_0000, Dc = 0x5000_0000;
+
+    private sealed record Probe(string Name, uint Sid, ulong Iova, ulong Stale, ulong Fresh);
+
+    private sealed class Fixture
+    {
+        public required SmmuHarness H { get; init; }
+        public required List<Probe> Probes { get; init; }
+        public ulong TableIpa { get; init; }
+    }
+
+    /// <summary>
+    /// Builds the streams, warms them and changes the tables behind the caches. Probes: SID 1
+    /// (VMID 1, ASID 1) regions a and b; SID 2 (VMID 1, ASID 2); SID 3 (VMID 2, ASID 1); SID 6 (EL2,
+    /// ASID 1); SID 4 (stage 2 only, VMID 1) regions a and b; SID 5 (nested, VMID 3, ASID 1): a
+    /// stage-1 table descriptor, the stage-2 leaf of a stage-1 table, a stage-2 table descriptor.
+    /// </summary>
+    private static Fixture Build(bool walkCache = true)
+    {
+        var h = new SmmuHarness(new SmmuFeatures { OasBits = 48, Hyp = true, Ril = true },
+            cr2: SmmuHarness.CR2_E2H | SmmuHarness.CR2_RECINVSID | SmmuHarness.CR2_PTM);
+        h.Smmu.WalkCache.Enabled = walkCache;
+        var pa = new TestAllocator(0x2000_0000);
+        ulong nextPa = 0x8_0000_0000;
+        ulong NewPa() => nextPa += 0x1_0000;
+        var probes = new List<Probe>();
+        var changes = new List<Action>();
+
+        // Maps region+0 (warmed) and region+Page (the probe) and, 1 GiB higher, a shadow region whose
+        // L3 table maps the probe's page elsewhere; the change points the region's L2 descriptor at
+        // the shadow's L3 table.
+        void Redirect(TestPageTable t, string name, uint sid, ulong region)
+        {
+            t.Map(region, NewPa(), 3);
+            ulong stale = NewPa(), fresh = NewPa();
+            t.Map(region + Page, stale, 3);
+            t.Map(region + Shadow + Page, fresh, 3);
+            probes.Add(new Probe(name, sid, region + Page, stale, fresh));
+            h.TranslateOk(sid, region);
+            changes.Add(() => t.WriteDescriptor(t.WalkTo(region, 2), t.ReadDescriptor(t.WalkTo(region + Shadow, 2))));
+        }
+
+        var t1 = Streams.Stage1(h, 1, pa, asid: 1, vmid: 1);
+        Redirect(t1, "1.a", 1, Ra);
+        Redirect(t1, "1.b", 1, Rb);
+        Redirect(Streams.Stage1(h, 2, pa, asid: 2, vmid: 1), "2.a", 2, Ra);
+        Redirect(Streams.Stage1(h, 3, pa, asid: 1, vmid: 2), "3.a", 3, Ra);
+        Redirect(Streams.Stage1(h, 6, pa, asid: 1, strw: 2), "6.a", 6, Ra);
+        var t4 = Streams.Stage2(h, 4, pa, vmid: 1);
+        Redirect(t4, "4.a", 4, Ra);
+        Redirect(t4, "4.b", 4, Rb);
+
+        // Nested: every IPA below maps through stage 2; the stage-1 tables live at IPAs (PA = IPA + Delta).
+        var n = Streams.NestedStream(h, 5, pa, asid: 1, vmid: 3);
+        ulong Out(ulong ipa) { ulong p = NewPa(); n.S2.Map(ipa, p, 3); return p; }
+        // 5.s1: a stage-1 L2 descriptor redirected to a shadow L3 table.
+        n.S1.Map(Ra, Da, 3); Out(Da);
+        n.S1.Map(Ra + Page, Da + Page, 3);
+        n.S1.Map(Ra + Shadow + Page, Da + 2 * Page, 3);
+        probes.Add(new Probe("5.s1", 5, Ra + Page, Out(Da + Page), Out(Da + 2 * Page)));
+        // 5.fetch: the stage-2 leaf of Rb's stage-1 L3 table moved to a copy whose probe entry differs.
+        n.S1.Map(Rb, Db, 3); Out(Db);
+        n.S1.Map(Rb + Page, Db + Page, 3);
+        probes.Add(new Probe("5.fetch", 5, Rb + Page, Out(Db + Page), Out(Db + 2 * Page)));
+        // 5.s2: the stage-2 L2 descriptor of Dc's region redirected to a shadow stage-2 L3 table.
+        n.S1.Map(Rc, Dc, 3); Out(Dc);
+        n.S1.Map(Rc + Page, Dc + Page, 3);
+        ulong staleC = Out(Dc + Page), freshC = Out(Dc + Shadow + Page);
+        probes.Add(new Probe("5.s2", 5, Rc + Page, staleC, freshC));
+        n.MapTables();
+        foreach (ulong r in new[] { Ra, Rb, Rc }) h.TranslateOk(5, r);
+
+        ulong tableIpa = n.S1.WalkTo(Rb, 3) & ~(Page - 1);
+        changes.Add(() => n.S1.WriteDescriptor(n.S1.WalkTo(Ra, 2), n.S1.ReadDescriptor(n.S1.WalkTo(Ra + Shadow, 2))));
+        changes.Add(() =>
+        {
+            ulong copy = 0x7_0000_0000;
+            for (ulong i = 0; i < Page; i += 8) h.Memory.WriteUInt64(copy + i, h.Memory.ReadUInt64(tableIpa + n.Delta + i));
+            ulong probeAt = copy + ((Rb + Page) >> 12 & 0x1FF) * 8;
+            h.Memory.WriteUInt64(probeAt, n.S1.EncodeAddress(Db + 2 * Page, 12) | n.S1.DefaultAttributes | TestPageTable.Valid | TestPageTable.TableOrPage);
+            n.S2.Map(tableIpa, copy, 3);
+        });
+        changes.Add(() => n.S2.WriteDescriptor(n.S2.WalkTo(Dc, 2), n.S2.ReadDescriptor(n.S2.WalkTo(Dc + Shadow, 2))));
+
+        foreach (var change in changes) change();
+        h.NoEvents();
+        return new Fixture { H = h, Probes = probes, TableIpa = tableIpa };
+    }
+
+    private static readonly string[] Vmid1 = ["1.a", "1.b", "2.a"];
+    private static readonly string[] Nested = ["5.s1", "5.fetch", "5.s2"];
+
+    private static readonly Dictionary<string, (Func<Fixture, Command> Command, string[] Fresh)> Cases = new()
+    {
+        ["CMD_SYNC alone"] = (_ => Command.Sync(), []),
+        ["TLBI_NH_ALL VMID 1"] = (_ => Command.TlbiNhAll(1), Vmid1),
+        ["TLBI_NH_ALL VMID 3: stage-1 tables only, not stage 2's"] = (_ => Command.TlbiNhAll(3), ["5.s1"]),
+        ["TLBI_NH_ASID VMID 1 ASID 1"] = (_ => Command.TlbiNhAsid(1, 1), ["1.a", "1.b"]),
+        ["TLBI_NH_ASID VMID 2 ASID 1"] = (_ => Command.TlbiNhAsid(2, 1), ["3.a"]),
+        ["TLBI_NH_VA VMID 1 ASID 1 a"] = (_ => Command.TlbiNhVa(1, 1, Ra), ["1.a"]),
+        ["TLBI_NH_VA leaf keeps tables"] = (_ => Command.TlbiNhVa(1, 1, Ra, leaf: true), []),
+        ["TLBI_NH_VA TTL 3 still removes the tables above"] = (_ => Command.TlbiNhVa(1, 1, Ra + Page, tg: 1, ttl: 3), ["1.a"]),
+        ["TLBI_NH_VA range of region a only"] = (_ => Command.TlbiNhVa(1, 1, Ra, tg: 1, num: 0, scale: 9), ["1.a"]),
+        ["TLBI_NH_VA range 0..8M covers a and b"] = (_ => Command.TlbiNhVa(1, 1, 0, tg: 1, num: 0, scale: 11), ["1.a", "1.b"]),
+        ["TLBI_NH_VA leaf range keeps tables"] = (_ => Command.TlbiNhVa(1, 1, 0, leaf: true, tg: 1, num: 0, scale: 11), []),
+        ["TLBI_NH_VA VMID 1 ASID 3 (no such ASID)"] = (_ => Command.TlbiNhVa(1, 3, Ra), []),
+        ["TLBI_NH_VA VMID 3 ASID 1 (nested stage 1)"] = (_ => Command.TlbiNhVa(3, 1, Ra), ["5.s1"]),
+        ["TLBI_NH_VAA VMID 1 a: every ASID"] = (_ => Command.TlbiNhVaa(1, Ra), ["1.a", "2.a"]),
+        ["TLBI_NH_VAA leaf keeps tables"] = (_ => Command.TlbiNhVaa(1, Ra, leaf: true), []),
+        ["TLBI_EL2_ALL"] = (_ => Command.TlbiEl2All(), ["6.a"]),
+        ["TLBI_EL2_ASID 1"] = (_ => Command.TlbiEl2Asid(1), ["6.a"]),
+        ["TLBI_EL2_VA ASID 1 a"] = (_ => Command.TlbiEl2Va(1, Ra), ["6.a"]),
+        ["TLBI_EL2_VA leaf keeps tables"] = (_ => Command.TlbiEl2Va(1, Ra, leaf: true), []),
+        ["TLBI_S12_VMALL VMID 1"] = (_ => Command.TlbiS12Vmall(1), [.. Vmid1, "4.a", "4.b"]),
+        ["TLBI_S12_VMALL VMID 3"] = (_ => Command.TlbiS12Vmall(3), Nested),
+        ["TLBI_S2_IPA VMID 1 a"] = (_ => Command.TlbiS2Ipa(1, Ra), ["4.a"]),
+        ["TLBI_S2_IPA leaf keeps stage-2 tables"] = (_ => Command.TlbiS2Ipa(1, Ra, leaf: true), []),
+        ["TLBI_S2_IPA range 0..8M"] = (_ => Command.TlbiS2Ipa(1, 0, tg: 1, num: 0, scale: 11), ["4.a", "4.b"]),
+        ["TLBI_S2_IPA VMID 3 of a stage-1 table (leaf)"] = (f => Command.TlbiS2Ipa(3, f.TableIpa, leaf: true), ["5.fetch"]),
+        ["TLBI_S2_IPA VMID 3 of a stage-1 table"] = (f => Command.TlbiS2Ipa(3, f.TableIpa), ["5.fetch"]),
+        ["TLBI_S2_IPA VMID 3 of an output IPA"] = (_ => Command.TlbiS2Ipa(3, Dc), ["5.s2"]),
+        ["TLBI_S2_IPA VMID 3 of an output IPA (leaf)"] = (_ => Command.TlbiS2Ipa(3, Dc, leaf: true), []),
+        ["TLBI_S2_IPA VMID 1 does not reach VMID 3"] = (f => Command.TlbiS2Ipa(1, f.TableIpa), []),
+        ["TLBI_NSNH_ALL: every non-EL2 entry"] = (_ => Command.TlbiNsnhAll(), [.. Vmid1, "3.a", "4.a", "4.b", .. Nested]),
+        // Configuration invalidation leaves translations cached (IHI 0070 4.5).
+        ["CFGI_ALL"] = (_ => Command.CfgiAll(), []),
+        ["CFGI_STE SID 1"] = (_ => Command.CfgiSte(1), []),
+        ["CFGI_CD SID 5"] = (_ => Command.CfgiCd(5, 0), []),
+        ["CFGI_CD_ALL SID 1"] = (_ => Command.CfgiCdAll(1), []),
+    };
+
+    public static TheoryData<string> CaseNames() => new(Cases.Keys);
+
+    [Theory]
+    [MemberData(nameof(CaseNames))]
+    public void RemovesExactlyWhatTheCommandCovers(string name)
+    {
+        var (command, fresh) = Cases[name];
+        var f = Build();
+        f.H.SubmitAndSync(command(f));
+        foreach (var p in f.Probes)
+        {
+            bool expectFresh = fresh.Contains(p.Name);
+            f.H.TranslateOk(p.Sid, p.Iova).ShouldBe(expectFresh ? p.Fresh : p.Stale, $"{p.Name} after {name}");
+        }
+        f.H.NoEvents();
+    }
+
+    [Fact]
+    public void WithoutWalkCachesEveryWalkSeesTheChange()
+    {
+        // The control: the same state with the walk cache off reads every level from memory, so the
+        // stale results above can only come from the cache.
+        var f = Build(walkCache: false);
+        foreach (var p in f.Probes) f.H.TranslateOk(p.Sid, p.Iova).ShouldBe(p.Fresh, p.Name);
+    }
+
+    [Fact]
+    public void UpperLevelsAreReusedAcrossWalks()
+    {
+        var h = new SmmuHarness();
+        var n = Streams.NestedStream(h, 5, new TestAllocator(0x2000_0000), asid: 1, vmid: 3);
+        for (ulong k = 0; k < 4; k++) n.MapPage(Ra + k * Page, Da + k * Page, 0x9_0000_0000 + k * Page);
+        n.MapTables();
+        h.TranslateOk(5, Ra);
+        var entries = h.Smmu.WalkCache.Entries;
+        entries.Count(e => e.Kind == WalkCacheKind.Stage1Table).ShouldBe(2, "the L2 and L3 tables of a 39-bit stage 1 starting at L1");
+        entries.ShouldContain(e => e.Kind == WalkCacheKind.Stage2TableFetch);
+        entries.ShouldContain(e => e.Kind == WalkCacheKind.Stage2Table);
+        long misses = h.Smmu.WalkCache.Misses;
+        h.TranslateOk(5, Ra + Page).ShouldBe(0x9_0000_0000 + Page);
+        h.Smmu.WalkCache.Misses.ShouldBe(misses, "the neighbouring page's walk finds its L3 table, its IPA's PA and the stage-2 L3 table cached");
+    }
+
+    [Fact]
+    public void ResetEmptiesTheWalkCache()
+    {
+        var f = Build();
+        f.H.Smmu.WalkCache.Count.ShouldBeGreaterThan(0);
+        f.H.Smmu.WalkCache.Clear();
+        f.H.Smmu.WalkCache.Count.ShouldBe(0);
+        f.H.Smmu.WalkCache.Entries.ShouldBeEmpty();
+    }
+}
