@@ -12,6 +12,7 @@ public static class CliApp
             RunCommand.Create(stdout, stderr),
             TranslateCommand.Create(stdout, stderr),
             CheckCommand.Create(stdout, stderr),
+            TablesCommand.Create(stdout, stderr),
         };
         var config = new InvocationConfiguration { Output = stdout, Error = stderr };
         return root.Parse(args).Invoke(config);
