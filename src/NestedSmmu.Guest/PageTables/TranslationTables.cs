@@ -24,6 +24,8 @@ public sealed class TranslationTables
     private const ulong AccessFlag = 1UL << 10;
     // Stage 1: AP[1] (bit 6) lets EL0 access, AP[2] (bit 7) makes it read-only.
     private const ulong ApEl0 = 1UL << 6, ApReadOnly = 1UL << 7;
+    // Stage 1: nG (bit 11), the entry belongs to the current ASID only.
+    private const ulong NotGlobal = 1UL << 11;
     // Stage 2: S2AP[0] (bit 6) allows reads, S2AP[1] (bit 7) writes.
     private const ulong S2apRead = 1UL << 6, S2apWrite = 1UL << 7;
     /// <summary>Output address bits [47:12] of a descriptor (48-bit output, no FEAT_LPA).</summary>
@@ -90,7 +92,9 @@ public sealed class TranslationTables
     /// </summary>
     /// <param name="readable">Stage 2 only (S2AP[0]); a stage-1 leaf is always readable.</param>
     /// <param name="af">The access flag; clear to see access-flag faults.</param>
-    public void Map(ulong ia, ulong oa, int leafLevel = LastLevel, bool writable = true, bool readable = true, bool af = true)
+    /// <param name="notGlobal">Stage 1 only: nG, so the TLB tags the entry with the ASID and an ASID
+    /// invalidation removes it (Linux's io-pgtable sets it on every stage-1 leaf).</param>
+    public void Map(ulong ia, ulong oa, int leafLevel = LastLevel, bool writable = true, bool readable = true, bool af = true, bool notGlobal = false)
     {
         ulong table = Root;
         for (int level = StartLevel; level < leafLevel; level++)
@@ -107,7 +111,7 @@ public sealed class TranslationTables
         ulong attrs = (af ? AccessFlag : 0) | InnerShareable;
         attrs |= Stage2
             ? (readable ? S2apRead : 0) | (writable ? S2apWrite : 0)
-            : ApEl0 | (writable ? 0 : ApReadOnly);
+            : ApEl0 | (writable ? 0 : ApReadOnly) | (notGlobal ? NotGlobal : 0);
         ulong type = leafLevel == LastLevel ? TableOrPage | Valid : Valid;
         _space.Word(table + (Index(ia, leafLevel) << DescriptorBytesLog2), (oa & ~((1UL << Shift(leafLevel)) - 1)) | attrs | type);
     }
