@@ -20,6 +20,9 @@ internal static class RunCommand
     /// <summary>Runs shorter than this show no progress display.</summary>
     private static readonly TimeSpan ProgressAfter = TimeSpan.FromSeconds(1);
 
+    /// <summary>Columns of the table when the output is not a terminal.</summary>
+    private const int RedirectedWidth = 150;
+
     public static CliCommand Create(TextWriter stdout, TextWriter stderr)
     {
         var hostOption = new Option<string>("--host")
@@ -117,7 +120,8 @@ internal static class RunCommand
             ColorSystem = ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
             Interactive = InteractionSupport.No,
         });
-        if (!ReferenceEquals(stdout, Console.Out)) console.Profile.Width = 160;
+        // Redirected or captured output has no terminal width to follow: wide enough for one row per device.
+        if (!ReferenceEquals(stdout, Console.Out) || Console.IsOutputRedirected) console.Profile.Width = RedirectedWidth;
         console.MarkupLine($"[bold]NestedSmmu run[/] on {Markup.Escape(report.Host)}: guest booted from {Markup.Escape(report.Boot)}, " +
                            $"{report.GuestRamBytes >> 20} MiB guest RAM, {report.Vsmmus.Count} vSMMU(s)");
         foreach (VsmmuReport v in report.Vsmmus)
@@ -125,7 +129,7 @@ internal static class RunCommand
             string title = $"{v.Name} @ {v.Base} (SPI {v.Spi}) {(v.Accel ? $"accel on {v.PhysicalSmmu ?? "(unbound)"}" : "emulated")}" +
                            $"{(v.Cmdqv ? " + CMDQV" : "")}: ats={OnOff(v.Ats)} ril={OnOff(v.Ril)} ssidsize={v.Ssidsize} oas={v.Oas}";
             var t = new Table { Title = new TableTitle(Markup.Escape(title)), Border = TableBorder.Rounded };
-            t.AddColumns("device", "host", "vSID", "DMAs", "bytes", "faults exp/seen", "trapped batches/cmds", "direct batches/cmds", "VMM traps trapped/direct");
+            t.AddColumns("device", "host", "vSID", "DMAs", "bytes", "faults expected/seen", "trapped batches/commands", "direct batches/commands", "VMM traps trapped/direct");
             foreach (DeviceReport d in v.Devices)
             {
                 t.AddRow(Markup.Escape(d.Name + (d.HotPlugged ? " (hot-plugged)" : "")), Markup.Escape(d.HostAddress ?? d.Kind), d.Vsid,
