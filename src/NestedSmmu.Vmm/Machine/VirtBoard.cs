@@ -9,10 +9,10 @@ namespace NestedSmmu.Vmm.Machine;
 public sealed class VirtBoard
 {
     /// <summary>An SMMUv3's register frame: two 64 KiB pages (IHI 0070 6.1; QEMU's memory region).</summary>
-    public const ulong SmmuRegionSize = 0x20000;
+    public const ulong SmmuRegionSize = NestedSmmu.Hardware.Smmu.SmmuRegisters.FrameSize;
 
     /// <summary>The Tegra241 CMDQV region shown to the guest: config page, two VCMDQ pages, two VINTF pages.</summary>
-    public const ulong CmdqvRegionSize = 0x50000;
+    public const ulong CmdqvRegionSize = NestedSmmu.Vmm.VCmdqv.GuestCmdqvLayout.Size;
 
     /// <summary>An SMMUv3's wired interrupts: eventq, priq, cmdq-sync, gerror (in QEMU's sysbus order).</summary>
     public const int SmmuIrqCount = 4;

@@ -1,6 +1,7 @@
 using NestedSmmu.Vmm.Machine;
 
-namespace NestedSmmu.Vmm.Tests.Machine;
+// Not "...Tests.Machine": that namespace would hide NestedSmmu.Vmm.Machine from the other test folders.
+namespace NestedSmmu.Vmm.Tests.Board;
 
 /// <summary>The virt board's memory map and platform bus (QEMU hw/arm/virt.c, hw/core/platform-bus.c).</summary>
 public sealed class VirtBoardTests
