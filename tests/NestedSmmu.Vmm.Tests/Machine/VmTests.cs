@@ -14,7 +14,7 @@ using NestedSmmu.Vmm.Tests.Config;
 using NestedSmmu.Vmm.VCmdqv;
 using NestedSmmu.Vmm.VSmmu;
 
-namespace NestedSmmu.Vmm.Tests.Machine;
+namespace NestedSmmu.Vmm.Tests.Realize;
 
 /// <summary>The emulated host's DMA as the VM's passthrough hook (what the CLI does).</summary>
 internal sealed class HostDma(EmulatedHostDiagnostics diagnostics) : IPassthroughDma

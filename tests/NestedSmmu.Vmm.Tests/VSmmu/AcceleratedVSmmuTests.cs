@@ -15,7 +15,7 @@ public sealed class AcceleratedVSmmuTests
     private const ushort Asid = 5;
     private const ulong Va = 0x1000_0000, Va2 = 0x1000_1000, UnmappedVa = 0x2000_0000;
     private const ulong DataIpa = GuestRamBase + 0x10_0000, DataIpa2 = GuestRamBase + 0x20_0000;
-    private const ulong GuestRamBase = NestedSmmu.Vmm.Machine.GuestRam.VirtRamBase;
+    private const ulong GuestRamBase = Machine.GuestRam.VirtRamBase;
     private const ulong Pattern = 0x0123_4567_89AB_CDEF, Pattern2 = 0xFEDC_BA98_7654_3210;
 
     [Fact]
