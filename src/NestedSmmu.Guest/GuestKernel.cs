@@ -195,17 +195,22 @@ public sealed class GuestKernel
         foreach (var s in _smmus) if (s.Cmdqv is not null) s.Cmdqv.BypassVcmdq = bypass;
     }
 
-    /// <summary>What the interrupt handlers would do now: GERROR, event queues and CMDQV errors of every SMMU. Returns the new faults.</summary>
+    /// <summary>
+    /// What the SMMUs' interrupt handlers would do now: GERROR and the event queue of every SMMU.
+    /// Returns the new faults. (Each reads SMMU registers: in a VM these are trapped accesses.)
+    /// </summary>
     public List<SmmuFaultReport> ServiceInterrupts()
     {
         var faults = new List<SmmuFaultReport>();
-        foreach (var s in _smmus)
-        {
-            faults.AddRange(s.Driver.Service());
-            if (s.Cmdqv is { } cv && cv.Registers.Read32((ulong)NestedSmmu.Hardware.Cmdqv.CmdqvRegister.VINTF_ERR_MAP) != 0) cv.HandleInterrupt();
-        }
+        foreach (var s in _smmus) faults.AddRange(s.Driver.Service());
         return faults;
     }
+
+    /// <summary>
+    /// The CMDQV interrupt of SMMU <paramref name="index"/> (bind it to the _CRS interrupt): reads the
+    /// error maps and recovers the queues. VCMDQ errors are also recovered when a sync poll sees CONS.ERR.
+    /// </summary>
+    public int HandleCmdqvInterrupt(int index) => _smmus[index].Cmdqv?.HandleInterrupt() ?? 0;
 
     /// <summary>Traffic through the SMMUs' own command queues (each PROD write a VM exit in a VM).</summary>
     public InvalidationTotals Trapped => Sum(_smmus.Select(s => s.Driver.SmmuQueueCounters));

@@ -124,9 +124,16 @@ public sealed class GuestKernelTests
         kernel.Smmus.ShouldHaveSingleItem().Cmdqv.ShouldBeNull();
         var dev = kernel.AddPciDevice("virtio-net", 0x0010).ShouldNotBeNull();
         dev.StreamId.ShouldBe(0x0010u);
-        var r = DmaWorkload.Run(dev, m.Endpoint("virtio-net", 0x0010, 0x0905_0000, dev.StreamId), m.Buffers);
+        var engine = m.Endpoint("virtio-net", 0x0010, 0x0905_0000, dev.StreamId);
+        var r = DmaWorkload.Run(dev, engine, m.Buffers);
         r.Failed.ShouldBeEmpty();
         r.FaultsSeen.ShouldBe(3);
+        kernel.ServiceInterrupts().ShouldBeEmpty();
+        engine.Write(0x7777_0000, new byte[4]).ShouldBeFalse();
+        var fault = kernel.ServiceInterrupts().ShouldHaveSingleItem();
+        fault.Device.ShouldBe("virtio-net");
+        fault.StreamId.ShouldBe(0x0010u);
+        kernel.HandleCmdqvInterrupt(0).ShouldBe(0);
     }
 
     [Fact]

@@ -16,7 +16,8 @@ public sealed partial class ArmSmmuV3Driver
     /// Issues <paramref name="commands"/> in batches and ends with a CMD_SYNC, as Linux's
     /// arm_smmu_cmdq_batch_add/submit: a batch goes to the queue chosen for its first command (a
     /// secondary VCMDQ when one takes it, else the SMMU's queue); a command that queue cannot carry
-    /// closes the batch with a sync and opens a new one; a full batch is published without a sync.
+    /// closes the batch with a sync and opens a new one; a full batch is published without a sync
+    /// and the batch carries on in the same queue.
     /// False when a sync did not complete.
     /// </summary>
     public bool IssueCommandsWithSync(ReadOnlySpan<Command> commands)
@@ -37,9 +38,10 @@ public sealed partial class ArmSmmuV3Driver
             }
             if (n == CMDQ_BATCH_ENTRIES)
             {
+                // Published without a sync, so the batch stays on this queue: the sync that ends it
+                // must follow these commands on the same queue.
                 ok &= queue.Issue(batch[..n], sync: false);
                 n = 0;
-                queue = SelectQueue(cmd);
             }
             batch[n++] = cmd;
         }

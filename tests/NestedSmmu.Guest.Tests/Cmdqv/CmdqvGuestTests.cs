@@ -159,4 +159,21 @@ public sealed class CmdqvGuestTests
         dev.FlushAll().ShouldBeTrue();
         m.Rig.Driver.SmmuQueueCounters.ByOpcode[CommandOpcode.TLBI_NH_ASID].ShouldBe(1);
     }
+
+    [Fact]
+    public void A_mixed_command_list_is_split_where_the_queue_cannot_carry_the_next_command()
+    {
+        // arm_smmu_cmdq_batch_add: a batch stays on its queue while that queue supports the next command;
+        // the SMMU's queue supports everything, so once a batch moved there it stays there.
+        var m = Boot();
+        var main = m.Rig.Driver.SmmuQueueCounters;
+        long batches = main.Batches, commands = main.Commands;
+        m.Rig.Driver.IssueCommandsWithSync([Command.TlbiNhAsid(0, 5), Command.TlbiNhVa(0, 5, 0x1000, leaf: true), Command.CfgiSte(2), Command.TlbiNhAsid(0, 6)]).ShouldBeTrue();
+        (main.Batches - batches).ShouldBe(1);
+        (main.Commands - commands).ShouldBe(2);
+        var direct = m.Driver.DirectCounters;
+        direct.Batches.ShouldBe(1);
+        direct.Commands.ShouldBe(2);
+        direct.Syncs.ShouldBe(1);
+    }
 }
