@@ -217,6 +217,37 @@ public sealed class VmTests
     }
 
     [Fact]
+    public void A_vsmmu_with_no_cold_plugged_device_is_bound_by_its_first_hot_plug_unless_that_would_change_what_the_guest_saw()
+    {
+        // Nothing auto but cmdqv (which needs no cold-plugged device): smmuv3.0 shows no CMDQV until a device
+        // could resolve it, so a host with one would change it; smmuv3.1 says cmdqv=off.
+        string[] args =
+        [
+            "-machine", "virt,accel=kvm,gic-version=3", "-bios", "AAVMF_CODE.fd", "-m", "256M", "-object", "iommufd,id=iommufd0",
+            "-device", "pxb-pcie,id=pcie.1,bus_nr=1,bus=pcie.0",
+            "-device", "arm-smmuv3,primary-bus=pcie.1,id=smmuv3.0,accel=on,ats=off,ril=on,ssidsize=0,oas=48",
+            "-device", "pcie-root-port,id=rp1,bus=pcie.1,chassis=1",
+            "-device", "pxb-pcie,id=pcie.2,bus_nr=8,bus=pcie.0",
+            "-device", "arm-smmuv3,primary-bus=pcie.2,id=smmuv3.1,accel=on,ats=off,ril=on,ssidsize=0,oas=48,cmdqv=off",
+            "-device", "pcie-root-port,id=rp2,bus=pcie.2,chassis=2",
+        ];
+        using var bed = new Bed(args);
+        bed.Vm.Vsmmus.ShouldAllBe(v => v.Resolved == null && v.PhysicalSmmu == null && v.Devices.Count == 0);
+        GuestKernel kernel = bed.Boot();
+
+        Should.Throw<QemuConfigException>(() => bed.Vm.HotPlug("vfio-pci,host=0009:01:00.0,bus=rp1,id=gpu0,iommufd=iommufd0"))
+            .Message.ShouldContain("would change the properties vSMMU smmuv3.0 showed the running guest (cmdqv off -> on)");
+        bed.Vm.Device("gpu0").ShouldBeNull();
+
+        VmDevice nic2 = bed.Vm.HotPlug("vfio-pci,host=0000:01:00.0,bus=rp2,id=nic2,iommufd=iommufd0");
+        VmVsmmu v1 = bed.Vm.Vsmmu("smmuv3.1")!;
+        v1.PhysicalSmmu.ShouldBe("smmu4");
+        v1.Resolved.ShouldNotBeNull().Ats.ShouldBeFalse();
+        DmaDevice dma = kernel.AddPciDevice("nic2", nic2.RequesterId).ShouldNotBeNull();
+        DmaWorkload.Run(dma, new VmEngine(nic2), bed.Buffers).Failed.ShouldBeEmpty();
+    }
+
+    [Fact]
     public void Teardown_gives_everything_back_and_a_realize_the_kernel_refuses_unwinds()
     {
         var host = EmulatedHost.FromEmbedded("grace");
