@@ -290,6 +290,25 @@ public sealed class VmTests
     }
 
     [Fact]
+    public void A_vfio_device_with_no_viommu_dmas_at_guest_physical_addresses()
+    {
+        using var bed = new Bed(["-machine", "virt,accel=kvm", "-m", "128M", "-object", "iommufd,id=iommufd0",
+            "-device", "vfio-pci,host=0000:01:00.0,id=nic2,iommufd=iommufd0"]);
+        bed.Vm.Vsmmus.ShouldBeEmpty();
+        VmDevice nic2 = bed.Vm.Device("nic2").ShouldNotBeNull();
+        nic2.Kind.ShouldBe(VmDeviceKind.VfioUntranslated);
+        ulong gpa = bed.Vm.Ram.Base + 0x12_3000;
+        nic2.Dma(gpa, AccessKind.Write, new byte[] { 0xA5, 0x5A }).IsSuccess.ShouldBeTrue();
+        var back = new byte[2];
+        bed.Vm.Ram.Read(gpa, back);
+        back.ShouldBe(new byte[] { 0xA5, 0x5A });
+        // Outside guest RAM the IOAS maps nothing.
+        nic2.Dma(bed.Vm.Ram.End + 0x1000, AccessKind.Write, new byte[] { 1 }).IsSuccess.ShouldBeFalse();
+        VmReport.Build(bed.Vm, "grace", new Dictionary<string, DeviceRunFigures>(), [new RunCheck("x", true)]).Notes
+            .ShouldContain("nic2: no vIOMMU above it (vfio-untranslated)");
+    }
+
+    [Fact]
     public void The_report_names_failed_checks_and_sums_the_paths_over_devices()
     {
         using var bed = new Bed();
