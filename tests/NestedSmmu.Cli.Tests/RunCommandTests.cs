@@ -211,6 +211,18 @@ public sealed class RunCommandTests
     }
 
     [Fact]
+    public void A_board_whose_platform_bus_cannot_hold_the_smmus_exits_2_with_qemus_message()
+    {
+        // 17 SMMUs of 4 SPIs each need 68 of the platform bus's 64 lines.
+        var args = new List<string> { "run", "--", "-machine", "virt" };
+        for (int i = 1; i <= 17; i++)
+            args.AddRange(["-device", $"pxb-pcie,id=pcie.{i},bus_nr={i * 8},bus=pcie.0", "-device", $"arm-smmuv3,primary-bus=pcie.{i},id=smmu{i}"]);
+        var run = CliRunner.Run([.. args]);
+        run.ExitCode.ShouldBe(2);
+        run.Stderr.Split('\n').ShouldContain("error: Platform Bus: Can not fit IRQ line");
+    }
+
+    [Fact]
     public void The_default_machine_of_a_host_qemu_cannot_accelerate_is_refused_as_qemu_refuses_it()
     {
         // The 'small' host's first SMMU has a linear stream table; QEMU's accelerated vSMMU needs the 2-level one (smmuv3-accel.c).

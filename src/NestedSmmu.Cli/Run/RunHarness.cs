@@ -57,8 +57,9 @@ internal static class RunHarness
         {
             vm = Vm.Realize(check, view, fd, new VmOptions { PassthroughDma = new EmulatedPassthroughDma(host.Diagnostics), Trace = request.Trace });
         }
-        catch (IommufdException e)
+        catch (Exception e) when (e is IommufdException or InvalidOperationException)
         {
+            // The kernel said no (an errno), or the board cannot hold the devices (QEMU's platform-bus messages).
             fd.Dispose();
             return new RunOutcome(args, check.Warnings, null, e.Message);
         }
@@ -83,7 +84,7 @@ internal static class RunHarness
                 {
                     vm.HotPlug(text);
                 }
-                catch (QemuConfigException e)
+                catch (Exception e) when (e is QemuConfigException or IommufdException)
                 {
                     vm.Dispose();
                     fd.Dispose();

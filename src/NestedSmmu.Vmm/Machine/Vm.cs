@@ -189,8 +189,15 @@ public sealed partial class Vm : IDisposable
         for (int i = _vsmmus.Count - 1; i >= 0; i--)
         {
             VmVsmmu v = _vsmmus[i];
-            v.Device.Dispose(); // frees the vIOMMU; ViommuDestroying disposed the CMDQV first
-            RetireCmdqv(v);
+            try
+            {
+                v.Device.Dispose(); // frees the vIOMMU; ViommuDestroying disposed the CMDQV first
+                RetireCmdqv(v);
+            }
+            catch (IommufdException e)
+            {
+                Trace($"teardown: {v.Name}: {e.Message}");
+            }
             Bus.Unmap(v.Tap);
         }
         _vsmmus.Clear();
