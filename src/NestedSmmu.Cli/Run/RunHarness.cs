@@ -1,6 +1,7 @@
 using NestedSmmu.Guest;
 using NestedSmmu.Guest.Dma;
 using NestedSmmu.Guest.Smmu;
+using NestedSmmu.Hardware.Pci;
 using NestedSmmu.Hardware.Smmu;
 using NestedSmmu.Iommufd;
 using NestedSmmu.Iommufd.Emulated;
@@ -118,7 +119,7 @@ internal static class RunHarness
                 foreach (var (d, dma, smmu) in runs)
                 {
                     request.Phase?.Invoke($"{path.ToString().ToLowerInvariant()} path: workload {++n} of {runs.Count} ({d.Name})");
-                    RunWorkload(vm, d, dma, smmu, path, buffers, request.Seed, checks, figures);
+                    RunWorkload(vm, host.Diagnostics, d, dma, smmu, path, buffers, request.Seed, checks, figures);
                 }
                 totals[path] = (kernel.Trapped.Batches - trappedBefore, kernel.Direct.Batches - directBefore);
             }
@@ -156,13 +157,14 @@ internal static class RunHarness
     }
 
     /// <summary>One device's workload on one path, with what it cost on each path measured around it.</summary>
-    private static void RunWorkload(Vm vm, VmDevice d, DmaDevice dma, GuestSmmu smmu, Path path, GuestPageAllocator buffers, int seed,
+    private static void RunWorkload(Vm vm, EmulatedHostDiagnostics hostMemory, VmDevice d, DmaDevice dma, GuestSmmu smmu, Path path, GuestPageAllocator buffers, int seed,
         List<RunCheck> checks, Dictionary<string, DeviceRunFigures> figures)
     {
         VmVsmmu v = d.Vsmmu!;
         (long b, long c) trappedBefore = Counters(smmu.Driver.SmmuQueueCounters), directBefore = Counters(smmu.Cmdqv?.DirectCounters);
         long cmdqTrapsBefore = v.CommandQueueTraps, cmdqvTrapsBefore = v.CmdqvTraps;
-        DmaWorkloadResult r = DmaWorkload.Run(dma, new VmDmaEngine(d), buffers, seed * 16 + (int)path);
+        var engine = new VmDmaEngine(d, d.Kind == VmDeviceKind.Emulated ? vm.Ram.Read : hostMemory.ReadHostMemory);
+        DmaWorkloadResult r = DmaWorkload.Run(dma, engine, buffers, seed * 16 + (int)path);
         vm.ServiceEvents();
         (long b, long c) trappedAfter = Counters(smmu.Driver.SmmuQueueCounters), directAfter = Counters(smmu.Cmdqv?.DirectCounters);
         // A trapped batch is rung at the vSMMU's CMDQ_PROD; a direct one at a VCMDQ's PROD in the mapped host page,
@@ -171,6 +173,8 @@ internal static class RunHarness
         var direct = new PathFigures(directAfter.b - directBefore.b, directAfter.c - directBefore.c, v.CmdqvTraps - cmdqvTrapsBefore);
         string p = path.ToString().ToLowerInvariant();
         foreach (WorkloadCheck c in r.Checks) checks.Add(new RunCheck($"{d.Name} [{p}]: {c.Name}", c.Passed, c.Detail));
+        checks.Add(new RunCheck($"{d.Name} [{p}]: device writes are in {(d.Kind == VmDeviceKind.Emulated ? "guest RAM" : "host memory")} where the SMMU translated them",
+            engine.Writes > 0 && engine.Mismatches == 0, $"{engine.Writes - engine.Mismatches} of {engine.Writes}"));
         DeviceRunFigures f = figures.GetValueOrDefault(d.Name) ?? DeviceRunFigures.None;
         figures[d.Name] = new DeviceRunFigures(f.Dmas + r.Dmas, f.Bytes + r.Bytes, f.FaultsExpected + r.FaultsExpected, f.FaultsSeen + r.FaultsSeen,
             f.Trapped + trapped, f.Direct + direct);
@@ -200,11 +204,32 @@ internal static class RunHarness
         }
     }
 
-    /// <summary>The guest workload's device side: the VM makes the device issue the access.</summary>
-    private sealed class VmDmaEngine(VmDevice device) : IDmaEngine
+    /// <summary>
+    /// The guest workload's device side: the VM makes the device issue the access. Each write that
+    /// translated is read back from where the translation put it (host memory for a vfio device,
+    /// guest RAM for an emulated one), so the data is checked on the host side too.
+    /// </summary>
+    private sealed class VmDmaEngine(VmDevice device, ReadMemory output) : IDmaEngine
     {
-        public bool Write(ulong iova, ReadOnlySpan<byte> data) => device.Dma(iova, AccessKind.Write, data.ToArray()).IsSuccess;
+        public long Writes { get; private set; }
+        public long Mismatches { get; private set; }
+
+        public bool Write(ulong iova, ReadOnlySpan<byte> data)
+        {
+            byte[] bytes = data.ToArray();
+            DmaResult r = device.Dma(iova, AccessKind.Write, bytes);
+            if (!r.IsSuccess) return false;
+            // The workload's transfers stay within one 4 KiB page: one translation covers them.
+            var landed = new byte[bytes.Length];
+            output(r.Translation.PhysicalAddress, landed);
+            Writes++;
+            if (!landed.AsSpan().SequenceEqual(bytes)) Mismatches++;
+            return true;
+        }
 
         public bool Read(ulong iova, Span<byte> data) => device.Dma(iova, AccessKind.Read, data).IsSuccess;
     }
+
+    /// <summary>Reads the memory a device's translated address names.</summary>
+    private delegate void ReadMemory(ulong address, Span<byte> destination);
 }
