@@ -67,6 +67,10 @@ public sealed class RunCommandTests
         Devices(r).Select(d => d.GetProperty("host_address").GetString()).Order().ShouldBe(
             ["0000:01:00.0", "0000:01:00.1", "0005:01:00.0", "0005:01:00.1", "0006:01:00.0", "0008:01:00.0", "0009:01:00.0", "0009:06:00.0"]);
         ShouldHaveRunEveryDevice(r, direct: true);
+        var checks = r.GetProperty("checks").EnumerateArray().ToList();
+        checks.ShouldAllBe(c => c.GetProperty("passed").GetBoolean());
+        checks.Select(c => c.GetProperty("name").GetString()).ShouldContain("gpu0 [direct]: device writes are in host memory where the SMMU translated them");
+        checks.Select(c => c.GetProperty("name").GetString()).ShouldContain("teardown: the VM gave back every byte of host memory");
 
         // The paths side by side: direct batches cost no trap, trapped ones at least one each.
         JsonElement inv = r.GetProperty("invalidation");
@@ -200,6 +204,21 @@ public sealed class RunCommandTests
         a.ExitCode.ShouldBe(0, a.Stderr);
         b.Stdout.ShouldBe(a.Stdout);
         Json(c).GetProperty("verdict").GetString().ShouldBe("pass");
+    }
+
+    [Fact]
+    public void A_device_the_run_cannot_drive_fails_the_run_with_exit_1_naming_the_check()
+    {
+        // QEMU accepts vfio-pci behind the legacy (emulated) SMMU; the model does not shadow the guest's tables for it.
+        var run = CliRunner.Run("run", "--json", "--", "-machine", "virt,iommu=smmuv3", "-m", "256M", "-object", "iommufd,id=iommufd0",
+            "-device", "e1000,id=nic0", "-device", "vfio-pci,host=0000:01:00.0,id=nic2,iommufd=iommufd0");
+        run.ExitCode.ShouldBe(1, run.Stderr);
+        JsonElement r = Json(run);
+        r.GetProperty("verdict").GetString().ShouldBe("fail");
+        r.GetProperty("failed_checks").EnumerateArray().Select(e => e.GetString()).ShouldBe(["nic2: the VM can make it issue DMA"]);
+        run.Stderr.ShouldContain("FAILED: nic2: the VM can make it issue DMA");
+        // The emulated device beside it still ran.
+        Devices(r).Single(d => d.GetProperty("name").GetString() == "nic0").GetProperty("dmas").GetInt64().ShouldBeGreaterThan(0);
     }
 
     [Fact]

@@ -93,6 +93,11 @@ internal static class RunHarness
                 }
             }
 
+            // A device behind a vIOMMU that the VM cannot drive leaves what the run promises unverified: say so as a failure.
+            foreach (VmDevice d in vm.Devices.Where(d => d.Vsmmu is not null && !d.CanDma))
+                checks.Add(new RunCheck($"{d.Name}: the VM can make it issue DMA", false, d.Kind == VmDeviceKind.NotRun && d.Spec is VfioPciDevice
+                    ? $"vfio behind the emulated vSMMU {d.Vsmmu!.Name} needs shadow stage-2 mappings of the guest's tables (QEMU's vfio_iommu_map_notify), which this model does not make"
+                    : $"{d.Kind} device"));
             var workloads = new List<(VmDevice Vm, DmaDevice Guest, GuestSmmu Smmu)>();
             foreach (VmDevice d in vm.Devices.Where(d => d.CanDma && d.Vsmmu is not null))
             {
