@@ -69,15 +69,7 @@ internal static class RunHarness
             request.Phase?.Invoke("booting the guest");
             GuestKernel kernel = Boot(vm, request.Trace);
             vm.Boot();
-            foreach (VmVsmmu v in vm.Vsmmus)
-            {
-                GuestSmmu? g = kernel.Smmus.FirstOrDefault(s => s.BaseAddress == v.Placed.Base);
-                checks.Add(new RunCheck($"boot: the guest probed and reset {v.Name}", g is not null, $"at 0x{v.Placed.Base:X}"));
-                if (v.Cmdqv is not null)
-                    checks.Add(new RunCheck($"boot: the guest enabled {v.Name}'s CMDQV (VINTF0, guest-owned)",
-                        g?.Cmdqv is { VintfEnabled: true, HypOwn: false } && v.Cmdqv.VintfPageMapped,
-                        $"at 0x{v.Cmdqv.MmioBase:X}"));
-            }
+            BootChecks(vm, kernel, checks);
             foreach (string text in request.HotPlug ?? [])
             {
                 request.Phase?.Invoke($"hot-plugging {text}");
@@ -93,42 +85,9 @@ internal static class RunHarness
                 }
             }
 
-            // A device behind a vIOMMU that the VM cannot drive leaves what the run promises unverified: say so as a failure.
-            foreach (VmDevice d in vm.Devices.Where(d => d.Vsmmu is not null && !d.CanDma))
-                checks.Add(new RunCheck($"{d.Name}: the VM can make it issue DMA", false, d.Kind == VmDeviceKind.NotRun && d.Spec is VfioPciDevice
-                    ? $"vfio behind the emulated vSMMU {d.Vsmmu!.Name} needs shadow stage-2 mappings of the guest's tables (QEMU's vfio_iommu_map_notify), which this model does not make"
-                    : $"{d.Kind} device"));
-            var workloads = new List<(VmDevice Vm, DmaDevice Guest, GuestSmmu Smmu)>();
-            foreach (VmDevice d in vm.Devices.Where(d => d.CanDma && d.Vsmmu is not null))
-            {
-                bool ats = d.Spec is VfioPciDevice vfio && d.Host is { } h && SmmuResolution.DeviceAtsExposed(vfio, h);
-                DmaDevice? dma = kernel.AddPciDevice(d.Name, d.RequesterId, ats: ats);
-                checks.Add(new RunCheck($"{d.Name}: the guest found its IOMMU from the firmware (rid 0x{d.RequesterId:X4})", dma is not null,
-                    dma is null ? "" : $"sid 0x{dma.StreamId:X}"));
-                if (dma is null) continue;
-                checks.Add(new RunCheck($"{d.Name}: firmware StreamID is the vSID the VMM attached", dma.StreamId == d.Vsid,
-                    $"guest 0x{dma.StreamId:X}, VMM 0x{d.Vsid:X}"));
-                workloads.Add((d, dma, kernel.Smmus.First(s => ReferenceEquals(s.Driver, dma.Smmu))));
-            }
+            List<Workload> workloads = GuestDevices(vm, kernel, checks);
 
-            ulong half = vm.Ram.Size / 2;
-            var buffers = new GuestPageAllocator(vm.Ram, vm.Ram.Base + half, half);
-            var totals = new Dictionary<Path, (long TrappedBatches, long DirectBatches)>();
-            foreach (Path path in Enum.GetValues<Path>())
-            {
-                var runs = path == Path.Trapped ? workloads : workloads.Where(w => w.Smmu.Cmdqv is not null).ToList();
-                if (runs.Count == 0) continue;
-                kernel.BypassVcmdq(path == Path.Trapped);
-                long trappedBefore = kernel.Trapped.Batches, directBefore = kernel.Direct.Batches;
-                int n = 0;
-                foreach (var (d, dma, smmu) in runs)
-                {
-                    request.Phase?.Invoke($"{path.ToString().ToLowerInvariant()} path: workload {++n} of {runs.Count} ({d.Name})");
-                    RunWorkload(vm, host.Diagnostics, d, dma, smmu, path, buffers, request.Seed, checks, figures);
-                }
-                totals[path] = (kernel.Trapped.Batches - trappedBefore, kernel.Direct.Batches - directBefore);
-            }
-
+            var totals = RunPaths(vm, host.Diagnostics, kernel, workloads, request, checks, figures);
             PathChecks(vm, figures, totals, checks);
             var guestErrors = kernel.Log.Errors.ToList();
             checks.Add(new RunCheck("the guest kernel logged no error", guestErrors.Count == 0, string.Join("; ", guestErrors)));
@@ -149,6 +108,74 @@ internal static class RunHarness
         ulong left = host.Diagnostics.HostMemoryAllocated - hostMemoryBefore;
         checks.Add(new RunCheck("teardown: the VM gave back every byte of host memory", left == 0, $"0x{left:X} bytes left"));
         return new RunOutcome(args, check.Warnings, report with { Checks = [.. checks] }, null);
+    }
+
+    /// <summary>Each vSMMU probed and reset by the guest, each live CMDQV enabled by it with VINTF0's host page mapped in.</summary>
+    private static void BootChecks(Vm vm, GuestKernel kernel, List<RunCheck> checks)
+    {
+        foreach (VmVsmmu v in vm.Vsmmus)
+        {
+            GuestSmmu? g = kernel.Smmus.FirstOrDefault(s => s.BaseAddress == v.Placed.Base);
+            checks.Add(new RunCheck($"boot: the guest probed and reset {v.Name}", g is not null, $"at 0x{v.Placed.Base:X}"));
+            if (v.Cmdqv is not null)
+                checks.Add(new RunCheck($"boot: the guest enabled {v.Name}'s CMDQV (VINTF0, guest-owned)",
+                    g?.Cmdqv is { VintfEnabled: true, HypOwn: false } && v.Cmdqv.VintfPageMapped, $"at 0x{v.Cmdqv.MmioBase:X}"));
+        }
+    }
+
+    /// <summary>A device the guest drives: the VM's side, the guest's DMA-API device and the guest SMMU it sits behind.</summary>
+    private sealed record Workload(VmDevice Vm, DmaDevice Guest, GuestSmmu Smmu);
+
+    /// <summary>
+    /// The guest's DMA-API device for every VM device behind a vIOMMU, routed by the firmware tables;
+    /// a device behind a vIOMMU that the VM cannot drive leaves what the run promises unverified: a failed check.
+    /// </summary>
+    private static List<Workload> GuestDevices(Vm vm, GuestKernel kernel, List<RunCheck> checks)
+    {
+        foreach (VmDevice d in vm.Devices.Where(d => d.Vsmmu is not null && !d.CanDma))
+            checks.Add(new RunCheck($"{d.Name}: the VM can make it issue DMA", false, d.Kind == VmDeviceKind.NotRun && d.Spec is VfioPciDevice
+                ? $"vfio behind the emulated vSMMU {d.Vsmmu!.Name} needs shadow stage-2 mappings of the guest's tables (QEMU's vfio_iommu_map_notify), which this model does not make"
+                : $"{d.Kind} device"));
+        var workloads = new List<Workload>();
+        foreach (VmDevice d in vm.Devices.Where(d => d.CanDma && d.Vsmmu is not null))
+        {
+            bool ats = d.Spec is VfioPciDevice vfio && d.Host is { } h && SmmuResolution.DeviceAtsExposed(vfio, h);
+            DmaDevice? dma = kernel.AddPciDevice(d.Name, d.RequesterId, ats: ats);
+            checks.Add(new RunCheck($"{d.Name}: the guest found its IOMMU from the firmware (rid 0x{d.RequesterId:X4})", dma is not null,
+                dma is null ? "" : $"sid 0x{dma.StreamId:X}"));
+            if (dma is null) continue;
+            checks.Add(new RunCheck($"{d.Name}: firmware StreamID is the vSID the VMM attached", dma.StreamId == d.Vsid,
+                $"guest 0x{dma.StreamId:X}, VMM 0x{d.Vsid:X}"));
+            workloads.Add(new Workload(d, dma, kernel.Smmus.First(s => ReferenceEquals(s.Driver, dma.Smmu))));
+        }
+        return workloads;
+    }
+
+    /// <summary>
+    /// Every device's workload with bypass_vcmdq on (trapped), then, for devices behind a CMDQV, off
+    /// (direct); returns the guest's batches on each queue kind during each run.
+    /// </summary>
+    private static Dictionary<Path, (long TrappedBatches, long DirectBatches)> RunPaths(Vm vm, EmulatedHostDiagnostics hostMemory, GuestKernel kernel,
+        List<Workload> workloads, RunRequest request, List<RunCheck> checks, Dictionary<string, DeviceRunFigures> figures)
+    {
+        ulong half = vm.Ram.Size / 2;
+        var buffers = new GuestPageAllocator(vm.Ram, vm.Ram.Base + half, half);
+        var totals = new Dictionary<Path, (long TrappedBatches, long DirectBatches)>();
+        foreach (Path path in Enum.GetValues<Path>())
+        {
+            var runs = path == Path.Trapped ? workloads : workloads.Where(w => w.Smmu.Cmdqv is not null).ToList();
+            if (runs.Count == 0) continue;
+            kernel.BypassVcmdq(path == Path.Trapped);
+            long trappedBefore = kernel.Trapped.Batches, directBefore = kernel.Direct.Batches;
+            int n = 0;
+            foreach (Workload w in runs)
+            {
+                request.Phase?.Invoke($"{path.ToString().ToLowerInvariant()} path: workload {++n} of {runs.Count} ({w.Vm.Name})");
+                RunWorkload(vm, hostMemory, w.Vm, w.Guest, w.Smmu, path, buffers, request.Seed, checks, figures);
+            }
+            totals[path] = (kernel.Trapped.Batches - trappedBefore, kernel.Direct.Batches - directBefore);
+        }
+        return totals;
     }
 
     private static GuestKernel Boot(Vm vm, Action<string>? trace)
