@@ -36,31 +36,6 @@ public sealed class FromDumpAndRunTests
     }
 
     [Fact]
-    public void Run_performs_the_self_check_and_says_what_it_is()
-    {
-        var run = CliRunner.Run("run");
-        run.ExitCode.ShouldBe(0, run.Stderr);
-        run.Stdout.ShouldContain("15 checks passed, 0 failed");
-    }
-
-    [Fact]
-    public void Run_takes_another_embedded_profile_and_rejects_bad_ones()
-    {
-        var small = CliRunner.Run("run", "--profile", "small");
-        small.ExitCode.ShouldBe(0, small.Stderr);
-        small.Stdout.ShouldContain("Emulated host 'small'");
-
-        var unknown = CliRunner.Run("run", "--profile", "no-such-profile");
-        unknown.ExitCode.ShouldBe(2);
-        unknown.Stderr.ShouldContain("neither an embedded profile");
-
-        string bad = CliRunner.TempFile("host.json", """{ "name": "x", "smmus": [] }""");
-        var malformed = CliRunner.Run("run", "--profile", bad);
-        malformed.ExitCode.ShouldBe(2);
-        malformed.Stderr.ShouldContain("missing member 'memory'");
-    }
-
-    [Fact]
     public void Help_lists_the_commands()
     {
         var run = CliRunner.Run("--help");

@@ -55,8 +55,19 @@ public sealed record VSmmuProperties(
         SmmuFeatures qemu = SmmuFeatures.FromIdrs(
             Stage switch { VSmmuStage.Stage2 => QemuIdr0Stage2, VSmmuStage.Nested => QemuIdr0Nested, _ => QemuIdr0Stage1 },
             QemuIdr1, Stage == VSmmuStage.Stage1 ? QemuIdr3 : QemuIdr3WithStage2, QemuIdr5, QemuIidr, QemuAidr);
-        return qemu with { Ats = Ats, Ril = Ril, SsidBits = SsidSize, OasBits = OasBits };
+        return qemu with
+        {
+            Ats = Ats, Ril = Ril, SsidBits = SsidSize, OasBits = OasBits,
+            CmdqLog2Max = CmdqsLimit is int limit ? Math.Min(qemu.CmdqLog2Max, limit) : qemu.CmdqLog2Max,
+        };
     }
+
+    /// <summary>
+    /// An upper bound on IDR1.CMDQS (log2 of command-queue entries), or null for QEMU's 19. A vSMMU
+    /// with a Tegra241 CMDQV gets the bound from its smallest RAM backend page
+    /// (VCmdqv/CmdqvQueueSizing.ClampCmdqs, as QEMU's tegra241_cmdqv_init_regs clamps it).
+    /// </summary>
+    public int? CmdqsLimit { get; init; }
 
     /// <summary>IDR1.SSIDSIZE is five bits; the arm-smmuv3 property takes 0..20 (IHI 0070 6.3.2).</summary>
     public const int MaxSsidSize = 20;
