@@ -1,18 +1,7 @@
 using System.Buffers.Binary;
+using NestedSmmu.Hardware.Firmware;
 
 namespace NestedSmmu.Guest.Firmware;
-
-/// <summary>IORT node types (Arm DEN0049, revision E.f: Table 4).</summary>
-public enum IortNodeType : byte
-{
-    ItsGroup = 0,
-    NamedComponent = 1,
-    RootComplex = 2,
-    SmmuV1V2 = 3,
-    SmmuV3 = 4,
-    Pmcg = 5,
-    Rmr = 6,
-}
 
 /// <summary>One ID mapping (DEN0049 3.4, Table 5): input IDs [InputBase, InputBase + IdCount] map to OutputBase onwards in the node at OutputReference.</summary>
 /// <param name="IdCount">The number of IDs in the range minus one (as the table stores it).</param>
@@ -54,7 +43,7 @@ public readonly record struct IortMemoryRange(ulong Base, ulong Length);
 /// <summary>A Reserved Memory Range node (DEN0049 3.1.1.7): StreamIDs (through its ID mappings) that must keep reaching these ranges.</summary>
 public sealed record IortRmr(uint Offset, byte Revision, uint Identifier, IReadOnlyList<IortIdMapping> IdMappings, uint Flags,
     IReadOnlyList<IortMemoryRange> Ranges)
-    : IortNode(IortNodeType.Rmr, Offset, Revision, Identifier, IdMappings);
+    : IortNode(IortNodeType.ReservedMemoryRange, Offset, Revision, Identifier, IdMappings);
 
 /// <summary>Any node type this reader does not decode further (named components, SMMUv1/v2, PMCG).</summary>
 public sealed record IortOtherNode(IortNodeType NodeType, uint Offset, byte Revision, uint Identifier, IReadOnlyList<IortIdMapping> IdMappings)
@@ -152,7 +141,7 @@ public sealed class Iort
             case IortNodeType.RootComplex:
                 if (n.Length < RcMinLength) throw new FirmwareTableException($"{where}: length {n.Length} is shorter than a root complex node ({RcMinLength}).");
                 return new IortRootComplex(offset, rev, id, maps, U32(n, RcCca), n[RcMemFlags], U32(n, RcAts), U32(n, RcSegment), n[RcAddressLimit]);
-            case IortNodeType.Rmr:
+            case IortNodeType.ReservedMemoryRange:
             {
                 if (n.Length < RmrMinLength) throw new FirmwareTableException($"{where}: length {n.Length} is shorter than an RMR node ({RmrMinLength}).");
                 uint rc = U32(n, RmrRangeCount), ro = U32(n, RmrRangeOffset);

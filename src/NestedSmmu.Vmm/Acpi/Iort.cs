@@ -1,3 +1,4 @@
+using NestedSmmu.Hardware.Firmware;
 using NestedSmmu.Vmm.Machine;
 
 namespace NestedSmmu.Vmm.Acpi;

@@ -1,16 +1,6 @@
-namespace NestedSmmu.Vmm.Acpi;
+using NestedSmmu.Hardware.Firmware;
 
-/// <summary>IORT node types (Arm DEN 0049E.f, Table 4 "IORT node types").</summary>
-public enum IortNodeType : byte
-{
-    ItsGroup = 0,
-    NamedComponent = 1,
-    RootComplex = 2,
-    SmmuV1V2 = 3,
-    SmmuV3 = 4,
-    Pmcg = 5,
-    ReservedMemoryRange = 6,
-}
+namespace NestedSmmu.Vmm.Acpi;
 
 /// <summary>Field offsets of the IORT and its nodes (Arm DEN 0049E.f, section 3), each chained from the one before.</summary>
 public static class IortLayout

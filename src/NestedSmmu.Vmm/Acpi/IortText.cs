@@ -1,3 +1,4 @@
+using NestedSmmu.Hardware.Firmware;
 using System.Buffers.Binary;
 using System.Globalization;
 

@@ -1,3 +1,4 @@
+using NestedSmmu.Hardware.Firmware;
 using NestedSmmu.Tests.Common;
 using NestedSmmu.Vmm.Acpi;
 using NestedSmmu.Vmm.Config;
