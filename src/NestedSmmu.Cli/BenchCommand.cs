@@ -21,7 +21,8 @@ internal static class BenchCommand
         var quickOption = new Option<bool>("--quick") { Description = "Fewer, shorter samples (a few seconds; noisier)." };
         var cmd = new CliCommand("bench",
             "Time the model's hot paths in process (under a minute): TLB hit, nested cold walks, walk-cache hits, command streams.\n" +
-            "The full BenchmarkDotNet suite: dotnet run -c Release --project bench/NestedSmmu.Benchmarks -- --filter '*'")
+            "The full BenchmarkDotNet suite: dotnet run -c Release --project bench/NestedSmmu.Benchmarks -- --filter '*'\n" +
+            "Examples:\n  nestedsmmu bench\n  nestedsmmu bench --quick --json")
         { jsonOption, quickOption };
         cmd.SetAction(parse =>
         {

@@ -46,7 +46,9 @@ internal static class RunCommand
         };
         var cmd = new CliCommand("run",
             "Boot a VM on the emulated host end to end: the guest programs its vSMMUs and CMDQVs, each device DMAs through map, unmap and fault, " +
-            "with invalidations through the vSMMU queue (trapped) and through VCMDQs (direct).")
+            "with invalidations through the vSMMU queue (trapped) and through VCMDQs (direct).\n" +
+            "Examples:\n  nestedsmmu run\n  nestedsmmu run --json --host small\n" +
+            "  nestedsmmu run -- -machine virt,iommu=smmuv3 -device pcie-root-port,id=rp0,chassis=1 -device e1000e,bus=rp0")
         { hostOption, seedOption, jsonOption, verbose, hotplug, qemuArgs };
         cmd.SetAction(parse =>
         {

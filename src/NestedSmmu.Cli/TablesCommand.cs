@@ -37,7 +37,9 @@ internal static class TablesCommand
             Description = "QEMU's arguments after `--` (qemu-system-aarch64 -machine virt ...).",
             Arity = ArgumentArity.OneOrMore,
         };
-        var cmd = new CliCommand("tables", "Build the IORT, DSDT and device tree QEMU 11.1's virt board would give the guest of a command line.")
+        var cmd = new CliCommand("tables", "Build the IORT, DSDT and device tree QEMU 11.1's virt board would give the guest of a command line.\n" +
+            "Examples:\n  nestedsmmu tables -- -machine virt -device pxb-pcie,id=pcie.1,bus=pcie.0,bus_nr=0x10 -device arm-smmuv3,primary-bus=pcie.1\n" +
+            "  nestedsmmu tables --out tables/ -- -machine virt,iommu=smmuv3")
         {
             outDir, enumerated, hostOption, qemuArgs,
         };

@@ -61,6 +61,25 @@ public sealed class PlanCommandTests
         Devices(root).ShouldBe([("0009:06:00.0", "vsmmu0", 0x1100), ("0005:01:00.1", "vsmmu1", 0x2100)]);
     }
 
+    [Theory]
+    [InlineData("off")]
+    [InlineData("on")]
+    public void Run_passes_on_the_plan_of_the_same_host(string cmdqv)
+    {
+        // The promise: what plan prints, run boots and drives on the emulated host built from the same profile.
+        CliRunner.Output o = Plan("--host", "grace", "--cmdqv", cmdqv);
+        o.ExitCode.ShouldBe(0, o.Stderr);
+        CliRunner.Output run = CliRunner.Run(["run", "--host", "grace", "--json", "--", .. QemuCommandLine.SplitShellWords(o.Stdout)]);
+        run.ExitCode.ShouldBe(0, run.Stdout + run.Stderr);
+        using var report = System.Text.Json.JsonDocument.Parse(run.Stdout);
+        report.RootElement.GetProperty("verdict").GetString().ShouldBe("pass");
+        report.RootElement.GetProperty("failed_checks").GetArrayLength().ShouldBe(0);
+        var vsmmus = report.RootElement.GetProperty("vsmmus").EnumerateArray().ToList();
+        vsmmus.Count.ShouldBe(5);
+        vsmmus.ShouldAllBe(v => v.GetProperty("cmdqv").GetBoolean() == (cmdqv == "on"));
+        vsmmus.Sum(v => v.GetProperty("devices").GetArrayLength()).ShouldBe(8);
+    }
+
     [Fact]
     public void The_firmware_tables_of_a_plan_map_each_expander_to_its_vsmmu_and_cmdqv()
     {
@@ -194,6 +213,10 @@ public sealed class PlanCommandTests
     [InlineData("--help")]
     [InlineData("check", "--help")]
     [InlineData("translate", "--help")]
+    [InlineData("run", "--help")]
+    [InlineData("tables", "--help")]
+    [InlineData("bench", "--help")]
+    [InlineData("plan", "--help")]
     public void Root_and_data_commands_show_an_example(params string[] args)
     {
         CliRunner.Output o = CliRunner.Run(args);
