@@ -150,6 +150,15 @@ public sealed class PlanCommandTests
         Bindings(root).ShouldBe([("vsmmu0", sysfs.SmmuName(a)), ("vsmmu1", sysfs.SmmuName(b))]);
         Devices(root).ShouldBe([("0009:01:00.0", "vsmmu0", 0x1100), ("0009:02:00.0", "vsmmu0", 0x1200), ("0008:01:00.0", "vsmmu1", 0x2100)]);
 
+        // And it runs on the emulated host built from the same profile.
+        CliRunner.Output run = CliRunner.Run(["run", "--host", profile, "--json", "--", .. QemuCommandLine.SplitShellWords(o.Stdout)]);
+        run.ExitCode.ShouldBe(0, run.Stdout + run.Stderr);
+        using (var report = System.Text.Json.JsonDocument.Parse(run.Stdout))
+        {
+            report.RootElement.GetProperty("verdict").GetString().ShouldBe("pass");
+            report.RootElement.GetProperty("vsmmus").EnumerateArray().Sum(v => v.GetProperty("devices").GetArrayLength()).ShouldBe(3);
+        }
+
         string xml = Plan("--host", sysfs.Root, "--iommufd", "emulated:" + profile, "--format", "libvirt").Stdout;
         xml.ShouldContain($"{sysfs.SmmuName(a)}: 0009:01:00.0 0009:02:00.0 (no ATS capability)");
         XElement devices = XElement.Parse(xml.Split("-->")[1]);
