@@ -49,9 +49,9 @@ public sealed class BenchCommandTests
         byName["commands.smmu-cmdq"].GetProperty("target_ns").GetDouble().ShouldBe(1e9 / 30e6, 0.001);
         byName["translate.bare-reads.4k"].GetProperty("baseline_ratio").ValueKind.ShouldBe(JsonValueKind.Null);
         // No allocation per operation: one object per translation or command would be 24 B/op or more.
-        // Under 1 B/op is what BenchmarkDotNet's memory diagnoser prints as 0 B; on a loaded machine the
-        // runtime occasionally charges a few hundred bytes of its own (tier-up) to a measuring window
-        // of tens of thousands of operations (seen: 0.03-0.06 B/op), which is not the model allocating.
+        // Under 1 B/op is what BenchmarkDotNet's memory diagnoser prints as 0 B. Some runs of the cold walk
+        // show 0.03-0.06 B/op: a few hundred bytes over a window of thousands of walks, not yet traced to
+        // its source (issue 12 keeps it open); a per-walk allocation would be far above this bound.
         foreach (string hot in new[] { "translate.tlb-hit", "translate.cold-walk.4k", "translate.miss-upper-cached.4k", "commands.smmu-cmdq", "commands.guest-vcmdq" })
             byName[hot].GetProperty("allocated_bytes_per_op").GetDouble().ShouldBeLessThan(1, hot);
     }
