@@ -19,6 +19,7 @@ public static class CliApp
             TablesCommand.Create(stdout, stderr),
             PlanCommand.Create(stdout, stderr),
             BenchCommand.Create(stdout, stderr),
+            FuzzCommand.Create(stdout, stderr),
         };
         var config = new InvocationConfiguration { Output = stdout, Error = stderr };
         return root.Parse(args).Invoke(config);
