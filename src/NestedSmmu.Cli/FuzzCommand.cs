@@ -43,6 +43,7 @@ internal static class FuzzCommand
                     crashes = o.Crashes.Count,
                     invariants = o.Invariants,
                     invariant_checks = o.InvariantChecks,
+                    kinds = o.Kinds,
                     findings = o.Violations.Concat(o.Crashes).Select(f => new { step = f.Step, vm = f.Vm, operation = f.Operation, invariant = f.Invariant, detail = f.Detail }),
                 }));
             }
@@ -50,6 +51,7 @@ internal static class FuzzCommand
             {
                 stdout.WriteLine($"nestedsmmu fuzz: seed {o.Seed}, {o.Operations} operations, {o.InvariantChecks} invariant checks, " +
                                  $"{o.Violations.Count} violations, {o.Crashes.Count} crashes");
+                stdout.WriteLine("  operations: " + string.Join(", ", o.Kinds.Select(k => $"{k.Key} {k.Value}")));
                 foreach (string i in o.Invariants) stdout.WriteLine($"  checked: {i}");
             }
             foreach (FuzzFinding f in o.Violations.Concat(o.Crashes))

@@ -16,8 +16,9 @@ namespace NestedSmmu.Cli.Fuzz;
 internal sealed record FuzzFinding(long Step, string Vm, string Operation, string Invariant, string Detail);
 
 /// <summary>The campaign's outcome.</summary>
+/// <param name="Kinds">Operations by kind and outcome (e.g. <c>dma translated</c>, <c>command</c>), so a run shows what it exercised.</param>
 internal sealed record FuzzOutcome(int Seed, long Operations, long InvariantChecks, IReadOnlyList<string> Invariants,
-    IReadOnlyList<FuzzFinding> Violations, IReadOnlyList<FuzzFinding> Crashes);
+    IReadOnlyList<FuzzFinding> Violations, IReadOnlyList<FuzzFinding> Crashes, IReadOnlyDictionary<string, long> Kinds);
 
 /// <summary>
 /// The VM-level isolation campaign behind `nestedsmmu fuzz`: two VMs realized with <see cref="Vm.Realize"/>
@@ -69,6 +70,7 @@ internal static class IsolationCampaign
         var rng = new Random(seed);
         Guest a = Start(host, view, profile, "vm0", 0), b = Start(host, view, profile, "vm1", 1);
         EmulatedHostDiagnostics diag = host.Diagnostics;
+        var kinds = new SortedDictionary<string, long>(StringComparer.Ordinal);
         long step;
         for (step = 0; step < operations; step++)
         {
@@ -86,6 +88,10 @@ internal static class IsolationCampaign
                 crashes.Add(new FuzzFinding(step, self.Name, op, InvariantNames[0], $"{e.GetType().Name}: {e.Message}"));
             }
             sw.Stop();
+            string kind = op.Contains(": fault", StringComparison.Ordinal) ? "dma faulted" : op.Contains(" -> ", StringComparison.Ordinal) ? "dma translated"
+                : op.Split(' ')[0] + (op.Contains("outside guest RAM", StringComparison.Ordinal) ? " (queue or table outside RAM)"
+                    : op.Contains("not consumed", StringComparison.Ordinal) ? " (not consumed)" : op.Contains("consumed", StringComparison.Ordinal) ? " (consumed)" : "");
+            kinds[kind] = kinds.GetValueOrDefault(kind) + 1;
             checks += 4;
             if (sw.Elapsed > StepBudget)
                 violations.Add(new FuzzFinding(step, self.Name, op, InvariantNames[1], $"{sw.Elapsed.TotalMilliseconds:F0} ms"));
@@ -96,6 +102,7 @@ internal static class IsolationCampaign
             foreach (var (smmu, before) in tlbs)
             {
                 if (before is null) continue;
+                kinds["(other VM's TLB entries watched)"] = kinds.GetValueOrDefault("(other VM's TLB entries watched)") + before.Count;
                 var after = OtherEntries(diag, smmu, other);
                 if (!before.SetEquals(after))
                     violations.Add(new FuzzFinding(step, self.Name, op, InvariantNames[3],
@@ -119,7 +126,7 @@ internal static class IsolationCampaign
         {
             crashes.Add(new FuzzFinding(step, "both", "teardown", InvariantNames[5], $"{e.GetType().Name}: {e.Message}"));
         }
-        return new FuzzOutcome(seed, step, checks, InvariantNames, violations, crashes);
+        return new FuzzOutcome(seed, step, checks, InvariantNames, violations, crashes, kinds);
     }
 
     /// <summary>Realizes and boots one VM with every other device (starting at <paramref name="parity"/>) behind each physical SMMU.</summary>
@@ -213,6 +220,7 @@ internal static class IsolationCampaign
         uint prod = (uint)vm.Bus.Read(bas + (ulong)SmmuRegister.CMDQ_PROD, 4);
         int shift = Math.Min(log2, 19);
         uint index = prod & ((1u << shift) - 1);
+        Recover(vm, bas, qbase, shift);
         ulong slot = qbase + index * (ulong)Command.Size;
         if (!vm.Ram.Contains(slot, Command.Size)) return "queue outside guest RAM";
         var bytes = new byte[Command.Size];
@@ -223,7 +231,32 @@ internal static class IsolationCampaign
         uint wrap = 1u << shift;
         uint next = ((prod & (wrap | (wrap - 1))) + 1) & (wrap | (wrap - 1));
         vm.Bus.Write(bas + (ulong)SmmuRegister.CMDQ_PROD, 4, next);
-        return $"CONS 0x{vm.Bus.Read(bas + (ulong)SmmuRegister.CMDQ_CONS, 4):X}";
+        uint cons = (uint)vm.Bus.Read(bas + (ulong)SmmuRegister.CMDQ_CONS, 4);
+        // CONS.ERR (bits [30:24]) names a refused command; otherwise the queue caught up, or it is disabled or stalled.
+        return (cons & (wrap | (wrap - 1))) == next ? $"consumed, CONS 0x{cons:X}" : $"not consumed, CONS 0x{cons:X}";
+    }
+
+    /// <summary>
+    /// What a guest driver does after a refused command, so the queue keeps running: the failed
+    /// command is replaced by a CMD_SYNC and GERROR.CMDQ_ERR acknowledged (IHI 0070 7.1; Linux's
+    /// arm_smmu_cmdq_skip_err), and a queue the register writes turned off is turned on again.
+    /// </summary>
+    private static void Recover(Vm vm, ulong bas, ulong qbase, int shift)
+    {
+        uint cr0 = (uint)vm.Bus.Read(bas + (ulong)SmmuRegister.CR0, 4);
+        if ((cr0 & SmmuV3.CR0_CMDQEN) == 0)
+            vm.Bus.Write(bas + (ulong)SmmuRegister.CR0, 4, cr0 | SmmuV3.CR0_CMDQEN | SmmuV3.CR0_EVENTQEN | SmmuV3.CR0_SMMUEN);
+        uint gerror = (uint)vm.Bus.Read(bas + (ulong)SmmuRegister.GERROR, 4), gerrorn = (uint)vm.Bus.Read(bas + (ulong)SmmuRegister.GERRORN, 4);
+        if (((gerror ^ gerrorn) & SmmuV3.GERROR_CMDQ_ERR) == 0) return;
+        uint cons = (uint)vm.Bus.Read(bas + (ulong)SmmuRegister.CMDQ_CONS, 4);
+        ulong failed = qbase + (cons & ((1u << shift) - 1)) * (ulong)Command.Size;
+        if (vm.Ram.Contains(failed, Command.Size))
+        {
+            var sync = new byte[Command.Size];
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(sync, Command.Sync().W0);
+            vm.Ram.Write(failed, sync);
+        }
+        vm.Bus.Write(bas + (ulong)SmmuRegister.GERRORN, 4, gerrorn ^ SmmuV3.GERROR_CMDQ_ERR);
     }
 
     private static Command RandomCommand(Random rng, Guest self, Guest other, EmulatedHostDiagnostics diag)
