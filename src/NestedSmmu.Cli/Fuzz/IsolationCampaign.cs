@@ -9,6 +9,7 @@ using NestedSmmu.Iommufd;
 using NestedSmmu.Iommufd.Emulated;
 using NestedSmmu.Vmm.Config;
 using NestedSmmu.Vmm.Machine;
+using NestedSmmu.Vmm.VCmdqv;
 
 namespace NestedSmmu.Cli.Fuzz;
 
@@ -168,8 +169,17 @@ internal static class IsolationCampaign
     {
         VmVsmmu v = self.Vm.Vsmmus[rng.Next(self.Vm.Vsmmus.Count)];
         ulong bas = v.Placed.Base;
-        switch (rng.Next(10))
+        switch (rng.Next(11))
         {
+            case 10 when v.Cmdqv is { } cmdqv:
+            {
+                // The CMDQV frame: global registers, VINTF0, the VCMDQ pages (the guest's VINTF page is the host's, mapped in).
+                ulong offset = (ulong)rng.NextInt64((long)Tegra241VCmdqv.Size) & ~3UL;
+                int width = rng.Next(3) == 0 ? 8 : 4;
+                ulong value = rng.Next(3) switch { 0 => 0, 1 => (ulong)rng.NextInt64(), _ => 1UL << rng.Next(64) };
+                self.Vm.Bus.Write(cmdqv.MmioBase + (offset & ~((ulong)width - 1)), width, value);
+                return $"cmdqv-write{width * 8} {v.Name}+0x{offset:X} = 0x{value:X}";
+            }
             case 0:
             case 1:
             {
