@@ -48,11 +48,14 @@ internal static class IsolationCampaign
     /// <summary>Entries to leave free in a TLB for the TLB check: a full TLB is cleared whole on insert (<see cref="Iotlb"/>), which is not a command's doing.</summary>
     private const int TlbHeadroom = 256;
 
+    /// <summary>One step in this many reboots the guest (see <see cref="Reboot"/>).</summary>
+    private const int RebootOneIn = 400;
+
     private sealed class Guest(string name, Vm vm, GuestKernel kernel, IIommufd fd, EmulatedHostMemoryRegion ram)
     {
         public string Name { get; } = name;
         public Vm Vm { get; } = vm;
-        public GuestKernel Kernel { get; } = kernel;
+        public GuestKernel Kernel { get; set; } = kernel;
         public IIommufd Fd { get; } = fd;
         public EmulatedHostMemoryRegion Ram { get; } = ram;
         public List<VmDevice> Devices { get; } = [];
@@ -139,19 +142,32 @@ internal static class IsolationCampaign
         if (check.Error is { } refused) throw new InvalidOperationException($"{name}: {refused.Message}");
         IIommufd fd = host.Open();
         Vm vm = Vm.Realize(check, view, fd, new VmOptions { PassthroughDma = new EmulatedPassthroughDma(host.Diagnostics) });
-        var pages = new GuestPageAllocator(vm.Ram, vm.Ram.Base, vm.Ram.Size / 2);
-        GuestKernel kernel = GuestKernel.BootFromAcpi(vm.Bus, vm.Ram, pages, vm.Tables.Iort, vm.Tables.Dsdt);
         vm.Boot();
-        var g = new Guest(name, vm, kernel, fd, (EmulatedHostMemoryRegion)vm.Ram.Region);
+        var g = new Guest(name, vm, null!, fd, (EmulatedHostMemoryRegion)vm.Ram.Region);
+        g.Devices.AddRange(vm.Devices.Where(d => d.CanDma && d.Vsmmu is not null && d.Host is not null));
+        Reboot(g);
+        return g;
+    }
+
+    /// <summary>
+    /// Boots the reference guest (again): it resets and programs every vSMMU from scratch and maps
+    /// DMA buffers for each device. A long campaign reboots now and then, or the register and table
+    /// garbage would leave every later step facing a dead queue.
+    /// </summary>
+    private static string Reboot(Guest g)
+    {
+        Vm vm = g.Vm;
+        var pages = new GuestPageAllocator(vm.Ram, vm.Ram.Base, vm.Ram.Size / 2);
+        g.Kernel = GuestKernel.BootFromAcpi(vm.Bus, vm.Ram, pages, vm.Tables.Iort, vm.Tables.Dsdt);
+        g.Iovas.Clear();
         ulong buffer = vm.Ram.Base + vm.Ram.Size / 2;
-        foreach (VmDevice d in vm.Devices.Where(d => d.CanDma && d.Vsmmu is not null && d.Host is not null))
+        foreach (VmDevice d in g.Devices)
         {
-            g.Devices.Add(d);
-            DmaDevice? dma = kernel.AddPciDevice(d.Name, d.RequesterId);
+            DmaDevice? dma = g.Kernel.AddPciDevice(d.Name, d.RequesterId);
             for (int i = 0; i < 4 && dma is not null; i++, buffer += 0x1000)
                 if (dma.Map(buffer, 0x1000) is { } m) g.Iovas.Add(m.Iova);
         }
-        return g;
+        return $"reboot ({g.Iovas.Count} IOVAs mapped)";
     }
 
     private static List<(string Smmu, HashSet<TlbEntry>? Entries)> OtherTlb(EmulatedHostDiagnostics diag, Guest other) =>
@@ -167,6 +183,7 @@ internal static class IsolationCampaign
     /// <summary>One random guest operation; returns what it was (for the report).</summary>
     private static string Step(Random rng, Guest self, Guest other, EmulatedHostDiagnostics diag, List<FuzzFinding> violations, long step)
     {
+        if (rng.Next(RebootOneIn) == 0) return Reboot(self);
         VmVsmmu v = self.Vm.Vsmmus[rng.Next(self.Vm.Vsmmus.Count)];
         ulong bas = v.Placed.Base;
         switch (rng.Next(11))
