@@ -7,9 +7,6 @@ namespace NestedSmmu.Cli.Tests;
 /// timing is asserted (the machine's speed is not the test's business); allocation is, since it
 /// does not depend on the machine: steady-state translation and command execution allocate nothing.
 /// </summary>
-// One collection with the other CPU-heavy CLI tests: in parallel with the fuzz campaign, the bench's
-// warm-up can end before the tier-1 JIT of the measured code, which then shows allocations.
-[Collection(CpuHeavyCollection.Name)]
 public sealed class BenchCommandTests
 {
     [Fact]

@@ -7,9 +7,6 @@ namespace NestedSmmu.Cli.Tests;
 /// shape, the run exercised what the invariants are about (so the checks are not vacuous), and a
 /// seed replays exactly.
 /// </summary>
-// One collection with the other CPU-heavy CLI tests: in parallel with the fuzz campaign, the bench's
-// warm-up can end before the tier-1 JIT of the measured code, which then shows allocations.
-[Collection(CpuHeavyCollection.Name)]
 public sealed class FuzzCommandTests
 {
     private const string Ops = "400";
