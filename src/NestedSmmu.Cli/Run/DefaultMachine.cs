@@ -19,7 +19,9 @@ internal static class DefaultMachine
     /// </summary>
     private const int BusStride = 0x10;
 
-    public static IReadOnlyList<string> Arguments(HostProfile profile)
+    /// <param name="profile">The host.</param>
+    /// <param name="include">Which host functions the VM gets (all when null): two VMs on one host split them.</param>
+    public static IReadOnlyList<string> Arguments(HostProfile profile, Func<PciDeviceProfile, bool>? include = null)
     {
         var a = new List<string>
         {
@@ -31,7 +33,7 @@ internal static class DefaultMachine
         int vsmmu = 0, port = 0;
         foreach (SmmuProfile smmu in profile.Smmus)
         {
-            var devices = profile.Devices.Where(d => d.Smmu == smmu.Name).ToList();
+            var devices = profile.Devices.Where(d => d.Smmu == smmu.Name && (include?.Invoke(d) ?? true)).ToList();
             if (devices.Count == 0) continue;
             string bus = $"pcie.{vsmmu + 1}";
             a.AddRange(["-device", $"pxb-pcie,id={bus},bus_nr={(vsmmu + 1) * BusStride},bus=pcie.0"]);
