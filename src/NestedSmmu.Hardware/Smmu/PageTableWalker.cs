@@ -434,6 +434,10 @@ public sealed class PageTableWalker
             (stage == 1 ? $"AP[2:1]={Bits.Get(desc, 7, 6)}" : $"S2AP={Bits.Get(desc, 7, 6)}") + $", perms {perms}");
 
     /// <summary>A stage-2 walk with the input-range check (IPA beyond 2^(64 - S2T0SZ): stage-2 translation fault).</summary>
+    // The two stage-2 entry points stay calls: inlined into the nested walk, their result reached
+    // the caller through two temporaries, each copied with a wide load just after the callee's
+    // narrow stores (a store-forwarding stall per copy in the profile of a cold nested walk).
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     public WalkResult WalkStage2Checked(in WalkRegime s2, ulong ipa, AccessKind access, TranslationTrace? trace)
     {
         if (!Bits.FitsIn(ipa, s2.InputBits))
@@ -445,6 +449,7 @@ public sealed class PageTableWalker
     }
 
     /// <summary>As <see cref="WalkStage2Checked(in WalkRegime, ulong, AccessKind, TranslationTrace?)"/>, with the walk cache for <paramref name="vmid"/>.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     public WalkResult WalkStage2Checked(in WalkRegime s2, ulong ipa, AccessKind access, ushort vmid, TranslationTrace? trace)
     {
         if (!Bits.FitsIn(ipa, s2.InputBits)) return WalkStage2Checked(s2, ipa, access, trace);
