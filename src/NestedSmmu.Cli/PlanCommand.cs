@@ -80,7 +80,7 @@ internal static class PlanCommand
             {
                 host = Directory.Exists(hostName)
                     ? FromSysfs(hostName, parse.GetValue(iommufdOption) ?? LinuxIommufd.DefaultPath, devices)
-                    : ProfileHostView.From(LoadProfile(hostName));
+                    : ProfileHostView.From(HostProfileArgument.Load(hostName, "a sysfs directory"));
             }
             catch (PlanException e)
             {
@@ -122,15 +122,6 @@ internal static class PlanCommand
         return cmd;
     }
 
-    internal static HostProfile LoadProfile(string name)
-    {
-        HostProfile profile = HostProfile.EmbeddedNames.Contains(name) ? HostProfile.LoadEmbedded(name)
-            : File.Exists(name) ? HostProfile.Load(name)
-            : throw new ArgumentException($"neither an embedded profile ({string.Join(", ", HostProfile.EmbeddedNames)}), a file, nor a sysfs directory");
-        profile.Validate();
-        return profile;
-    }
-
     // Locations from sysfs; each SMMU's GET_HW_INFO by binding one of its devices to an iommufd.
     private static HostView FromSysfs(string root, string iommufd, IReadOnlyList<string> named)
     {
@@ -148,7 +139,7 @@ internal static class PlanCommand
         if (locations.Count == 0) return new HostView(description, [], []); // nothing to probe: the planner says why
         if (iommufd.StartsWith(EmulatedPrefix, StringComparison.Ordinal))
         {
-            var emulated = new EmulatedHost(LoadProfile(iommufd[EmulatedPrefix.Length..]));
+            var emulated = new EmulatedHost(HostProfileArgument.Load(iommufd[EmulatedPrefix.Length..]));
             using IIommufd fd = emulated.Open();
             return HostView.Probe(fd, description, locations);
         }

@@ -57,10 +57,7 @@ internal static class RunCommand
             HostProfile profile;
             try
             {
-                profile = HostProfile.EmbeddedNames.Contains(hostName) ? HostProfile.LoadEmbedded(hostName)
-                    : File.Exists(hostName) ? HostProfile.Load(hostName)
-                    : throw new ArgumentException($"neither an embedded profile ({string.Join(", ", HostProfile.EmbeddedNames)}) nor a file");
-                profile.Validate();
+                profile = HostProfileArgument.Load(hostName);
             }
             catch (Exception e) when (e is FormatException or IOException or UnauthorizedAccessException or ArgumentException)
             {

@@ -49,7 +49,7 @@ internal static class TablesCommand
             HostView host;
             try
             {
-                host = ProfileHostView.From(LoadProfile(hostName));
+                host = ProfileHostView.From(HostProfileArgument.Load(hostName));
             }
             catch (Exception e) when (e is FormatException or IOException or UnauthorizedAccessException or ArgumentException)
             {
@@ -101,15 +101,6 @@ internal static class TablesCommand
             return 0;
         });
         return cmd;
-    }
-
-    private static HostProfile LoadProfile(string name)
-    {
-        HostProfile profile = HostProfile.EmbeddedNames.Contains(name) ? HostProfile.LoadEmbedded(name)
-            : File.Exists(name) ? HostProfile.Load(name)
-            : throw new ArgumentException($"neither an embedded profile ({string.Join(", ", HostProfile.EmbeddedNames)}) nor a file");
-        profile.Validate();
-        return profile;
     }
 
     private static void Write(TextWriter stdout, DirectoryInfo dir, string name, byte[] bytes)

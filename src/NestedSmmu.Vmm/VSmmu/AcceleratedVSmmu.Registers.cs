@@ -8,7 +8,7 @@ public sealed partial class AcceleratedVSmmu
     // The architected register frame, queue pointers and GERROR are Hardware's SmmuRegisterFile
     // (shared with the SMMUv3 model); page 1 mirrors page 0 as QEMU decodes it (offset & 0xFFFF,
     // hw/arm/smmuv3.c smmu_read_mmio). What guest writes do beyond that is below.
-    private SmmuRegisterFile _regs = null!;
+    private readonly SmmuRegisterFile _regs;
 
     /// <summary>CR0.SMMUEN.</summary>
     public bool Enabled => _regs.Enabled;
@@ -23,11 +23,7 @@ public sealed partial class AcceleratedVSmmu
     /// <summary>GBPA.ABORT: with the SMMU disabled, incoming traffic aborts rather than bypasses.</summary>
     public bool GbpaAbort => _regs.GlobalBypassAborts;
 
-    private void ResetRegisters()
-    {
-        _regs ??= new SmmuRegisterFile(Features, new RegisterEffects(this), SmmuPage1Decoding.MirrorsPage0);
-        _regs.Reset();
-    }
+    private SmmuRegisterFile CreateRegisters() => new(Features, new RegisterEffects(this), SmmuPage1Decoding.MirrorsPage0);
 
     /// <summary>A guest read of the frame (a trap). Undefined offsets and widths read as zero; never throws.</summary>
     public ulong Read(ulong offset, int width)

@@ -70,7 +70,7 @@ public sealed partial class AcceleratedVSmmu : IVSmmu
         _host = host;
         _viommuProvider = viommuProvider
             ?? (properties.Cmdqv ? Tegra241CmdqvViommuProvider.Instance : ArmSmmuV3ViommuProvider.Instance);
-        ResetRegisters();
+        _regs = CreateRegisters();
     }
 
     /// <inheritdoc/>
@@ -194,7 +194,7 @@ public sealed partial class AcceleratedVSmmu : IVSmmu
     public void Reset()
     {
         FreeVeventq();
-        ResetRegisters();
+        _regs.Reset();
         InstallAll();
     }
 
