@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Diagnostics;
 using NestedSmmu.Cli.Run;
 using NestedSmmu.Guest;
@@ -18,17 +19,45 @@ internal sealed record FuzzFinding(long Step, string Vm, string Operation, strin
 
 /// <summary>The campaign's outcome.</summary>
 /// <param name="Kinds">Operations by kind and outcome (e.g. <c>dma translated</c>, <c>command</c>), so a run shows what it exercised.</param>
+/// <param name="Counterexample">On a finding: the shrunk operation list that replays it (null when clean or not shrunk).</param>
 internal sealed record FuzzOutcome(int Seed, long Operations, long InvariantChecks, IReadOnlyList<string> Invariants,
-    IReadOnlyList<FuzzFinding> Violations, IReadOnlyList<FuzzFinding> Crashes, IReadOnlyDictionary<string, long> Kinds);
+    IReadOnlyList<FuzzFinding> Violations, IReadOnlyList<FuzzFinding> Crashes, IReadOnlyDictionary<string, long> Kinds,
+    FuzzCounterexample? Counterexample = null)
+{
+    public IEnumerable<FuzzFinding> Findings => Violations.Concat(Crashes);
+}
+
+/// <summary>
+/// A fault the campaign's own tests inject, to prove the shrinker and the replay work on a real
+/// violation: called after every operation with the acting VM and the other one. Never set by the CLI.
+/// </summary>
+internal delegate void InjectedFault(FuzzOp op, Vm self, Vm other);
+
+/// <summary>How a campaign runs besides its seed and length.</summary>
+internal sealed record CampaignOptions
+{
+    /// <summary>Shrink the failing operation list on a finding (delta debugging).</summary>
+    public bool Shrink { get; init; } = true;
+
+    /// <summary>Replays the shrinker may spend (each one a whole campaign from a fresh host).</summary>
+    public int MaxShrinkTests { get; init; } = 400;
+
+    /// <summary>Test hook: a fresh fault per campaign (so a stateful fault starts over in every replay).</summary>
+    internal Func<InjectedFault>? InjectFault { get; init; }
+
+    public static CampaignOptions Default { get; } = new();
+}
 
 /// <summary>
 /// The VM-level isolation campaign behind `nestedsmmu fuzz`: two VMs realized with <see cref="Vm.Realize"/>
 /// on one emulated host, each given every other device behind each physical SMMU, so the VMs share the
-/// physical SMMUs. A seeded generator drives guest operations through each VM's MMIO bus and guest RAM
-/// only (register writes of every width, commands in the vSMMU's queue, garbage in the guest's tables,
-/// device DMA); the emulated host's diagnostics check the invariants after every step.
+/// physical SMMUs. A seeded generator makes guest operations (<see cref="FuzzOp"/>, data a replay reads
+/// back) that go through each VM's MMIO bus and guest RAM only (register writes of every width, commands
+/// in the vSMMU's queue, garbage in the guest's tables, device DMA); the emulated host's diagnostics check
+/// the invariants after every step. On a finding the operation list is shrunk by delta debugging
+/// (<see cref="OperationShrinker"/>) into a <see cref="FuzzCounterexample"/>.
 /// </summary>
-internal static class IsolationCampaign
+internal static partial class IsolationCampaign
 {
     public const string HostName = "grace";
 
@@ -62,76 +91,195 @@ internal static class IsolationCampaign
         public List<ulong> Iovas { get; } = [];
     }
 
-    public static FuzzOutcome Run(int seed, long operations)
+    /// <summary>Runs <paramref name="operations"/> generated operations from <paramref name="seed"/>; on a finding, shrinks it into a counterexample.</summary>
+    public static FuzzOutcome Run(int seed, long operations, CampaignOptions? options = null)
     {
-        HostProfile profile = HostProfile.LoadEmbedded(HostName);
-        HostView view = ProfileHostView.From(profile);
-        var host = new EmulatedHost(profile);
-        ulong memoryBefore = host.Diagnostics.HostMemoryAllocated;
-        var violations = new List<FuzzFinding>();
-        var crashes = new List<FuzzFinding>();
-        long checks = 0;
+        options ??= CampaignOptions.Default;
         var rng = new Random(seed);
-        Guest a = Start(host, view, profile, "vm0", 0), b = Start(host, view, profile, "vm1", 1);
-        EmulatedHostDiagnostics diag = host.Diagnostics;
-        var kinds = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        FuzzOutcome o = Campaign(seed, operations, options, (c, _) => c.Generate(rng), record: null);
+        if (!options.Shrink || !o.Findings.Any()) return o;
+        // The generator is deterministic: a second run to the failing step records the operations.
+        var ops = new List<FuzzOp>();
+        var rerun = new Random(seed);
+        FuzzOutcome again = Campaign(seed, o.Operations, options, (c, _) => c.Generate(rerun), ops);
+        FuzzFinding target = (again.Findings.FirstOrDefault() ?? o.Findings.First());
+        return o with { Counterexample = ShrinkToCounterexample(seed, target, ops, options) };
+    }
+
+    /// <summary>Replays a counterexample's operations (no generator, no shrinking).</summary>
+    public static FuzzOutcome Replay(FuzzCounterexample c, CampaignOptions? options = null) =>
+        Replay(c.Seed, c.Operations, options ?? CampaignOptions.Default);
+
+    private static FuzzOutcome Replay(int seed, IReadOnlyList<FuzzOp> ops, CampaignOptions options) =>
+        Campaign(seed, ops.Count, options, (_, i) => ops[(int)i], record: null);
+
+    /// <summary>Delta debugging: the smallest operation list that still breaks the same invariant.</summary>
+    private static FuzzCounterexample ShrinkToCounterexample(int seed, FuzzFinding target, List<FuzzOp> ops, CampaignOptions options)
+    {
+        bool Fails(IReadOnlyList<FuzzOp> candidate) =>
+            Replay(seed, candidate, options).Findings.Any(f => f.Invariant == target.Invariant);
+        (List<FuzzOp> shrunk, _) = ops.Count > 0 && Fails(ops) ? OperationShrinker.Shrink(ops, Fails, options.MaxShrinkTests) : (ops, 0);
+        FuzzFinding shown = Replay(seed, shrunk, options).Findings.FirstOrDefault(f => f.Invariant == target.Invariant) ?? target;
+        return new FuzzCounterexample(FuzzCounterexample.FormatTag, seed, HostName, FuzzCounterexample.CurrentVersions(),
+            shown.Invariant, shown.Detail, ops.Count, shrunk);
+    }
+
+    /// <summary>One campaign from a fresh host: <paramref name="next"/> gives each step's operation; the invariants are checked after each.</summary>
+    private static FuzzOutcome Campaign(int seed, long operations, CampaignOptions options, Func<CampaignRun, long, FuzzOp> next, List<FuzzOp>? record)
+    {
+        using var run = new CampaignRun(options);
         long step;
         for (step = 0; step < operations; step++)
         {
-            Guest self = rng.Next(2) == 0 ? a : b, other = self == a ? b : a;
-            var stes = other.Devices.Select(d => diag.ReadSte(d.Host!.Address)).ToList();
-            var tlbs = OtherTlb(diag, other);
-            string op = "";
+            FuzzOp op = next(run, step);
+            record?.Add(op);
+            if (!run.Step(op, step)) { step++; break; }
+        }
+        run.Teardown(step);
+        return new FuzzOutcome(seed, step, run.Checks, InvariantNames, run.Violations, run.Crashes, run.Kinds);
+    }
+
+    /// <summary>The two VMs on one emulated host, the invariant checks, and what the run saw.</summary>
+    private sealed class CampaignRun : IDisposable
+    {
+        private readonly EmulatedHost _host;
+        private readonly EmulatedHostDiagnostics _diag;
+        private readonly ulong _memoryBefore;
+        private readonly Guest[] _guests;
+        private readonly InjectedFault? _fault;
+        private bool _tornDown;
+
+        public List<FuzzFinding> Violations { get; } = [];
+        public List<FuzzFinding> Crashes { get; } = [];
+        public SortedDictionary<string, long> Kinds { get; } = new(StringComparer.Ordinal);
+        public long Checks { get; private set; }
+
+        public CampaignRun(CampaignOptions options)
+        {
+            HostProfile profile = HostProfile.LoadEmbedded(HostName);
+            HostView view = ProfileHostView.From(profile);
+            _host = new EmulatedHost(profile);
+            _diag = _host.Diagnostics;
+            _memoryBefore = _diag.HostMemoryAllocated;
+            _guests = [Start(_host, view, profile, "vm0", 0), Start(_host, view, profile, "vm1", 1)];
+            _fault = options.InjectFault?.Invoke();
+        }
+
+        /// <summary>The next random operation for a random VM, drawn against what the VMs have now.</summary>
+        public FuzzOp Generate(Random rng)
+        {
+            int vm = rng.Next(2);
+            return GenerateFor(rng, vm, _guests[vm], _guests[1 - vm], _diag);
+        }
+
+        /// <summary>Runs one operation and checks every invariant; false once anything broke (the campaign stops).</summary>
+        public bool Step(FuzzOp op, long step)
+        {
+            Guest self = _guests[op.Vm], other = _guests[1 - op.Vm];
+            var stes = other.Devices.Select(d => _diag.ReadSte(d.Host!.Address)).ToList();
+            var tlbs = OtherTlb(_diag, other);
+            string text = op.Kind;
             var sw = Stopwatch.StartNew();
             try
             {
-                op = Step(rng, self, other, diag, violations, step);
+                text = Execute(op, self, other, step);
+                _fault?.Invoke(op, self.Vm, other.Vm);
             }
             catch (Exception e)
             {
-                crashes.Add(new FuzzFinding(step, self.Name, op, InvariantNames[0], $"{e.GetType().Name}: {e.Message}"));
+                Crashes.Add(new FuzzFinding(step, self.Name, text, InvariantNames[0], $"{e.GetType().Name}: {e.Message}"));
             }
             sw.Stop();
-            string kind = op.Contains(": fault", StringComparison.Ordinal) ? "dma faulted" : op.Contains(" -> ", StringComparison.Ordinal) ? "dma translated"
-                : op.Split(' ')[0] + (op.Contains("outside guest RAM", StringComparison.Ordinal) ? " (queue or table outside RAM)"
-                    : op.Contains("not consumed", StringComparison.Ordinal) ? " (not consumed)" : op.Contains("consumed", StringComparison.Ordinal) ? " (consumed)" : "");
-            kinds[kind] = kinds.GetValueOrDefault(kind) + 1;
-            checks += 4;
+            Count(KindOf(text));
+            Checks += 4;
             if (sw.Elapsed > StepBudget)
-                violations.Add(new FuzzFinding(step, self.Name, op, InvariantNames[1], $"{sw.Elapsed.TotalMilliseconds:F0} ms"));
-            var stesAfter = other.Devices.Select(d => diag.ReadSte(d.Host!.Address)).ToList();
+                Violations.Add(new FuzzFinding(step, self.Name, text, InvariantNames[1], $"{sw.Elapsed.TotalMilliseconds:F0} ms"));
+            var stesAfter = other.Devices.Select(d => _diag.ReadSte(d.Host!.Address)).ToList();
             for (int i = 0; i < stes.Count; i++)
                 if (stes[i] != stesAfter[i])
-                    violations.Add(new FuzzFinding(step, self.Name, op, InvariantNames[2], $"{other.Devices[i].Name}: {stes[i]} -> {stesAfter[i]}"));
+                    Violations.Add(new FuzzFinding(step, self.Name, text, InvariantNames[2], $"{other.Devices[i].Name}: {stes[i]} -> {stesAfter[i]}"));
             foreach (var (smmu, before) in tlbs)
             {
                 if (before is null) continue;
-                kinds["(other VM's TLB entries watched)"] = kinds.GetValueOrDefault("(other VM's TLB entries watched)") + before.Count;
-                var after = OtherEntries(diag, smmu, other);
+                Count("(other VM's TLB entries watched)", before.Count);
+                var after = OtherEntries(_diag, smmu, other);
                 if (!before.SetEquals(after))
-                    violations.Add(new FuzzFinding(step, self.Name, op, InvariantNames[3],
+                    Violations.Add(new FuzzFinding(step, self.Name, text, InvariantNames[3],
                         $"{smmu}: {before.Count} entries of {other.Name} before, {after.Count} after, {before.Except(after).Count()} gone, {after.Except(before).Count()} new"));
             }
-            if (violations.Count + crashes.Count > 0) { step++; break; }
+            return Violations.Count + Crashes.Count == 0;
         }
 
-        checks++;
-        try
+        /// <summary>Destroys both VMs; every host page must come back.</summary>
+        public void Teardown(long step)
         {
-            foreach (Guest g in new[] { a, b })
+            _tornDown = true;
+            Checks++;
+            try
+            {
+                foreach (Guest g in _guests)
+                {
+                    g.Vm.Dispose();
+                    g.Fd.Dispose();
+                }
+                ulong left = _diag.HostMemoryAllocated - _memoryBefore;
+                if (left != 0) Violations.Add(new FuzzFinding(step, "both", "teardown", InvariantNames[5], $"0x{left:X} bytes of host memory left"));
+            }
+            catch (Exception e)
+            {
+                Crashes.Add(new FuzzFinding(step, "both", "teardown", InvariantNames[5], $"{e.GetType().Name}: {e.Message}"));
+            }
+        }
+
+        public void Dispose()
+        {
+            if (_tornDown) return;
+            foreach (Guest g in _guests)
             {
                 g.Vm.Dispose();
                 g.Fd.Dispose();
             }
-            ulong left = diag.HostMemoryAllocated - memoryBefore;
-            if (left != 0) violations.Add(new FuzzFinding(step, "both", "teardown", InvariantNames[5], $"0x{left:X} bytes of host memory left"));
         }
-        catch (Exception e)
+
+        private void Count(string kind, long n = 1) => Kinds[kind] = Kinds.GetValueOrDefault(kind) + n;
+
+        private string Execute(FuzzOp op, Guest self, Guest other, long step) => op.Kind switch
         {
-            crashes.Add(new FuzzFinding(step, "both", "teardown", InvariantNames[5], $"{e.GetType().Name}: {e.Message}"));
+            "reboot" => Reboot(self),
+            "service" => ServiceEvents(self),
+            "write" => WriteRegister(self, op),
+            "cmdqv-write" => WriteCmdqv(self, op),
+            "command" => SubmitCommand(self, op),
+            "garbage" => Garbage(self, op),
+            "dma" => Dma(self, op, step),
+            _ => throw new InvalidDataException($"unknown operation kind '{op.Kind}'"),
+        };
+
+        /// <summary>Device DMA through the passthrough hook; where it translates, it must land in this VM's RAM.</summary>
+        private string Dma(Guest self, FuzzOp op, long step)
+        {
+            if (self.Devices.Count == 0) return "dma (no device)";
+            VmDevice d = self.Devices[op.Device % self.Devices.Count];
+            ulong iova = op.Slot >= 0 && self.Iovas.Count > 0 ? self.Iovas[op.Slot % self.Iovas.Count] + op.Offset : op.W0;
+            AccessKind access = op.Flag ? AccessKind.Write : AccessKind.Read;
+            var data = new byte[sizeof(ulong)];
+            BinaryPrimitives.WriteUInt64LittleEndian(data, op.Value);
+            DmaResult r = d.Dma(iova, access, data);
+            string text = $"dma {access} {d.Name} iova 0x{iova:X}";
+            if (!r.IsSuccess) return text + ": fault";
+            ulong pa = r.Translation.PhysicalAddress;
+            if (pa - self.Ram.HostPhysicalAddress >= self.Ram.Length)
+                Violations.Add(new FuzzFinding(step, self.Name, text, InvariantNames[4],
+                    $"landed at host 0x{pa:X}, outside the VM's RAM [0x{self.Ram.HostPhysicalAddress:X}, +0x{self.Ram.Length:X})"));
+            return text + $" -> 0x{pa:X}";
         }
-        return new FuzzOutcome(seed, step, checks, InvariantNames, violations, crashes, kinds);
     }
+
+    private static string KindOf(string op) =>
+        op.Contains(": fault", StringComparison.Ordinal) ? "dma faulted" : op.Contains(" -> ", StringComparison.Ordinal) ? "dma translated"
+        : op.Split(' ')[0] + (op.Contains("outside guest RAM", StringComparison.Ordinal) ? " (queue or table outside RAM)"
+            : op.Contains("not consumed", StringComparison.Ordinal) ? " (not consumed)" : op.Contains("consumed", StringComparison.Ordinal) ? " (consumed)"
+            : op.Contains("skipped", StringComparison.Ordinal) ? " (skipped)" : "");
 
     /// <summary>Realizes and boots one VM with every other device (starting at <paramref name="parity"/>) behind each physical SMMU.</summary>
     private static Guest Start(EmulatedHost host, HostView view, HostProfile profile, string name, int parity)
@@ -170,6 +318,13 @@ internal static class IsolationCampaign
         return $"reboot ({g.Iovas.Count} IOVAs mapped)";
     }
 
+    private static string ServiceEvents(Guest self)
+    {
+        self.Vm.ServiceEvents();
+        self.Kernel.ServiceInterrupts();
+        return "service events";
+    }
+
     private static List<(string Smmu, HashSet<TlbEntry>? Entries)> OtherTlb(EmulatedHostDiagnostics diag, Guest other) =>
         [.. other.Devices.Select(d => diag.SmmuOf(d.Host!.Address)).Distinct()
             .Select(s => (s, diag.TlbEntries(s).Count >= new Iotlb().Capacity - TlbHeadroom ? null : OtherEntries(diag, s, other)))];
@@ -180,62 +335,46 @@ internal static class IsolationCampaign
         return [.. diag.TlbEntries(smmu).Where(e => e.Regime != TlbRegime.El2 && vmids.Contains(e.Vmid))];
     }
 
-    /// <summary>One random guest operation; returns what it was (for the report).</summary>
-    private static string Step(Random rng, Guest self, Guest other, EmulatedHostDiagnostics diag, List<FuzzFinding> violations, long step)
+    private static VmVsmmu VsmmuOf(Guest self, FuzzOp op) => self.Vm.Vsmmus[op.Vsmmu % self.Vm.Vsmmus.Count];
+
+    /// <summary>The CMDQV frame: global registers, VINTF0, the VCMDQ pages (the guest's VINTF page is the host's, mapped in).</summary>
+    private static string WriteCmdqv(Guest self, FuzzOp op)
     {
-        if (rng.Next(RebootOneIn) == 0) return Reboot(self);
-        VmVsmmu v = self.Vm.Vsmmus[rng.Next(self.Vm.Vsmmus.Count)];
+        VmVsmmu v = VsmmuOf(self, op);
+        if (v.Cmdqv is not { } cmdqv) return $"cmdqv-write skipped ({v.Name} has no CMDQV)";
+        self.Vm.Bus.Write(cmdqv.MmioBase + (op.Offset & ~((ulong)op.Width - 1)), op.Width, op.Value);
+        return $"cmdqv-write{op.Width * 8} {v.Name}+0x{op.Offset:X} = 0x{op.Value:X}";
+    }
+
+    /// <summary>A register write: a defined register or any offset in the two pages, any width.</summary>
+    private static string WriteRegister(Guest self, FuzzOp op)
+    {
+        VmVsmmu v = VsmmuOf(self, op);
+        self.Vm.Bus.Write(v.Placed.Base + op.Offset, op.Width, op.Value);
+        return $"write{op.Width * 8} {v.Name}+0x{op.Offset:X} = 0x{op.Value:X}";
+    }
+
+    private static string SubmitCommand(Guest self, FuzzOp op)
+    {
+        VmVsmmu v = VsmmuOf(self, op);
+        var c = new Command(op.W0, op.W1);
+        return $"command {c.Opcode} 0x{c.W0:X16} 0x{c.W1:X16} on {v.Name}: {Submit(self.Vm, v.Placed.Base, c)}";
+    }
+
+    /// <summary>Garbage in the guest's tables: the STE of one of its StreamIDs (linear table) or any driver page.</summary>
+    private static string Garbage(Guest self, FuzzOp op)
+    {
+        VmVsmmu v = VsmmuOf(self, op);
         ulong bas = v.Placed.Base;
-        switch (rng.Next(11))
-        {
-            case 10 when v.Cmdqv is { } cmdqv:
-            {
-                // The CMDQV frame: global registers, VINTF0, the VCMDQ pages (the guest's VINTF page is the host's, mapped in).
-                ulong offset = (ulong)rng.NextInt64((long)Tegra241VCmdqv.Size) & ~3UL;
-                int width = rng.Next(3) == 0 ? 8 : 4;
-                ulong value = rng.Next(3) switch { 0 => 0, 1 => (ulong)rng.NextInt64(), _ => 1UL << rng.Next(64) };
-                self.Vm.Bus.Write(cmdqv.MmioBase + (offset & ~((ulong)width - 1)), width, value);
-                return $"cmdqv-write{width * 8} {v.Name}+0x{offset:X} = 0x{value:X}";
-            }
-            case 0:
-            case 1:
-            {
-                // A register write: a defined register or any offset in the two pages, any width, valid-looking or random bits.
-                SmmuRegister[] regs = Enum.GetValues<SmmuRegister>();
-                ulong offset = rng.Next(4) == 0 ? (ulong)rng.Next(2 * (int)SmmuRegister.Page1) & ~3UL : (ulong)regs[rng.Next(regs.Length)];
-                int width = new[] { 1, 2, 4, 8 }[rng.Next(4)];
-                ulong value = rng.Next(3) switch { 0 => 0, 1 => (ulong)rng.NextInt64(), _ => 1UL << rng.Next(64) };
-                self.Vm.Bus.Write(bas + offset, width, value);
-                return $"write{width * 8} {v.Name}+0x{offset:X} = 0x{value:X}";
-            }
-            case 2:
-            case 3:
-            case 4:
-            {
-                Command c = RandomCommand(rng, self, other, diag);
-                return $"command {c.Opcode} 0x{c.W0:X16} 0x{c.W1:X16} on {v.Name}: {Submit(self.Vm, bas, c)}";
-            }
-            case 5:
-            {
-                // Garbage in the guest's tables: the STE of one of its StreamIDs (linear table) or any driver page.
-                ulong strtab = self.Vm.Bus.Read(bas + (ulong)SmmuRegister.STRTAB_BASE, 8) & 0x000F_FFFF_FFFF_FFC0UL;
-                ulong at = rng.Next(2) == 0 && self.Devices.Count > 0
-                    ? strtab + self.Devices[rng.Next(self.Devices.Count)].Vsid * 64UL
-                    : self.Vm.Ram.Base + ((ulong)rng.NextInt64((long)(self.Vm.Ram.Size / 2)) & ~63UL);
-                var junk = new byte[64];
-                rng.NextBytes(junk);
-                if (!self.Vm.Ram.Contains(at, 64)) return $"garbage at 0x{at:X} skipped (outside guest RAM)";
-                self.Vm.Ram.Write(at, junk);
-                Command inv = rng.Next(2) == 0 ? Command.CfgiAll() : Command.CfgiSte(self.Devices.Count > 0 ? self.Devices[0].Vsid : 0);
-                return $"garbage at 0x{at:X}, then {inv.Opcode}: {Submit(self.Vm, bas, inv)}";
-            }
-            case 9:
-                self.Vm.ServiceEvents();
-                self.Kernel.ServiceInterrupts();
-                return "service events";
-            default:
-                return Dma(rng, self, violations, step);
-        }
+        ulong strtab = self.Vm.Bus.Read(bas + (ulong)SmmuRegister.STRTAB_BASE, 8) & 0x000F_FFFF_FFFF_FFC0UL;
+        ulong at = op.Device >= 0 && self.Devices.Count > 0
+            ? strtab + self.Devices[op.Device % self.Devices.Count].Vsid * 64UL
+            : self.Vm.Ram.Base + (op.Offset % (self.Vm.Ram.Size / 2) & ~63UL);
+        byte[] junk = Convert.FromHexString(op.Bytes ?? "");
+        if (!self.Vm.Ram.Contains(at, (ulong)junk.Length)) return $"garbage at 0x{at:X} skipped (outside guest RAM)";
+        self.Vm.Ram.Write(at, junk);
+        Command inv = op.Flag ? Command.CfgiAll() : Command.CfgiSte(self.Devices.Count > 0 ? self.Devices[0].Vsid : 0);
+        return $"garbage at 0x{at:X}, then {inv.Opcode}: {Submit(self.Vm, bas, inv)}";
     }
 
     /// <summary>Writes a command at the guest queue's PROD slot (when the queue is in guest RAM) and publishes it.</summary>
@@ -251,8 +390,8 @@ internal static class IsolationCampaign
         ulong slot = qbase + index * (ulong)Command.Size;
         if (!vm.Ram.Contains(slot, Command.Size)) return "queue outside guest RAM";
         var bytes = new byte[Command.Size];
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(bytes, c.W0);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(8), c.W1);
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes, c.W0);
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(8), c.W1);
         vm.Ram.Write(slot, bytes);
         // PROD = index + 1 with the wrap bit toggled on wrap (IHI 0070 3.5.1).
         uint wrap = 1u << shift;
@@ -280,63 +419,9 @@ internal static class IsolationCampaign
         if (vm.Ram.Contains(failed, Command.Size))
         {
             var sync = new byte[Command.Size];
-            System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(sync, Command.Sync().W0);
+            BinaryPrimitives.WriteUInt64LittleEndian(sync, Command.Sync().W0);
             vm.Ram.Write(failed, sync);
         }
         vm.Bus.Write(bas + (ulong)SmmuRegister.GERRORN, 4, gerrorn ^ SmmuV3.GERROR_CMDQ_ERR);
-    }
-
-    private static Command RandomCommand(Random rng, Guest self, Guest other, EmulatedHostDiagnostics diag)
-    {
-        uint sid = rng.Next(4) switch
-        {
-            0 when self.Devices.Count > 0 => self.Devices[rng.Next(self.Devices.Count)].Vsid,
-            1 when other.Devices.Count > 0 => other.Devices[rng.Next(other.Devices.Count)].Vsid,
-            // Any SID a PCI requester ID can name (the ones nobody was given), or far out of range.
-            2 => (uint)rng.Next(0x10000),
-            _ => (uint)rng.NextInt64(uint.MaxValue),
-        };
-        ushort vmid = rng.Next(2) == 0 && other.Devices.Count > 0 ? diag.ReadSte(other.Devices[0].Host!.Address).S2VMID : (ushort)rng.Next(0x10000);
-        ushort asid = (ushort)rng.Next(rng.Next(2) == 0 ? 4 : 0x10000);
-        ulong va = (ulong)rng.NextInt64() & ~0xFFFUL;
-        return rng.Next(16) switch
-        {
-            0 => Command.CfgiSte(sid, rng.Next(2) == 0),
-            1 => Command.CfgiSteRange(sid, (uint)rng.Next(32)),
-            2 => Command.CfgiCd(sid, (uint)rng.Next(4)),
-            3 => Command.CfgiCdAll(sid),
-            4 => Command.TlbiNhAll(vmid),
-            5 => Command.TlbiNhAsid(vmid, asid),
-            6 => Command.TlbiNhVa(vmid, asid, va, rng.Next(2) == 0, (uint)rng.Next(4), (uint)rng.Next(4), (uint)rng.Next(32), (uint)rng.Next(32)),
-            7 => Command.TlbiNhVaa(vmid, va),
-            8 => Command.TlbiS12Vmall(vmid),
-            9 => Command.TlbiS2Ipa(vmid, va),
-            10 => Command.TlbiNsnhAll(),
-            11 => Command.TlbiEl2All(),
-            12 => Command.AtcInv(sid, rng.Next(2) == 0 ? null : (uint)rng.Next(4), va, (uint)rng.Next(64), rng.Next(2) == 0),
-            13 => Command.Sync(),
-            14 => Command.PrefetchConfig(sid),
-            // Any bits at all: illegal opcodes, reserved fields.
-            _ => new Command((ulong)rng.NextInt64() ^ ((ulong)rng.Next(2) << 63), (ulong)rng.NextInt64()),
-        };
-    }
-
-    /// <summary>Device DMA through the passthrough hook: a mapped IOVA or any; where it translates, it must land in this VM's RAM.</summary>
-    private static string Dma(Random rng, Guest self, List<FuzzFinding> violations, long step)
-    {
-        if (self.Devices.Count == 0) return "dma (no device)";
-        VmDevice d = self.Devices[rng.Next(self.Devices.Count)];
-        ulong iova = rng.Next(3) > 0 && self.Iovas.Count > 0 ? self.Iovas[rng.Next(self.Iovas.Count)] + (ulong)rng.Next(0x1000 - 8)
-            : (ulong)rng.NextInt64() >> rng.Next(64);
-        AccessKind access = rng.Next(2) == 0 ? AccessKind.Read : AccessKind.Write;
-        var data = new byte[8];
-        rng.NextBytes(data);
-        DmaResult r = d.Dma(iova, access, data);
-        string op = $"dma {access} {d.Name} iova 0x{iova:X}";
-        if (!r.IsSuccess) return op + ": fault";
-        ulong pa = r.Translation.PhysicalAddress;
-        if (pa - self.Ram.HostPhysicalAddress >= self.Ram.Length)
-            violations.Add(new FuzzFinding(step, self.Name, op, InvariantNames[4], $"landed at host 0x{pa:X}, outside the VM's RAM [0x{self.Ram.HostPhysicalAddress:X}, +0x{self.Ram.Length:X})"));
-        return op + $" -> 0x{pa:X}";
     }
 }
