@@ -33,6 +33,11 @@ public sealed class FuzzCommandTests
         kinds.GetProperty("dma faulted").GetInt64().ShouldBeGreaterThan(0);
         kinds.GetProperty("command (consumed)").GetInt64().ShouldBeGreaterThan(0);
         kinds.GetProperty("(other VM's TLB entries watched)").GetInt64().ShouldBeGreaterThan(0);
+        kinds.GetProperty("(other VM's walk-cache entries watched)").GetInt64().ShouldBeGreaterThan(0);
+        kinds.GetProperty("(other VM's ATC entries watched)").GetInt64().ShouldBeGreaterThan(0);
+        kinds.GetProperty("(faults for the guest)").GetInt64().ShouldBeGreaterThan(0);
+        invariants.ShouldContain("no command of one VM changes the other VM's walk-cache entries");
+        invariants.ShouldContain("each VM's iommufd object table stays consistent after every step (refcounts, live references)");
     }
 
     [Fact]

@@ -4,6 +4,7 @@ using NestedSmmu.Cli.Run;
 using NestedSmmu.Guest;
 using NestedSmmu.Guest.Dma;
 using NestedSmmu.Guest.Smmu;
+using NestedSmmu.Hardware.Cmdqv;
 using NestedSmmu.Hardware.Pci;
 using NestedSmmu.Hardware.Smmu;
 using NestedSmmu.Iommufd;
@@ -11,6 +12,7 @@ using NestedSmmu.Iommufd.Emulated;
 using NestedSmmu.Vmm.Config;
 using NestedSmmu.Vmm.Machine;
 using NestedSmmu.Vmm.VCmdqv;
+using NestedSmmu.Vmm.VSmmu;
 
 namespace NestedSmmu.Cli.Fuzz;
 
@@ -72,6 +74,11 @@ internal static partial class IsolationCampaign
         "the other VM's TLB entries are unchanged",
         "DMA lands only in the VM's own stage-2 mapped RAM",
         "destroying both VMs succeeds and returns every host page",
+        "no command of one VM changes the other VM's walk-cache entries",
+        "no operation of one VM changes the other VM's ATC entries",
+        "a guest VINTF runs only its allowed commands, with its own VMID and StreamIDs",
+        "every fault reaches the VM's event queue or is marked lost (overflow, LOST_EVENTS, host log), never dropped silently",
+        "each VM's iommufd object table stays consistent after every step (refcounts, live references)",
     ];
 
     /// <summary>Entries to leave free in a TLB for the TLB check: a full TLB is cleared whole on insert (<see cref="Iotlb"/>), which is not a command's doing.</summary>
@@ -89,6 +96,11 @@ internal static partial class IsolationCampaign
         public EmulatedHostMemoryRegion Ram { get; } = ram;
         public List<VmDevice> Devices { get; } = [];
         public List<ulong> Iovas { get; } = [];
+
+        /// <summary>The VMIDs its stage-2 domains have had on each physical SMMU (learned from its devices' STEs).</summary>
+        public Dictionary<string, HashSet<ushort>> Vmids { get; } = new(StringComparer.Ordinal);
+
+        public EmulatedIommufd Context => (EmulatedIommufd)Fd;
     }
 
     /// <summary>Runs <paramref name="operations"/> generated operations from <paramref name="seed"/>; on a finding, shrinks it into a counterexample.</summary>
@@ -140,13 +152,17 @@ internal static partial class IsolationCampaign
     }
 
     /// <summary>The two VMs on one emulated host, the invariant checks, and what the run saw.</summary>
-    private sealed class CampaignRun : IDisposable
+    private sealed partial class CampaignRun : IDisposable
     {
         private readonly EmulatedHost _host;
         private readonly EmulatedHostDiagnostics _diag;
+        private readonly HostProfile _profile;
         private readonly ulong _memoryBefore;
         private readonly Guest[] _guests;
         private readonly InjectedFault? _fault;
+        private readonly IDisposable _vintfWatch;
+        private readonly List<(string Smmu, VintfCommand Command)> _admitted = [];
+        private StepFaults _faults;
         private bool _tornDown;
 
         public List<FuzzFinding> Violations { get; } = [];
@@ -156,13 +172,14 @@ internal static partial class IsolationCampaign
 
         public CampaignRun(CampaignOptions options)
         {
-            HostProfile profile = HostProfile.LoadEmbedded(HostName);
-            HostView view = ProfileHostView.From(profile);
-            _host = new EmulatedHost(profile);
+            _profile = HostProfile.LoadEmbedded(HostName);
+            HostView view = ProfileHostView.From(_profile);
+            _host = new EmulatedHost(_profile);
             _diag = _host.Diagnostics;
             _memoryBefore = _diag.HostMemoryAllocated;
-            _guests = [Start(_host, view, profile, "vm0", 0), Start(_host, view, profile, "vm1", 1)];
+            _guests = [Start(_host, view, _profile, "vm0", 0), Start(_host, view, _profile, "vm1", 1)];
             _fault = options.InjectFault?.Invoke();
+            _vintfWatch = _diag.ObserveVintfCommands((smmu, c) => _admitted.Add((smmu, c)));
         }
 
         /// <summary>The next random operation for a random VM, drawn against what the VMs have now.</summary>
@@ -176,8 +193,11 @@ internal static partial class IsolationCampaign
         public bool Step(FuzzOp op, long step)
         {
             Guest self = _guests[op.Vm], other = _guests[1 - op.Vm];
-            var stes = other.Devices.Select(d => _diag.ReadSte(d.Host!.Address)).ToList();
-            var tlbs = OtherTlb(_diag, other);
+            Learn(self);
+            Learn(other);
+            var before = Snapshot.Take(this, self, other, watchWalkCache: op.Kind != "dma");
+            _admitted.Clear();
+            _faults = default;
             string text = op.Kind;
             var sw = Stopwatch.StartNew();
             try
@@ -191,22 +211,22 @@ internal static partial class IsolationCampaign
             }
             sw.Stop();
             Count(KindOf(text));
-            Checks += 4;
             if (sw.Elapsed > StepBudget)
                 Violations.Add(new FuzzFinding(step, self.Name, text, InvariantNames[1], $"{sw.Elapsed.TotalMilliseconds:F0} ms"));
-            var stesAfter = other.Devices.Select(d => _diag.ReadSte(d.Host!.Address)).ToList();
-            for (int i = 0; i < stes.Count; i++)
-                if (stes[i] != stesAfter[i])
-                    Violations.Add(new FuzzFinding(step, self.Name, text, InvariantNames[2], $"{other.Devices[i].Name}: {stes[i]} -> {stesAfter[i]}"));
-            foreach (var (smmu, before) in tlbs)
+            void Fail(int invariant, string detail) => Violations.Add(new FuzzFinding(step, self.Name, text, InvariantNames[invariant], detail));
+            try
             {
-                if (before is null) continue;
-                Count("(other VM's TLB entries watched)", before.Count);
-                var after = OtherEntries(_diag, smmu, other);
-                if (!before.SetEquals(after))
-                    Violations.Add(new FuzzFinding(step, self.Name, text, InvariantNames[3],
-                        $"{smmu}: {before.Count} entries of {other.Name} before, {after.Count} after, {before.Except(after).Count()} gone, {after.Except(before).Count()} new"));
+                before.Check(this, Fail);
+                CheckEvents(self, other, before, Fail);
+                CheckVintfCommands(before, Fail);
+                foreach (Guest g in _guests)
+                    if (_diag.ObjectTableProblem(g.Context) is { } problem) Fail(10, $"{g.Name}: {problem}");
             }
+            catch (Exception e)
+            {
+                Crashes.Add(new FuzzFinding(step, self.Name, text, InvariantNames[0], $"while checking: {e.GetType().Name}: {e.Message}"));
+            }
+            Checks += 9;
             return Violations.Count + Crashes.Count == 0;
         }
 
@@ -229,11 +249,13 @@ internal static partial class IsolationCampaign
             {
                 Crashes.Add(new FuzzFinding(step, "both", "teardown", InvariantNames[5], $"{e.GetType().Name}: {e.Message}"));
             }
+            _vintfWatch.Dispose();
         }
 
         public void Dispose()
         {
             if (_tornDown) return;
+            _vintfWatch.Dispose();
             foreach (Guest g in _guests)
             {
                 g.Vm.Dispose();
@@ -264,9 +286,24 @@ internal static partial class IsolationCampaign
             AccessKind access = op.Flag ? AccessKind.Write : AccessKind.Read;
             var data = new byte[sizeof(ulong)];
             BinaryPrimitives.WriteUInt64LittleEndian(data, op.Value);
+            // What the fault (if any) must become, decided from the VMM's view before the access.
+            bool nested = d.Vsmmu?.Device is AcceleratedVSmmu a && a.NestedHwptOf(d.Vsid) is { } n && a.AttachedHwptOf(d.Vsid) == n && a.VdeviceOf(d.Vsid) is not null;
+            bool hasVeventq = d.Vsmmu?.Device is AcceleratedVSmmu { Veventq: not null };
             DmaResult r = d.Dma(iova, access, data);
             string text = $"dma {access} {d.Name} iova 0x{iova:X}";
-            if (!r.IsSuccess) return text + ": fault";
+            if (!r.IsSuccess)
+            {
+                if (r.Translation is { Status: TranslationStatus.Fault, Recorded: true } t)
+                {
+                    _faults.Recorded++;
+                    if (nested && ForwardedToGuest(t.Event))
+                    {
+                        if (hasVeventq) _faults.ForGuest++;
+                        else _faults.HostLogged++;
+                    }
+                }
+                return text + ": fault";
+            }
             ulong pa = r.Translation.PhysicalAddress;
             if (pa - self.Ram.HostPhysicalAddress >= self.Ram.Length)
                 Violations.Add(new FuzzFinding(step, self.Name, text, InvariantNames[4],
@@ -311,7 +348,7 @@ internal static partial class IsolationCampaign
         ulong buffer = vm.Ram.Base + vm.Ram.Size / 2;
         foreach (VmDevice d in g.Devices)
         {
-            DmaDevice? dma = g.Kernel.AddPciDevice(d.Name, d.RequesterId);
+            DmaDevice? dma = g.Kernel.AddPciDevice(d.Name, d.RequesterId, ats: true);
             for (int i = 0; i < 4 && dma is not null; i++, buffer += 0x1000)
                 if (dma.Map(buffer, 0x1000) is { } m) g.Iovas.Add(m.Iova);
         }
@@ -323,16 +360,6 @@ internal static partial class IsolationCampaign
         self.Vm.ServiceEvents();
         self.Kernel.ServiceInterrupts();
         return "service events";
-    }
-
-    private static List<(string Smmu, HashSet<TlbEntry>? Entries)> OtherTlb(EmulatedHostDiagnostics diag, Guest other) =>
-        [.. other.Devices.Select(d => diag.SmmuOf(d.Host!.Address)).Distinct()
-            .Select(s => (s, diag.TlbEntries(s).Count >= new Iotlb().Capacity - TlbHeadroom ? null : OtherEntries(diag, s, other)))];
-
-    private static HashSet<TlbEntry> OtherEntries(EmulatedHostDiagnostics diag, string smmu, Guest other)
-    {
-        var vmids = other.Devices.Where(d => diag.SmmuOf(d.Host!.Address) == smmu).Select(d => diag.ReadSte(d.Host!.Address).S2VMID).ToHashSet();
-        return [.. diag.TlbEntries(smmu).Where(e => e.Regime != TlbRegime.El2 && vmids.Contains(e.Vmid))];
     }
 
     private static VmVsmmu VsmmuOf(Guest self, FuzzOp op) => self.Vm.Vsmmus[op.Vsmmu % self.Vm.Vsmmus.Count];

@@ -216,7 +216,11 @@ public sealed partial class Tegra241Cmdqv
                 var issued = new Command(words[0], words[1]);
                 var cmd = issued;
                 var error = Admit(vintf, queue, ref cmd);
-                if (error == CommandError.None) error = _smmu.Execute(cmd);
+                if (error == CommandError.None)
+                {
+                    CommandAdmitted?.Invoke(new VintfCommand(vintf.Index, vintf.HypOwn, vintf.Vmid, issued, cmd));
+                    error = _smmu.Execute(cmd);
+                }
                 if (error != CommandError.None)
                 {
                     StopQueue(queue, vintf, error, issued);

@@ -67,6 +67,12 @@ public sealed partial class Tegra241Cmdqv : IMmioDevice
     /// </summary>
     public event Action<VcmdqError>? ErrorRaised;
 
+    /// <summary>
+    /// Every command a VINTF admitted, just before the SMMU executes it (diagnostics: what a guest
+    /// VINTF let through is checked against its allowed set and SIDs from outside the model).
+    /// </summary>
+    public event Action<VintfCommand>? CommandAdmitted;
+
     /// <summary>Totals over every VCMDQ.</summary>
     public CmdqvCounters Counters { get; } = new();
 

@@ -82,3 +82,14 @@ public sealed class CmdqvCounters
 /// <param name="Error">The CONS.ERR value.</param>
 /// <param name="Command">The command at CONS as the queue owner wrote it (default for CERROR_ABT).</param>
 public readonly record struct VcmdqError(int Vintf, int LogicalQueue, int Queue, CommandError Error, Command Command);
+
+/// <summary>
+/// A command a VINTF let through to the SMMU: what the VCMDQ held and what the SMMU was given after the
+/// VINTF's filter (VMID and SID substitution). The view of a bus analyzer between the CMDQV and the SMMU.
+/// </summary>
+/// <param name="Vintf">The VINTF whose queue held it.</param>
+/// <param name="HypOwn">The VINTF is the host's (CONFIG.HYP_OWN): nothing was filtered.</param>
+/// <param name="Vmid">The VINTF's CONFIG.VMID when it ran.</param>
+/// <param name="Issued">The command as read from the queue.</param>
+/// <param name="Admitted">The command the SMMU executes.</param>
+public readonly record struct VintfCommand(int Vintf, bool HypOwn, ushort Vmid, Command Issued, Command Admitted);

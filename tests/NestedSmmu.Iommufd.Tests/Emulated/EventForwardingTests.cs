@@ -122,4 +122,26 @@ public sealed class EventForwardingTests
             q.ReadAll().Select(e => e.LostEvents).ShouldBe([.. Enumerable.Repeat(false, 8), true]);
         }
     }
+    /// <summary>
+    /// Regression (found by `nestedsmmu fuzz`, the fault accounting invariant): an event for a vmaster whose
+    /// vIOMMU has no vEVENTQ was dropped without a trace. Linux's event thread dumps every event its
+    /// handler could not hand on (arm_smmu_evtq_thread, arm-smmu-v3.c), so the host logs it.
+    /// </summary>
+    [Fact]
+    public void An_event_for_a_vIOMMU_without_a_vEVENTQ_is_logged_not_dropped_silently()
+    {
+        var (bed, vm, dev, viommu, q) = Setup();
+        using (bed)
+        {
+            VeventqId id = q.Id;
+            q.Dispose();
+            bed.Fd.Destroy(new ObjectId(id.Value));
+            bed.Fd.AttachDevice(dev, bed.Fd.AllocNestedHwpt(dev, viommu, TestBed.TranslateVste(vm.AllocTablePage())));
+            long lines = bed.Diag.KernelLogLinesWritten;
+            bed.DmaRead("gpu0", Va).Result.Translation.FaultType.ShouldBe(EventType.C_BAD_CD);
+            bed.Diag.Smmu("smmu0").EventsForwarded.ShouldBe(0);
+            bed.Diag.KernelLogLinesWritten.ShouldBe(lines + 1);
+            bed.Diag.KernelLog[^1].ShouldContain("event for gpu0 not reported to its vIOMMU (EOPNOTSUPP): C_BAD_CD");
+        }
+    }
 }

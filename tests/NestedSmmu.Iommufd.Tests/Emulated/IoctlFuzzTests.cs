@@ -122,50 +122,7 @@ public sealed class IoctlFuzzTests
     /// (iommufd's refcounts: HWPTs hold their IOAS, vIOMMUs their nest parent, vDEVICEs their
     /// vIOMMU and device, attachments their HWPT, HW queues the queue before them and a pin on the IOAS).
     /// </summary>
-    internal static string? ObjectTableInvariant(EmulatedIommufd fd)
-    {
-        var live = fd.LiveObjects.ToList();
-        var ids = new HashSet<uint>();
-        foreach (IommufdObject o in live)
-        {
-            if (!ids.Add(o.Id)) return $"{o} appears twice";
-            if (o.Users < 0) return $"{o} has {o.Users} users";
-        }
-        foreach (IommufdObject o in live)
-        {
-            int expected = o switch
-            {
-                IoasObject ioas => live.OfType<HwptPagingObject>().Count(h => h.Ioas == ioas) + ioas.Pins.Count,
-                HwptPagingObject p => p.Devices.Count + live.OfType<ViommuObject>().Count(v => v.Hwpt == p)
-                    + live.OfType<HwptNestedObject>().Count(n => n.Viommu is null && n.Parent == p),
-                HwptNestedObject n => n.Devices.Count,
-                DeviceObject d => 1 + (d.Vdevice is null ? 0 : 1),
-                ViommuObject v => live.OfType<VdeviceObject>().Count(d => d.Viommu == v)
-                    + live.OfType<HwptNestedObject>().Count(n => n.Viommu == v)
-                    + live.OfType<VeventqObject>().Count(q => q.Viommu == v)
-                    + live.OfType<HwQueueObject>().Count(q => q.Viommu == v),
-                HwQueueObject q => live.OfType<HwQueueObject>().Count(n => n.Previous == q),
-                VeventqObject => o.Users, // its fd's reader holds it; that lives outside the table
-                _ => 0,
-            };
-            if (o.Users != expected) return $"{o} has {o.Users} users, but {expected} references point at it";
-            // Every reference points at a live object of this context.
-            IommufdObject?[] refs = o switch
-            {
-                HwptPagingObject p => [p.Ioas, .. p.Devices],
-                HwptNestedObject n => [n.Parent, n.Viommu, .. n.Devices],
-                DeviceObject d => [d.Attached, d.Vdevice],
-                ViommuObject v => [v.Hwpt, .. v.Vdevs.Values, .. v.Veventqs, .. v.HwQueues.Values],
-                VdeviceObject d => [d.Viommu, d.Device],
-                HwQueueObject q => [q.Viommu, q.Previous],
-                VeventqObject q => [q.Viommu],
-                _ => [],
-            };
-            foreach (IommufdObject? r in refs)
-                if (r is not null && !live.Contains(r)) return $"{o} refers to {r}, which is not in the table";
-        }
-        return null;
-    }
+    internal static string? ObjectTableInvariant(EmulatedIommufd fd) => ObjectTableCheck.Problem(fd);
 
     /// <summary>DESTROY every id until nothing is left but bound devices, then unbind them: nothing may stay.</summary>
     internal static void DestroyEverything(EmulatedIommufd fd)

@@ -184,7 +184,14 @@ internal sealed partial class ArmSmmuDevice
         if (master.Vmaster is { } vmaster && !evt.S2)
         {
             Errno e = vmaster.Vsmmu.ReportEvent(evt.WithSid(vmaster.Vsid));
-            if (e == Errno.None) EventsForwarded++;
+            if (e == Errno.None)
+            {
+                EventsForwarded++;
+                return;
+            }
+            // Not delivered (no vEVENTQ of that type): the event thread dumps it as it does any event
+            // it could not hand on (arm_smmu_evtq_thread, arm-smmu-v3.c), so the loss is never silent.
+            Log($"event for {master.Device.Name} not reported to its vIOMMU ({e}): {evt}");
             return;
         }
         Log($"event for {master.Device.Name}: {evt}");

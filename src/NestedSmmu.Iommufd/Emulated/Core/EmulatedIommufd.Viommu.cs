@@ -290,6 +290,9 @@ public sealed partial class EmulatedIommufd
         return mapping;
     }
 
+    /// <summary>The vIOMMUs the live mmaps hold, one entry per mapping.</summary>
+    internal IEnumerable<ViommuObject> MappedOwners => _mappings.Select(m => m.Owner);
+
     /// <summary>munmap: the mapping no longer holds its vIOMMU.</summary>
     internal void Unmapped(EmulatedMmioMapping mapping, ViommuObject owner)
     {

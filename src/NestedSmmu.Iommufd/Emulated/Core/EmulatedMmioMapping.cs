@@ -15,6 +15,9 @@ public sealed class EmulatedMmioMapping : IMmioMapping
     private readonly IMmioDevice _device;
     private bool _disposed;
 
+    /// <summary>The vIOMMU the mapping holds (iommufd_fops_mmap takes a user of the region's owner).</summary>
+    internal ViommuObject Owner => _owner;
+
     internal EmulatedMmioMapping(EmulatedIommufd context, ViommuObject owner, IMmioDevice device, ulong offset)
     {
         _context = context;

@@ -141,8 +141,12 @@ public sealed class EmulatedHost
     internal void ContextClosed(EmulatedIommufd context) => _contexts.Remove(context);
 
     /// <summary>Appends to the kernel log (dmesg).</summary>
+    /// <summary>Lines ever logged (the log itself keeps only the newest).</summary>
+    internal long LogLinesWritten { get; private set; }
+
     internal void Log(string line)
     {
+        LogLinesWritten++;
         _log.Enqueue(line);
         while (_log.Count > Options.KernelLogCapacity) _log.Dequeue();
     }

@@ -195,6 +195,59 @@ public sealed class EmulatedHostDiagnostics
         lock (_host.KernelLock) return CmdqvOrThrow(smmu).Read64(offset);
     }
 
+    /// <summary>Every table and stage-2 fetch entry the SMMU's walk cache holds now.</summary>
+    public IReadOnlyList<WalkCacheEntry> WalkCacheEntries(string smmu)
+    {
+        lock (_host.KernelLock) return SmmuOrThrow(smmu).Hardware.WalkCache.Entries;
+    }
+
+    /// <summary>
+    /// Calls <paramref name="observer"/> with every command a VINTF of any CMDQV admits, before the SMMU
+    /// executes it (the SMMU's name first); disposing the result stops it.
+    /// </summary>
+    public IDisposable ObserveVintfCommands(Action<string, VintfCommand> observer)
+    {
+        ArgumentNullException.ThrowIfNull(observer);
+        lock (_host.KernelLock)
+        {
+            var hooks = new List<(Tegra241Cmdqv Hardware, Action<VintfCommand> Hook)>();
+            foreach (string name in SmmuNames)
+            {
+                if (CmdqvOf(SmmuOrThrow(name)) is not { } cmdqv) continue;
+                Action<VintfCommand> hook = c => observer(name, c);
+                cmdqv.Hardware.CommandAdmitted += hook;
+                hooks.Add((cmdqv.Hardware, hook));
+            }
+            return new Unsubscriber(() =>
+            {
+                lock (_host.KernelLock)
+                    foreach (var (hw, hook) in hooks) hw.CommandAdmitted -= hook;
+            });
+        }
+    }
+
+    /// <summary>
+    /// Checks one iommufd context's object table: every object's user count equals the references the
+    /// live objects hold to it (iommufd's refcounts), and every reference points at a live object. Null
+    /// when consistent, else what is wrong.
+    /// </summary>
+    public string? ObjectTableProblem(EmulatedIommufd context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        lock (_host.KernelLock) return ObjectTableCheck.Problem(context);
+    }
+
+    private sealed class Unsubscriber(Action dispose) : IDisposable
+    {
+        private Action? _dispose = dispose;
+
+        public void Dispose()
+        {
+            _dispose?.Invoke();
+            _dispose = null;
+        }
+    }
+
     /// <summary>Translations the device's ATC holds now (0 without ATS).</summary>
     public int AtcEntries(string device)
     {
@@ -240,6 +293,15 @@ public sealed class EmulatedHostDiagnostics
         get
         {
             lock (_host.KernelLock) return _host.LogLines;
+        }
+    }
+
+    /// <summary>Kernel log lines ever written (the log keeps only the newest; this counts them all).</summary>
+    public long KernelLogLinesWritten
+    {
+        get
+        {
+            lock (_host.KernelLock) return _host.LogLinesWritten;
         }
     }
 
