@@ -97,6 +97,12 @@ internal static partial class IsolationCampaign
         public List<VmDevice> Devices { get; } = [];
         public List<ulong> Iovas { get; } = [];
 
+        /// <summary>The -device options of each vfio device it started with (what device_add of it again says).</summary>
+        public Dictionary<string, string> PlugOptions { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>Its devices that are unplugged now, in unplug order.</summary>
+        public List<string> Unplugged { get; } = [];
+
         /// <summary>The VMIDs its stage-2 domains have had on each physical SMMU (learned from its devices' STEs).</summary>
         public Dictionary<string, HashSet<ushort>> Vmids { get; } = new(StringComparer.Ordinal);
 
@@ -274,6 +280,10 @@ internal static partial class IsolationCampaign
             "command" => SubmitCommand(self, op),
             "garbage" => Garbage(self, op),
             "dma" => Dma(self, op, step),
+            "vcmdq" => IssueVcmdq(self, op),
+            "unplug" => Unplug(self, op),
+            "hotplug" => HotPlug(self, op),
+            "viommu-teardown" => TeardownViommu(self, op),
             _ => throw new InvalidDataException($"unknown operation kind '{op.Kind}'"),
         };
 
@@ -286,8 +296,11 @@ internal static partial class IsolationCampaign
             AccessKind access = op.Flag ? AccessKind.Write : AccessKind.Read;
             var data = new byte[sizeof(ulong)];
             BinaryPrimitives.WriteUInt64LittleEndian(data, op.Value);
-            // What the fault (if any) must become, decided from the VMM's view before the access.
-            bool nested = d.Vsmmu?.Device is AcceleratedVSmmu a && a.NestedHwptOf(d.Vsid) is { } n && a.AttachedHwptOf(d.Vsid) == n && a.VdeviceOf(d.Vsid) is not null;
+            // What the fault (if any) must become, decided from the VMM's view before the access: the host reports
+            // it to the vIOMMU when the device has a vDEVICE and sits on one of the vIOMMU's nested HWPTs (the
+            // guest STE's, or the abort and bypass ones the vSMMU uses while SMMUEN = 0), i.e. it is a vmaster.
+            bool nested = d.Vsmmu?.Device is AcceleratedVSmmu a && a.VdeviceOf(d.Vsid) is not null && a.AttachedHwptOf(d.Vsid) is { } attached
+                && (attached == a.NestedHwptOf(d.Vsid) || attached == a.AbortHwpt || attached == a.BypassHwpt);
             bool hasVeventq = d.Vsmmu?.Device is AcceleratedVSmmu { Veventq: not null };
             DmaResult r = d.Dma(iova, access, data);
             string text = $"dma {access} {d.Name} iova 0x{iova:X}";
@@ -314,15 +327,15 @@ internal static partial class IsolationCampaign
 
     private static string KindOf(string op) =>
         op.Contains(": fault", StringComparison.Ordinal) ? "dma faulted" : op.Contains(" -> ", StringComparison.Ordinal) ? "dma translated"
-        : op.Split(' ')[0] + (op.Contains("outside guest RAM", StringComparison.Ordinal) ? " (queue or table outside RAM)"
+        : op.Split(' ')[0] + (op.Contains("refused", StringComparison.Ordinal) ? " (refused)" : op.Contains("outside guest RAM", StringComparison.Ordinal) ? " (queue or table outside RAM)"
             : op.Contains("not consumed", StringComparison.Ordinal) ? " (not consumed)" : op.Contains("consumed", StringComparison.Ordinal) ? " (consumed)"
-            : op.Contains("skipped", StringComparison.Ordinal) ? " (skipped)" : "");
+            : op.Contains("skipped", StringComparison.Ordinal) ? " (skipped)" : op.Contains("refused", StringComparison.Ordinal) ? " (refused)" : "");
 
     /// <summary>Realizes and boots one VM with every other device (starting at <paramref name="parity"/>) behind each physical SMMU.</summary>
     private static Guest Start(EmulatedHost host, HostView view, HostProfile profile, string name, int parity)
     {
         var mine = new HashSet<string>(profile.Smmus.SelectMany(s => profile.Devices.Where(d => d.Smmu == s.Name).Where((_, i) => i % 2 == parity)).Select(d => d.Name));
-        IReadOnlyList<string> args = DefaultMachine.Arguments(profile, d => mine.Contains(d.Name));
+        IReadOnlyList<string> args = WithoutCmdqvOnLastSmmu(profile, DefaultMachine.Arguments(profile, d => mine.Contains(d.Name)));
         MachineCheck check = MachineValidator.Check(args, view);
         if (check.Error is { } refused) throw new InvalidOperationException($"{name}: {refused.Message}");
         IIommufd fd = host.Open();
@@ -330,8 +343,34 @@ internal static partial class IsolationCampaign
         vm.Boot();
         var g = new Guest(name, vm, null!, fd, (EmulatedHostMemoryRegion)vm.Ram.Region);
         g.Devices.AddRange(vm.Devices.Where(d => d.CanDma && d.Vsmmu is not null && d.Host is not null));
+        for (int i = 0; i + 1 < args.Count; i++)
+            if (args[i] == "-device" && args[i + 1].StartsWith("vfio-pci,", StringComparison.Ordinal)
+                && args[i + 1].Split(',').FirstOrDefault(p => p.StartsWith("id=", StringComparison.Ordinal)) is { } id)
+                g.PlugOptions[id["id=".Length..]] = args[i + 1];
         Reboot(g);
         return g;
+    }
+
+    /// <summary>
+    /// cmdqv=off on the vSMMUs over the profile's last physical SMMU: QEMU keeps the device that made a
+    /// CMDQV vIOMMU from being unplugged, so only there can unplugging its devices tear a vIOMMU down
+    /// (with its command and event queues running) and hot-plug build it again. The other vSMMUs keep
+    /// their CMDQV, which both VMs then share.
+    /// </summary>
+    private static List<string> WithoutCmdqvOnLastSmmu(HostProfile profile, IReadOnlyList<string> args)
+    {
+        string last = profile.Smmus[^1].Name;
+        var result = args.ToList();
+        for (int i = 0; i + 1 < result.Count; i++)
+        {
+            if (result[i] != "-device" || !result[i + 1].StartsWith("arm-smmuv3,", StringComparison.Ordinal)) continue;
+            // The physical SMMU of the first vfio device after this vSMMU (DefaultMachine lists each vSMMU's devices after it).
+            string? host = result.Skip(i + 2).FirstOrDefault(a => a.StartsWith("vfio-pci,", StringComparison.Ordinal))?
+                .Split(',').FirstOrDefault(p => p.StartsWith("host=", StringComparison.Ordinal))?["host=".Length..];
+            if (host is not null && profile.Devices.FirstOrDefault(d => d.Address == PciAddress.Parse(host))?.Smmu == last)
+                result[i + 1] = result[i + 1].Replace("cmdqv=on", "cmdqv=off", StringComparison.Ordinal);
+        }
+        return result;
     }
 
     /// <summary>
