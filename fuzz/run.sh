@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs one coverage-guided fuzz target under AFL++ for a bounded time:
 #   fuzz/run.sh TARGET SECONDS
-# Targets: command, ste-cd, scenario, host-profile, qemu-cmdline, machine-json, iommufd-ioctl
+# Targets: command, ste-cd, scenario, host-profile, qemu-cmdline, machine-json, iommufd-ioctl, firmware-tables
 # (fuzz/NestedSmmu.Fuzz.Targets).
 # Needs afl++ (apt-get install -y afl++) and the .NET SDK; installs the SharpFuzz.CommandLine tool
 # into fuzz/bin/tools. Each crash input is copied to tests/vectors/fuzz-crashes/TARGET/, where the
@@ -20,7 +20,7 @@ if [ ! -x bin/tools/sharpfuzz ]; then
   dotnet tool install SharpFuzz.CommandLine --version 2.3.0 --tool-path bin/tools >/dev/null
 fi
 # Instrument the assemblies under test (publish copied fresh, uninstrumented ones).
-for dll in NestedSmmu.Hardware NestedSmmu.Iommufd NestedSmmu.Scenarios NestedSmmu.Vmm; do
+for dll in NestedSmmu.Hardware NestedSmmu.Iommufd NestedSmmu.Scenarios NestedSmmu.Vmm NestedSmmu.Guest; do
   msg=$(bin/tools/sharpfuzz "$out/$dll.dll" 2>&1) || grep -q "already instrumented" <<<"$msg" || { echo "$msg" >&2; exit 1; }
 done
 

@@ -29,6 +29,7 @@ public static class FuzzTargets
         ["qemu-cmdline"] = QemuOptions,
         ["machine-json"] = MachineJson,
         ["iommufd-ioctl"] = IommufdIoctls,
+        ["firmware-tables"] = FirmwareTablesTarget.Run,
     };
 
     /// <summary>Runs <paramref name="target"/> on <paramref name="input"/>.</summary>
@@ -189,6 +190,8 @@ public static class FuzzTargets
     }
 
     /// <summary>The embedded Grace-class emulated host as `check` sees it, probed once per process.</summary>
+    internal static HostView GraceView => Grace.Value;
+
     private static readonly Lazy<HostView> Grace = new(() =>
     {
         EmulatedHost host = EmulatedHost.FromEmbedded("grace");

@@ -11,8 +11,21 @@ if (args.Length == 0 || !FuzzTargets.All.ContainsKey(args[0]))
 string target = args[0];
 if (args.Length > 1)
 {
-    foreach (string file in args.Skip(1)) FuzzTargets.Run(target, File.ReadAllBytes(file));
-    return 0;
+    // Every file is run; each one that crashes is named with its exception, and the exit code says whether any did.
+    int crashed = 0;
+    foreach (string file in args.Skip(1))
+    {
+        try
+        {
+            FuzzTargets.Run(target, File.ReadAllBytes(file));
+        }
+        catch (Exception e)
+        {
+            crashed++;
+            Console.Error.WriteLine($"{file}: {e.GetType().Name}: {e.Message}");
+        }
+    }
+    return crashed == 0 ? 0 : 1;
 }
 Fuzzer.OutOfProcess.Run(stream =>
 {

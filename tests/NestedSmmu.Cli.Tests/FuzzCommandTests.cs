@@ -36,6 +36,8 @@ public sealed class FuzzCommandTests
         kinds.GetProperty("(other VM's walk-cache entries watched)").GetInt64().ShouldBeGreaterThan(0);
         kinds.GetProperty("(other VM's ATC entries watched)").GetInt64().ShouldBeGreaterThan(0);
         kinds.GetProperty("(faults for the guest)").GetInt64().ShouldBeGreaterThan(0);
+        kinds.GetProperty("(guest VINTF commands checked)").GetInt64().ShouldBeGreaterThan(0);
+        kinds.GetProperty("vcmdq (consumed)").GetInt64().ShouldBeGreaterThan(0);
         invariants.ShouldContain("no command of one VM changes the other VM's walk-cache entries");
         invariants.ShouldContain("each VM's iommufd object table stays consistent after every step (refcounts, live references)");
     }
@@ -59,5 +61,19 @@ public sealed class FuzzCommandTests
         CliRunner.Output bad = CliRunner.Run("fuzz", "--ops", "-3");
         bad.ExitCode.ShouldBe(2);
         bad.Stderr.ShouldContain("--ops");
+    }
+
+    [Fact]
+    public void Devices_are_unplugged_and_hot_plugged_and_a_vIOMMU_is_torn_down_with_its_queues_running()
+    {
+        CliRunner.Output o = CliRunner.Run("fuzz", "--seed", "1", "--ops", "3000", "--json");
+        o.ExitCode.ShouldBe(0, o.Stderr);
+        using JsonDocument doc = JsonDocument.Parse(o.Stdout);
+        JsonElement kinds = doc.RootElement.GetProperty("kinds");
+        long Kind(string k) => kinds.TryGetProperty(k, out JsonElement e) ? e.GetInt64() : 0;
+        Kind("unplug").ShouldBeGreaterThan(0);
+        Kind("unplug (refused)").ShouldBeGreaterThan(0, "QEMU keeps the device that made a CMDQV vIOMMU");
+        (Kind("hotplug (consumed)") + Kind("hotplug (not consumed)")).ShouldBeGreaterThan(0);
+        Kind("viommu-teardown").ShouldBeGreaterThan(0);
     }
 }
