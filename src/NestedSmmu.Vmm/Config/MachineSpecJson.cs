@@ -57,7 +57,12 @@ public static class MachineSpecJson
         }
         catch (JsonException e)
         {
-            throw new QemuConfigException(null, $"machine JSON: {e.Message}");
+            // One error with the JSON path of the bad member first, as the other JSON readers give it;
+            // System.Text.Json's own " Path: ... | LineNumber: ..." tail is dropped (the path leads instead).
+            string what = e.Message;
+            int tail = what.IndexOf(" Path: ", StringComparison.Ordinal);
+            if (tail >= 0) what = what[..tail];
+            throw new QemuConfigException(null, $"machine JSON: {e.Path ?? PathOf(e.Message)}: {what}");
         }
         catch (NotSupportedException e)
         {

@@ -20,10 +20,13 @@ public sealed class BadMachineJsonTests
     [InlineData("{ \"devices\": [ { \"kind\": \"nope\" } ] }", "$.devices[0]")]
     [InlineData("{ \"machine\": 5 }", "$.machine")]
     [InlineData("[", "$")]
+    // Found by MachineJsonMutationTests: System.Text.Json's own message came first, the path buried in its tail.
+    [InlineData("{ \"machine\": { \"type\": true } }", "$.machine.type")]
     public void Each_bad_document_gives_one_error_naming_the_path(string json, string path)
     {
         var e = Should.Throw<QemuConfigException>(() => MachineSpecJson.Read(json));
         e.Message.ShouldStartWith("machine JSON: ");
         e.Message.ShouldContain(path);
+        if (path.StartsWith('$')) e.Message.ShouldStartWith($"machine JSON: {path}");
     }
 }
