@@ -17,7 +17,7 @@ public sealed class FuzzCounterexampleTests
     private static InjectedFault NewFault()
     {
         int dmas = 0;
-        return (op, self, other) =>
+        return (op, self, other, _) =>
         {
             if (op.Vm != 0) return;
             if (op.Kind == "dma") dmas++;

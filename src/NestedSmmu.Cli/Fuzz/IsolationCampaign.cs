@@ -33,7 +33,7 @@ internal sealed record FuzzOutcome(int Seed, long Operations, long InvariantChec
 /// A fault the campaign's own tests inject, to prove the shrinker and the replay work on a real
 /// violation: called after every operation with the acting VM and the other one. Never set by the CLI.
 /// </summary>
-internal delegate void InjectedFault(FuzzOp op, Vm self, Vm other);
+internal delegate void InjectedFault(FuzzOp op, Vm self, Vm other, EmulatedHostDiagnostics host);
 
 /// <summary>How a campaign runs besides its seed and length.</summary>
 internal sealed record CampaignOptions
@@ -209,7 +209,7 @@ internal static partial class IsolationCampaign
             try
             {
                 text = Execute(op, self, other, step);
-                _fault?.Invoke(op, self.Vm, other.Vm);
+                _fault?.Invoke(op, self.Vm, other.Vm, _diag);
             }
             catch (Exception e)
             {
