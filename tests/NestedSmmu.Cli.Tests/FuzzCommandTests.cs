@@ -7,6 +7,7 @@ namespace NestedSmmu.Cli.Tests;
 /// shape, the run exercised what the invariants are about (so the checks are not vacuous), and a
 /// seed replays exactly.
 /// </summary>
+[Collection(CampaignCollection.Name)]
 public sealed class FuzzCommandTests
 {
     private const string Ops = "400";

@@ -11,6 +11,7 @@ namespace NestedSmmu.Cli.Tests;
 /// VM 0 has made two DMAs and then issues a TLBI_NH_ASID. The shrinker must cut a long failing run
 /// down to those few operations, the file must replay the same violation, and the CLI must write it.
 /// </summary>
+[Collection(CampaignCollection.Name)]
 public sealed class FuzzCounterexampleTests
 {
     /// <summary>The fault: stateful, so the shrinker has to keep operations that are far apart.</summary>

@@ -10,6 +10,7 @@ namespace NestedSmmu.Cli.Tests;
 /// Each of the campaign's cross-VM and event invariants can fail: a fault only a test can inject
 /// (<see cref="CampaignOptions.InjectFault"/>) breaks what it watches, and the campaign must name it.
 /// </summary>
+[Collection(CampaignCollection.Name)]
 public sealed class FuzzInvariantTests
 {
     private static IReadOnlyList<string> Broken(InjectedFault fault)
