@@ -12,17 +12,18 @@ namespace NestedSmmu.Cli.Fuzz;
 /// </summary>
 /// <param name="Kind">What it does: <c>reboot</c>, <c>write</c> (vSMMU register), <c>cmdqv-write</c>, <c>command</c>
 /// (through the vSMMU's queue), <c>garbage</c> (bytes into guest tables), <c>service</c>, <c>dma</c>,
-/// <c>vcmdq</c> (commands into a guest VCMDQ), <c>hotplug</c>, <c>unplug</c>, <c>viommu-teardown</c>.</param>
+/// <c>vcmdq</c> (commands into a guest VCMDQ), <c>hotplug</c>, <c>unplug</c>, <c>viommu-teardown</c>, <c>mutate</c>
+/// (one word of a live STE, CD or stage-1 table).</param>
 /// <param name="Vm">The acting VM: 0 or 1.</param>
 /// <param name="Vsmmu">The VM's vSMMU (index).</param>
-/// <param name="Offset">Register offset (write, cmdqv-write), guest RAM offset (garbage without a device), or the offset in a mapped IOVA's page (dma).</param>
+/// <param name="Offset">Register offset (write, cmdqv-write), guest RAM offset (garbage without a device), the offset in a mapped IOVA's page (dma), or the word or entry (mutate).</param>
 /// <param name="Width">Access width in bytes (write, cmdqv-write).</param>
 /// <param name="Value">The value written (write, cmdqv-write) or the data a DMA write carries.</param>
 /// <param name="W0">Command word 0 (command), or a raw IOVA (dma with <paramref name="Slot"/> -1).</param>
 /// <param name="W1">Command word 1 (command).</param>
 /// <param name="Device">The VM's device (index); -1 where none is meant.</param>
-/// <param name="Slot">dma: which mapped IOVA (index), or -1 for the raw IOVA in <paramref name="W0"/>; vcmdq: the logical VCMDQ.</param>
-/// <param name="Flag">dma: a write; garbage: CFGI_ALL after it (else CFGI_STE); vcmdq: end the batch with a CMD_SYNC.</param>
+/// <param name="Slot">dma: which mapped IOVA (index), or -1 for the raw IOVA in <paramref name="W0"/>; vcmdq: the logical VCMDQ; mutate: 0 STE, 1 CD, 2 stage-1 table.</param>
+/// <param name="Flag">dma: a write; garbage: CFGI_ALL after it (else CFGI_STE); vcmdq: end the batch with a CMD_SYNC; mutate: XOR (else replace).</param>
 /// <param name="Bytes">garbage: the bytes (hex); vcmdq: the commands (hex, 16 bytes each).</param>
 internal sealed record FuzzOp(
     string Kind,

@@ -65,6 +65,8 @@ internal static partial class IsolationCampaign
                 Command c = RandomCommand(rng, self, other, diag);
                 return new FuzzOp("command", vm, vsmmu, W0: c.W0, W1: c.W1);
             }
+            case 5 when rng.Next(2) == 0:
+                return RandomMutation(rng, vm, self);
             case 5:
             {
                 bool ste = rng.Next(2) == 0 && self.Devices.Count > 0;

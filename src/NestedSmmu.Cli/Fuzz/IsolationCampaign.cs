@@ -284,6 +284,7 @@ internal static partial class IsolationCampaign
             "unplug" => Unplug(self, op),
             "hotplug" => HotPlug(self, op),
             "viommu-teardown" => TeardownViommu(self, op),
+            "mutate" => Mutate(self, op),
             _ => throw new InvalidDataException($"unknown operation kind '{op.Kind}'"),
         };
 
