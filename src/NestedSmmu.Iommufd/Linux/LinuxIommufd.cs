@@ -401,6 +401,27 @@ public sealed unsafe class LinuxIommufd : IIommufd
         if (fd >= 0) _sys.Close(fd);
     }
 
+    // ------------------------------------------------------------------ raw access
+
+    /// <summary>
+    /// ioctl(2) on the iommufd with caller-built argument bytes: 0 or -errno, never throws for
+    /// the kernel's answer. For checks of the kernel's own argument rules (struct sizes,
+    /// reserved bytes), which the typed calls above never break; the same entry point as the
+    /// emulated context's <c>EmulatedIommufd.Ioctl</c>.
+    /// </summary>
+    public int Ioctl(uint request, Span<byte> argument)
+    {
+        int fd = CheckOpen();
+        lock (_lock) return _sys.Ioctl(fd, request, argument);
+    }
+
+    /// <summary>
+    /// The VFIO cdev file descriptor of a bound device, for the device's own VFIO calls (region
+    /// access, reset) that are not the iommufd's business. Owned by this object: do not close it.
+    /// </summary>
+    /// <exception cref="IommufdException">ENOENT not a bound device.</exception>
+    public int DeviceFileDescriptor(DeviceId device) => Lookup(device, "device file descriptor").Fd;
+
     // ------------------------------------------------------------------ plumbing
 
     private int Ioctl<T>(ref T argument, IommufdIoctl request) where T : unmanaged

@@ -1,0 +1,43 @@
+using NestedSmmu.Hardware.Smmu;
+using NestedSmmu.Iommufd.Emulated;
+
+namespace NestedSmmu.Iommufd.Conformance;
+
+/// <summary>
+/// What the conformance sequence needs from a backend besides <see cref="IIommufd"/>: a way to
+/// open fresh contexts, the device to bind, the raw ioctl entry (for the selftests' size rules,
+/// which the typed API never gets wrong) and a way to make the device issue one DMA read.
+/// </summary>
+/// <param name="Name">For the output header (<c>emulated host 'qemu-virt-smmuv3'</c>, <c>linux 7.2.6</c>).</param>
+/// <param name="Open">Opens a new iommufd context (one open of /dev/iommu).</param>
+/// <param name="Device">The device as <see cref="IIommufd.BindDevice"/> takes it.</param>
+/// <param name="RawIoctl">ioctl(2) on the context: request and argument bytes; 0 or -errno.</param>
+/// <param name="DmaRead">
+/// Makes the bound device read 4 bytes at an IOVA through its IOMMU (context, device, IOVA).
+/// Faults are not reported here: they reach the IOMMU's event queue and, for a nested
+/// attachment, the vEVENTQ.
+/// </param>
+public sealed record ConformanceTarget(
+    string Name,
+    Func<IIommufd> Open,
+    string Device,
+    Func<IIommufd, uint, Span<byte>, int> RawIoctl,
+    Action<IIommufd, DeviceId, ulong> DmaRead)
+{
+    /// <summary>The target for an emulated host and one of its devices (by profile name or PCI address).</summary>
+    public static ConformanceTarget ForEmulatedHost(EmulatedHost host, string device)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        ArgumentException.ThrowIfNullOrEmpty(device);
+        return new ConformanceTarget(
+            $"emulated host '{host.Profile.Name}'",
+            host.Open,
+            device,
+            (context, request, argument) => ((EmulatedIommufd)context).Ioctl(request, argument),
+            (_, _, iova) =>
+            {
+                Span<byte> data = stackalloc byte[sizeof(uint)];
+                host.Dma(device, iova, AccessKind.Read, data);
+            });
+    }
+}

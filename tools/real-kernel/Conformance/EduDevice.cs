@@ -1,0 +1,93 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using NestedSmmu.Iommufd;
+
+namespace NestedSmmu.Conformance;
+
+/// <summary>
+/// QEMU's edu device (hw/misc/edu.c) driven through its VFIO cdev: enables bus mastering in the
+/// command register, then starts one DMA read of 4 bytes from an IOVA into the device's buffer.
+/// The DMA runs from a QEMU timer, so its fault shows up a little later.
+/// </summary>
+internal static partial class EduDevice
+{
+    // VFIO_DEVICE_GET_REGION_INFO: _IO(';', VFIO_BASE + 8) (include/uapi/linux/vfio.h)
+    private const uint GetRegionInfo = (';' << 8) | (100 + 8);
+    private const int RegionInfoSize = 32;
+    private const int RegionInfoOffsetField = 24;
+    private const uint ConfigRegionIndex = 7; // VFIO_PCI_CONFIG_REGION_INDEX
+    private const uint Bar0RegionIndex = 0;   // VFIO_PCI_BAR0_REGION_INDEX
+
+    private const long PciCommand = 0x04;
+    private const ushort PciCommandMemory = 1 << 1;
+    private const ushort PciCommandMaster = 1 << 2;
+
+    // edu BAR0 registers (hw/misc/edu.c): DMA source, destination, count, command; its buffer
+    private const long DmaSource = 0x80, DmaDestination = 0x88, DmaCount = 0x90, DmaCommand = 0x98;
+    private const ulong DmaStart = 1;        // EDU_DMA_RUN, direction 0: from the bus into the device
+    private const ulong EduBuffer = 0x40000; // DMA_START: the device's own 4 KiB buffer
+    private const ulong Bytes = 4;
+
+    public static void DmaRead(int deviceFd, ulong iova)
+    {
+        long config = RegionOffset(deviceFd, ConfigRegionIndex);
+        long bar0 = RegionOffset(deviceFd, Bar0RegionIndex);
+        Span<byte> word = stackalloc byte[sizeof(ushort)];
+        Check(PRead(deviceFd, word, config + PciCommand), "read PCI command");
+        ushort command = (ushort)(BinaryPrimitives.ReadUInt16LittleEndian(word) | PciCommandMemory | PciCommandMaster);
+        BinaryPrimitives.WriteUInt16LittleEndian(word, command);
+        Check(PWrite(deviceFd, word, config + PciCommand), "write PCI command");
+        Write64(deviceFd, bar0 + DmaSource, iova);
+        Write64(deviceFd, bar0 + DmaDestination, EduBuffer);
+        Write64(deviceFd, bar0 + DmaCount, Bytes);
+        Write64(deviceFd, bar0 + DmaCommand, DmaStart);
+    }
+
+    private static long RegionOffset(int fd, uint index)
+    {
+        Span<byte> info = stackalloc byte[RegionInfoSize];
+        info.Clear();
+        BinaryPrimitives.WriteUInt32LittleEndian(info, RegionInfoSize);
+        BinaryPrimitives.WriteUInt32LittleEndian(info[8..], index);
+        int rc;
+        unsafe
+        {
+            fixed (byte* p = info) rc = Ioctl(fd, GetRegionInfo, (nint)p);
+        }
+        if (rc < 0) throw Error("VFIO_DEVICE_GET_REGION_INFO");
+        return (long)BinaryPrimitives.ReadUInt64LittleEndian(info[RegionInfoOffsetField..]);
+    }
+
+    private static void Write64(int fd, long offset, ulong value)
+    {
+        Span<byte> bytes = stackalloc byte[sizeof(ulong)];
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes, value);
+        Check(PWrite(fd, bytes, offset), $"write edu register 0x{offset & 0xFF:X}");
+    }
+
+    private static void Check(nint rc, string what)
+    {
+        if (rc < 0) throw Error(what);
+    }
+
+    private static IommufdException Error(string what) => new((Errno)Marshal.GetLastPInvokeError(), what);
+
+    private static unsafe nint PRead(int fd, Span<byte> buffer, long offset)
+    {
+        fixed (byte* p = buffer) return Pread(fd, (nint)p, (nuint)buffer.Length, offset);
+    }
+
+    private static unsafe nint PWrite(int fd, Span<byte> buffer, long offset)
+    {
+        fixed (byte* p = buffer) return Pwrite(fd, (nint)p, (nuint)buffer.Length, offset);
+    }
+
+    [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
+    private static partial int Ioctl(int fd, nuint request, nint argument);
+
+    [LibraryImport("libc", EntryPoint = "pread", SetLastError = true)]
+    private static partial nint Pread(int fd, nint buffer, nuint count, long offset);
+
+    [LibraryImport("libc", EntryPoint = "pwrite", SetLastError = true)]
+    private static partial nint Pwrite(int fd, nint buffer, nuint count, long offset);
+}
