@@ -155,7 +155,8 @@ public sealed class ConformanceSequence
         var abort = Try("hwpt.alloc.nested.abort", () => fd.AllocNestedHwpt(device, viommu, Vste(SteConfig.Abort)), id => Id(id.Value));
         var bypass = Try("hwpt.alloc.nested.bypass", () => fd.AllocNestedHwpt(device, viommu, Vste(SteConfig.Bypass)), id => Id(id.Value));
         var stage1 = Try("hwpt.alloc.nested.s1", () => fd.AllocNestedHwpt(device, viommu, Vste(SteConfig.Stage1)), id => Id(id.Value));
-        Try("hwpt.alloc.nested.invalid_ste", () => fd.AllocNestedHwpt(device, viommu, new ArmSmmuV3Vste(0, 0)), id => Id(id.Value));
+        // V = 0 is a valid guest STE (it aborts), so this one may exist too
+        var notValid = Try("hwpt.alloc.nested.not_valid", () => fd.AllocNestedHwpt(device, viommu, new ArmSmmuV3Vste(0, 0)), id => Id(id.Value));
         Try("hwpt.alloc.nested.reserved_config", () => fd.AllocNestedHwpt(device, viommu, ReservedConfigVste()), id => Id(id.Value));
         Try("hwpt.alloc.nested.s2_config", () => fd.AllocNestedHwpt(device, viommu, Vste(SteConfig.Stage2)), id => Id(id.Value));
         Try("hwpt.alloc.nested.disallowed_bits", () => fd.AllocNestedHwpt(device, viommu, ShcfgVste()), id => Id(id.Value));
@@ -197,6 +198,7 @@ public sealed class ConformanceSequence
         Try("destroy.nested.abort", () => Destroy(fd, abort), _ => "");
         Try("destroy.nested.bypass", () => Destroy(fd, bypass), _ => "");
         Try("destroy.nested.s1", () => Destroy(fd, stage1), _ => "");
+        Try("destroy.nested.not_valid", () => Destroy(fd, notValid), _ => "");
         Try("destroy.vdevice", () => Destroy(fd, vdevice), _ => "");
         Try("destroy.viommu", () => Destroy(fd, viommu), _ => "");
         Try("destroy.nest_parent", () => Destroy(fd, nestParent), _ => "");

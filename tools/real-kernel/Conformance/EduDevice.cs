@@ -82,12 +82,15 @@ internal static partial class EduDevice
         fixed (byte* p = buffer) return Pwrite(fd, (nint)p, (nuint)buffer.Length, offset);
     }
 
-    [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
+    // glibc's soname: a bare "libc" would be probed as libc.so, which only a -dev package installs.
+    private const string Libc = "libc.so.6";
+
+    [LibraryImport(Libc, EntryPoint = "ioctl", SetLastError = true)]
     private static partial int Ioctl(int fd, nuint request, nint argument);
 
-    [LibraryImport("libc", EntryPoint = "pread", SetLastError = true)]
+    [LibraryImport(Libc, EntryPoint = "pread", SetLastError = true)]
     private static partial nint Pread(int fd, nint buffer, nuint count, long offset);
 
-    [LibraryImport("libc", EntryPoint = "pwrite", SetLastError = true)]
+    [LibraryImport(Libc, EntryPoint = "pwrite", SetLastError = true)]
     private static partial nint Pwrite(int fd, nint buffer, nuint count, long offset);
 }
