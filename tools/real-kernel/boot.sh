@@ -14,8 +14,10 @@ mode=${1:-acpi}
 version=$(cat "$RK_CACHE/linux-version")
 image=$RK_CACHE/build-$version/arch/arm64/boot/Image
 machine=(-machine virt,gic-version=3 -cpu cortex-a57 -smp 2 -m 2048)
-devices=(-device arm-smmuv3,primary-bus=pcie.0,stage=nested -device edu)
-append="console=ttyAMA0 panic=-1 loglevel=6"
+devices=(-nic none -device arm-smmuv3,primary-bus=pcie.0,stage=nested -device edu)
+# loglevel=3 keeps kernel messages off the console while the program prints; init.sh prints
+# the IOMMU lines of dmesg afterwards
+append="console=ttyAMA0 panic=-1 loglevel=3"
 firmware=()
 case $mode in
   acpi)

@@ -32,9 +32,15 @@ out=$RK_CACHE/build-$RK_LINUX_VERSION
 mkdir -p "$out"
 cd "$src"
 mk() { make ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- O="$out" "$@"; }
-mk allnoconfig >/dev/null
-KCONFIG_CONFIG="$out/.config" scripts/kconfig/merge_config.sh -m -O "$out" "$out/.config" "$here/guest.config" >/dev/null
-mk olddefconfig >/dev/null
+image=$out/arch/arm64/boot/Image
+fresh=
+if [ -f "$image" ] && [ -z "${RK_REBUILD:-}" ] && [ "$image" -nt "$here/guest.config" ]; then
+  fresh=yes   # built from this fragment already; RK_REBUILD=1 forces a new configuration and build
+else
+  mk allnoconfig >/dev/null
+  KCONFIG_CONFIG="$out/.config" scripts/kconfig/merge_config.sh -m -O "$out" "$out/.config" "$here/guest.config" >/dev/null
+  mk olddefconfig >/dev/null
+fi
 
 # every wanted option must have survived the dependency resolution
 missing=0
@@ -45,7 +51,11 @@ while IFS= read -r line; do
 done < "$here/guest.config"
 [ "$missing" = 0 ] || { echo "build-kernel: the .config lacks wanted options (above)" >&2; exit 1; }
 
-start=$(date +%s)
-mk -j"${RK_JOBS:-2}" Image
-echo "build-kernel: Image built in $(( $(date +%s) - start )) s: $out/arch/arm64/boot/Image ($(make -s -C "$src" kernelversion))"
+if [ -n "$fresh" ]; then
+  echo "build-kernel: $image is up to date"
+else
+  start=$(date +%s)
+  mk -j"${RK_JOBS:-2}" Image
+  echo "build-kernel: Image built in $(( $(date +%s) - start )) s: $image ($(make -s -C "$src" kernelversion))"
+fi
 echo "$RK_LINUX_VERSION" > "$RK_CACHE/linux-version"

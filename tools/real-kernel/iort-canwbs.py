@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Sets the CANWBS memory-access flag on every PCI root complex node of an IORT and fixes the
-table checksum: iort-canwbs.py IN.dat OUT.aml.
+"""Sets the CANWBS memory-access flag on every PCI root complex node of an IORT, raises its OEM
+revision by one and fixes the table checksum: iort-canwbs.py IN.dat OUT.aml.
 
 QEMU's virt IORT (hw/arm/virt-acpi-build.c) gives its root complex the memory-access flags
 CPM and DACS only. Linux's arm-smmu-v3 offers a vIOMMU only when the master is CANWBS (IORT
@@ -18,6 +18,7 @@ NODE_HEADER = 16          # type, length, revision, id, mapping count and offset
 MEMORY_FLAGS = NODE_HEADER + 7  # after cache coherency (4), hints (1), reserved (2)
 CANWBS = 1 << 2
 CHECKSUM = 9
+OEM_REVISION = 24
 
 
 def main(src, dst):
@@ -36,6 +37,10 @@ def main(src, dst):
         offset += length
     if not patched:
         sys.exit(f"{src}: no PCI root complex node")
+    # the kernel replaces a firmware table only by one with a higher OEM revision
+    # (drivers/acpi/tables.c, acpi_table_initrd_override)
+    (revision,) = struct.unpack_from("<I", table, OEM_REVISION)
+    struct.pack_into("<I", table, OEM_REVISION, revision + 1)
     table[CHECKSUM] = 0
     table[CHECKSUM] = (-sum(table)) & 0xFF
     open(dst, "wb").write(table)

@@ -199,7 +199,7 @@ public sealed unsafe class LinuxIommufd : IIommufd
             string hint = errno switch
             {
                 Errno.EBUSY or Errno.EEXIST => "the device is already bound to an iommufd",
-                Errno.EINVAL => "the kernel refused the bind arguments (a VF may need its PF's VF token)",
+                Errno.EINVAL => "the device is already bound (its VFIO cdev can be opened once: vfio_df_open), or the kernel refused the bind arguments (a VF may need its PF's VF token)",
                 Errno.ENOTTY => "the kernel lacks VFIO device cdev support (CONFIG_VFIO_DEVICE_CDEV)",
                 Errno.EPERM => "the device needs a VF token, or the VMM lacks permission",
                 _ => "binding the device to the iommufd failed",
