@@ -81,6 +81,7 @@ public sealed class ConformanceSequence
         run.Main();
         run.UnbindFirst();
         run.CloseWithObjects();
+        run.Overflow();
         return run._lines;
     }
 
@@ -274,6 +275,48 @@ public sealed class ConformanceSequence
         var again = Try("close.device.bind.new_context", () => next.BindDevice(_target.Device), id => Id(id.Value));
         Try("close.device.unbind.new_context", () => Done(() => next.UnbindDevice(again)), _ => "");
     }
+
+    /// <summary>
+    /// More forwarded faults than the vEVENTQ holds: it keeps <c>depth</c> events, then one
+    /// lost-events record (iommufd_viommu_report_event, drivers/iommu/iommufd/driver.c).
+    /// </summary>
+    private void Overflow()
+    {
+        using IIommufd fd = _target.Open();
+        using HostMemoryRegion ram = fd.AllocateHostMemory(RamLength, "conformance");
+        var ioas = Try("overflow.ioas.alloc", fd.AllocIoas, id => Id(id.Value));
+        Try("overflow.ioas.map", () => fd.MapIoas(ioas, ram, 0, RamLength, RamIova), Hex("iova"));
+        var device = Try("overflow.device.bind", () => fd.BindDevice(_target.Device), id => Id(id.Value));
+        var parent = Try("overflow.hwpt.alloc.nest_parent", () => fd.AllocPagingHwpt(device, ioas, HwptAllocFlags.NestParent), id => Id(id.Value));
+        var viommu = Try("overflow.viommu.alloc", () => fd.AllocViommu(device, parent, ViommuType.ArmSmmuV3), a => Id(a.Id.Value))?.Id ?? default;
+        Try("overflow.vdevice.alloc", () => fd.AllocVdevice(viommu, device, VirtualSid), id => Id(id.Value));
+        using IVeventQueue? queue = Try("overflow.veventq.alloc", () => fd.AllocVeventq(viommu, VeventqType.ArmSmmuV3, OverflowDepth), Describe);
+        var nested = Try("overflow.hwpt.alloc.nested.s1", () => fd.AllocNestedHwpt(device, viommu, Vste(SteConfig.Stage1)), id => Id(id.Value));
+        Try("overflow.device.attach.nested.s1", () => fd.AttachDevice(device, nested), id => Id(id.Value));
+        for (int i = 0; i < OverflowFaults; i++)
+        {
+            try
+            {
+                _target.DmaRead(fd, device, FaultIova);
+            }
+            catch (IommufdException e)
+            {
+                Emit("overflow.dma.read", e.Errno.ToString());
+                return;
+            }
+        }
+        Emit("overflow.dma.read", $"ok count={OverflowFaults}");
+        queue?.WaitForEvents(EventWait);
+        if (_target.EventSettle > TimeSpan.Zero) Thread.Sleep(_target.EventSettle);
+        Try("overflow.veventq.read", () => queue is null ? throw new IommufdException(Errno.ENOENT, "read vEVENTQ", "no queue") : queue.Read(), Describe);
+        Try("overflow.veventq.read.empty", () => queue is null ? throw new IommufdException(Errno.ENOENT, "read vEVENTQ", "no queue") : queue.Read(), Describe);
+    }
+
+    /// <summary>The depth of the queue that overflows.</summary>
+    public const uint OverflowDepth = 2;
+
+    /// <summary>Faults provoked into it: more than it holds.</summary>
+    public const int OverflowFaults = 4;
 
     // ------------------------------------------------------------------ raw ioctls (selftest cmd_fail, cmd_length, cmd_ex_fail)
 

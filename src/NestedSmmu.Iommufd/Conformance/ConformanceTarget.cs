@@ -24,6 +24,13 @@ public sealed record ConformanceTarget(
     Func<IIommufd, uint, Span<byte>, int> RawIoctl,
     Action<IIommufd, DeviceId, ulong> DmaRead)
 {
+    /// <summary>
+    /// How long the IOMMU driver may take to forward the faults of DMAs that have completed
+    /// (the real kernel handles the event queue in an interrupt thread); zero for the emulated
+    /// host, which forwards within the DMA.
+    /// </summary>
+    public TimeSpan EventSettle { get; init; } = TimeSpan.Zero;
+
     /// <summary>The target for an emulated host and one of its devices (by profile name or PCI address).</summary>
     public static ConformanceTarget ForEmulatedHost(EmulatedHost host, string device)
     {

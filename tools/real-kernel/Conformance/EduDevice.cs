@@ -7,7 +7,7 @@ namespace NestedSmmu.Conformance;
 /// <summary>
 /// QEMU's edu device (hw/misc/edu.c) driven through its VFIO cdev: enables bus mastering in the
 /// command register, then starts one DMA read of 4 bytes from an IOVA into the device's buffer.
-/// The DMA runs from a QEMU timer, so its fault shows up a little later.
+/// The DMA runs from a QEMU timer (100 ms); the call returns once the device reports it done.
 /// </summary>
 internal static partial class EduDevice
 {
@@ -41,7 +41,19 @@ internal static partial class EduDevice
         Write64(deviceFd, bar0 + DmaDestination, EduBuffer);
         Write64(deviceFd, bar0 + DmaCount, Bytes);
         Write64(deviceFd, bar0 + DmaCommand, DmaStart);
+        // edu ignores a new command while one runs; wait until its timer has done this one
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        Span<byte> status = stackalloc byte[sizeof(ulong)];
+        do
+        {
+            Thread.Sleep(DmaPoll);
+            Check(PRead(deviceFd, status, bar0 + DmaCommand), "read edu DMA command");
+        }
+        while ((BinaryPrimitives.ReadUInt64LittleEndian(status) & DmaStart) != 0 && waited.Elapsed < DmaTimeout);
     }
+
+    private static readonly TimeSpan DmaPoll = TimeSpan.FromMilliseconds(20);
+    private static readonly TimeSpan DmaTimeout = TimeSpan.FromSeconds(5);
 
     private static long RegionOffset(int fd, uint index)
     {

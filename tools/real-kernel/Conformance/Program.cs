@@ -35,7 +35,10 @@ if (profile is null)
         () => LinuxIommufd.Open(),
         device,
         (fd, request, argument) => ((LinuxIommufd)fd).Ioctl(request, argument),
-        (fd, dev, iova) => EduDevice.DmaRead(((LinuxIommufd)fd).DeviceFileDescriptor(dev), iova));
+        (fd, dev, iova) => EduDevice.DmaRead(((LinuxIommufd)fd).DeviceFileDescriptor(dev), iova))
+    {
+        EventSettle = TimeSpan.FromMilliseconds(500),
+    };
 }
 else
 {
