@@ -120,6 +120,7 @@ public sealed class ConformanceSequence
         Try("hw_info.missing_device", () => fd.GetHwInfo(new DeviceId(MissingId)), Describe);
 
         var autoHwpt = Try("device.attach.ioas", () => fd.AttachDevice(device, ioas), id => Id(id.Value));
+        Copy(fd, device, ram, "dma.copy.auto_domain", 1);
         Try("ioas.iova_ranges.attached", () => fd.GetIovaRanges(ioas), Describe);
         Try("ioas.map.msi_window", () => fd.MapIoas(ioas, ram, 0, PageSize, MsiIova), Hex("iova"));
 
@@ -131,8 +132,10 @@ public sealed class ConformanceSequence
         Try("hwpt.alloc.missing_pt", () => fd.AllocPagingHwpt(device, new IoasId(MissingId)), id => Id(id.Value));
         Try("hwpt.alloc.missing_device", () => fd.AllocPagingHwpt(new DeviceId(MissingId), ioas), id => Id(id.Value));
         Try("device.attach.paging", () => fd.AttachDevice(device, paging), id => Id(id.Value));
+        Copy(fd, device, ram, "dma.copy.paging", 2);
         Try("destroy.auto_hwpt.replaced", () => Destroy(fd, autoHwpt), _ => "");
         Try("device.attach.nest_parent", () => fd.AttachDevice(device, nestParent), id => Id(id.Value));
+        Copy(fd, device, ram, "dma.copy.nest_parent", 3);
         Try("device.attach.missing_pt", () => fd.AttachDevice(device, new ObjectId(MissingId)), id => Id(id.Value));
         Try("destroy.ioas.attached", () => Destroy(fd, ioas), _ => "");
 
@@ -169,7 +172,9 @@ public sealed class ConformanceSequence
         Try("hwpt.alloc.nested.nest_parent_flag", () => fd.AllocNestedHwpt(device, viommu, Vste(SteConfig.Bypass), HwptAllocFlags.NestParent), id => Id(id.Value));
         Try("hwpt.alloc.nested.on_nest_parent", () => fd.AllocNestedHwpt(device, nestParent, Vste(SteConfig.Bypass)), id => Id(id.Value));
         Try("device.attach.nested.abort", () => fd.AttachDevice(device, abort), id => Id(id.Value));
+        Copy(fd, device, ram, "dma.copy.nested.abort", 4);
         Try("device.attach.nested.bypass", () => fd.AttachDevice(device, bypass), id => Id(id.Value));
+        Copy(fd, device, ram, "dma.copy.nested.bypass", 5);
         Try("device.attach.nested.s1", () => fd.AttachDevice(device, stage1), id => Id(id.Value));
 
         Invalidate(fd, "invalidate.tlbi_nh_all", viommu, Command.TlbiNhAll(0));
@@ -214,6 +219,41 @@ public sealed class ConformanceSequence
         Try("destroy.ioas.again", () => Destroy(fd, ioas), _ => "");
         Try("device.unbind", () => Done(() => fd.UnbindDevice(device)), _ => "");
     }
+
+    /// <summary>
+    /// A DMA copy through the current attachment, checked in host memory: the source holds a
+    /// pattern made from <paramref name="round"/>, the destination is zeroed first. The answer
+    /// says whether the pattern arrived (<c>copied</c>), nothing did (<c>unchanged</c>) or
+    /// something else (<c>other</c>).
+    /// </summary>
+    private void Copy(IIommufd fd, DeviceId device, HostMemoryRegion ram, string name, int round)
+    {
+        ulong from = CopyOffset + (ulong)(2 * round) * PageSize, to = from + PageSize;
+        Span<byte> pattern = stackalloc byte[CopyLength];
+        for (int i = 0; i < pattern.Length; i++) pattern[i] = (byte)(round * 16 + i + 1);
+        Span<byte> zero = stackalloc byte[CopyLength];
+        zero.Clear();
+        ram.Write(from, pattern);
+        ram.Write(to, zero);
+        try
+        {
+            _target.DmaCopy(fd, device, RamIova + from, RamIova + to, CopyLength);
+        }
+        catch (IommufdException e)
+        {
+            Emit(name, e.Errno.ToString());
+            return;
+        }
+        Span<byte> seen = stackalloc byte[CopyLength];
+        ram.Read(to, seen);
+        Emit(name, seen.SequenceEqual(pattern) ? "ok copied" : seen.SequenceEqual(zero) ? "ok unchanged" : "ok other");
+    }
+
+    /// <summary>Where the copies' pages start in the RAM region (clear of the CD table at offset 0).</summary>
+    private const ulong CopyOffset = 0x10000;
+
+    /// <summary>Bytes per copy.</summary>
+    private const int CopyLength = 64;
 
     /// <summary>The device reads through a stage-1 vSTE whose CD is invalid: the SMMU records C_BAD_CD, which arm-smmu-v3 forwards to the vEVENTQ with the vSID.</summary>
     private void ProvokeFault(IIommufd fd, DeviceId device, IVeventQueue? queue)

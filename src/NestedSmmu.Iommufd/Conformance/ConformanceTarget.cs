@@ -17,13 +17,23 @@ namespace NestedSmmu.Iommufd.Conformance;
 /// Faults are not reported here: they reach the IOMMU's event queue and, for a nested
 /// attachment, the vEVENTQ.
 /// </param>
+/// <param name="DmaCopy">
+/// Makes the bound device copy bytes through its IOMMU as QEMU's edu device does (context,
+/// device, source IOVA, destination IOVA, length): a DMA read into the device's own buffer,
+/// then a DMA write of that buffer. A read that faults leaves the buffer as it was; a write
+/// that faults stores nothing.
+/// </param>
 public sealed record ConformanceTarget(
     string Name,
     Func<IIommufd> Open,
     string Device,
     Func<IIommufd, uint, Span<byte>, int> RawIoctl,
-    Action<IIommufd, DeviceId, ulong> DmaRead)
+    Action<IIommufd, DeviceId, ulong> DmaRead,
+    Action<IIommufd, DeviceId, ulong, ulong, int> DmaCopy)
 {
+    /// <summary>The size of the device's own DMA buffer (edu: 4 KiB); copies stay within it.</summary>
+    public const int DeviceBufferSize = 4096;
+
     /// <summary>
     /// How long the IOMMU driver may take to forward the faults of DMAs that have completed
     /// (the real kernel handles the event queue in an interrupt thread); zero for the emulated
@@ -45,6 +55,21 @@ public sealed record ConformanceTarget(
             {
                 Span<byte> data = stackalloc byte[sizeof(uint)];
                 host.Dma(device, iova, AccessKind.Read, data);
-            });
+            },
+            new EmulatedCopyEngine(host, device).Copy);
+    }
+
+    /// <summary>The edu device's copy on the emulated host: a buffer that keeps its bytes when a read faults.</summary>
+    private sealed class EmulatedCopyEngine(EmulatedHost host, string device)
+    {
+        private readonly byte[] _buffer = new byte[DeviceBufferSize];
+
+        public void Copy(IIommufd context, DeviceId bound, ulong from, ulong to, int length)
+        {
+            Span<byte> data = _buffer.AsSpan(0, length);
+            Span<byte> read = stackalloc byte[length];
+            if (host.Dma(device, from, AccessKind.Read, read).IsSuccess) read.CopyTo(data);
+            host.Dma(device, to, AccessKind.Write, data);
+        }
     }
 }

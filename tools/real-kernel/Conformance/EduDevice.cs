@@ -24,11 +24,22 @@ internal static partial class EduDevice
 
     // edu BAR0 registers (hw/misc/edu.c): DMA source, destination, count, command; its buffer
     private const long DmaSource = 0x80, DmaDestination = 0x88, DmaCount = 0x90, DmaCommand = 0x98;
-    private const ulong DmaStart = 1;        // EDU_DMA_RUN, direction 0: from the bus into the device
+    private const ulong DmaStart = 1;        // EDU_DMA_RUN
+    private const ulong DmaToBus = 2;        // EDU_DMA_DIR: 0 from the bus into the buffer, 1 from the buffer to the bus
     private const ulong EduBuffer = 0x40000; // DMA_START: the device's own 4 KiB buffer
     private const ulong Bytes = 4;
 
-    public static void DmaRead(int deviceFd, ulong iova)
+    /// <summary>A DMA read of 4 bytes at <paramref name="iova"/> into the device's buffer.</summary>
+    public static void DmaRead(int deviceFd, ulong iova) => Run(deviceFd, iova, EduBuffer, Bytes, toBus: false);
+
+    /// <summary>A DMA read of <paramref name="length"/> bytes into the device's buffer, then a DMA write of them.</summary>
+    public static void Copy(int deviceFd, ulong from, ulong to, int length)
+    {
+        Run(deviceFd, from, EduBuffer, (ulong)length, toBus: false);
+        Run(deviceFd, EduBuffer, to, (ulong)length, toBus: true);
+    }
+
+    private static void Run(int deviceFd, ulong source, ulong destination, ulong count, bool toBus)
     {
         long config = RegionOffset(deviceFd, ConfigRegionIndex);
         long bar0 = RegionOffset(deviceFd, Bar0RegionIndex);
@@ -37,10 +48,10 @@ internal static partial class EduDevice
         ushort command = (ushort)(BinaryPrimitives.ReadUInt16LittleEndian(word) | PciCommandMemory | PciCommandMaster);
         BinaryPrimitives.WriteUInt16LittleEndian(word, command);
         Check(PWrite(deviceFd, word, config + PciCommand), "write PCI command");
-        Write64(deviceFd, bar0 + DmaSource, iova);
-        Write64(deviceFd, bar0 + DmaDestination, EduBuffer);
-        Write64(deviceFd, bar0 + DmaCount, Bytes);
-        Write64(deviceFd, bar0 + DmaCommand, DmaStart);
+        Write64(deviceFd, bar0 + DmaSource, source);
+        Write64(deviceFd, bar0 + DmaDestination, destination);
+        Write64(deviceFd, bar0 + DmaCount, count);
+        Write64(deviceFd, bar0 + DmaCommand, DmaStart | (toBus ? DmaToBus : 0));
         // edu ignores a new command while one runs; wait until its timer has done this one
         var waited = System.Diagnostics.Stopwatch.StartNew();
         Span<byte> status = stackalloc byte[sizeof(ulong)];

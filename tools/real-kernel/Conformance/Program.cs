@@ -35,7 +35,8 @@ if (profile is null)
         () => LinuxIommufd.Open(),
         device,
         (fd, request, argument) => ((LinuxIommufd)fd).Ioctl(request, argument),
-        (fd, dev, iova) => EduDevice.DmaRead(((LinuxIommufd)fd).DeviceFileDescriptor(dev), iova))
+        (fd, dev, iova) => EduDevice.DmaRead(((LinuxIommufd)fd).DeviceFileDescriptor(dev), iova),
+        (fd, dev, from, to, length) => EduDevice.Copy(((LinuxIommufd)fd).DeviceFileDescriptor(dev), from, to, length))
     {
         EventSettle = TimeSpan.FromMilliseconds(500),
     };
