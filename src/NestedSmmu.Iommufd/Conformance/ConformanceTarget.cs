@@ -1,3 +1,4 @@
+using NestedSmmu.Hardware.Memory;
 using NestedSmmu.Hardware.Smmu;
 using NestedSmmu.Iommufd.Emulated;
 
@@ -40,6 +41,12 @@ public sealed record ConformanceTarget(
     /// host, which forwards within the DMA.
     /// </summary>
     public TimeSpan EventSettle { get; init; } = TimeSpan.Zero;
+
+    /// <summary>
+    /// Makes stage-1 tables in guest RAM: (the RAM as the device sees it, its IPA, the IPA where
+    /// the tables may start). Null: the stage-1 steps answer <c>n/a</c>.
+    /// </summary>
+    public Func<IPhysicalMemory, ulong, ulong, IStage1Tables>? Stage1 { get; init; }
 
     /// <summary>The target for an emulated host and one of its devices (by profile name or PCI address).</summary>
     public static ConformanceTarget ForEmulatedHost(EmulatedHost host, string device)

@@ -1,5 +1,6 @@
 using NestedSmmu.Iommufd.Conformance;
 using NestedSmmu.Iommufd.Emulated;
+using NestedSmmu.Scenarios.Conformance;
 using NestedSmmu.Tests.Common;
 
 namespace NestedSmmu.Iommufd.Tests.Conformance;
@@ -47,7 +48,7 @@ public sealed class RealKernelConformanceTests
     {
         string profile = Path.Combine(TestVectors.RepositoryRoot, "examples", "hosts", "qemu-virt-smmuv3.json");
         var host = new EmulatedHost(HostProfile.Load(profile));
-        return ConformanceSequence.Run(ConformanceTarget.ForEmulatedHost(host, "edu"));
+        return ConformanceSequence.Run(ConformanceTarget.ForEmulatedHost(host, "edu") with { Stage1 = GuestStage1Tables.Create });
     }
 
     [Fact]

@@ -4,6 +4,7 @@ using NestedSmmu.Conformance;
 using NestedSmmu.Iommufd.Conformance;
 using NestedSmmu.Iommufd.Emulated;
 using NestedSmmu.Iommufd.Linux;
+using NestedSmmu.Scenarios.Conformance;
 
 // nestedsmmu-conformance --device 0000:00:01.0                    (real kernel, /dev/iommu)
 // nestedsmmu-conformance --profile host.json --device edu         (emulated host)
@@ -39,11 +40,12 @@ if (profile is null)
         (fd, dev, from, to, length) => EduDevice.Copy(((LinuxIommufd)fd).DeviceFileDescriptor(dev), from, to, length))
     {
         EventSettle = TimeSpan.FromMilliseconds(500),
+        Stage1 = GuestStage1Tables.Create,
     };
 }
 else
 {
-    target = ConformanceTarget.ForEmulatedHost(new EmulatedHost(HostProfile.Load(profile)), device);
+    target = ConformanceTarget.ForEmulatedHost(new EmulatedHost(HostProfile.Load(profile)), device) with { Stage1 = GuestStage1Tables.Create };
 }
 
 Console.WriteLine($"# conformance on {target.Name}, device {device}");
