@@ -8,6 +8,17 @@ here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$RK_CACHE"
 cd "$RK_CACHE"
 
+# the cross compiler, the kernel's build tools, UEFI firmware and cpio (trixie-backports first:
+# the root's QEMU comes from there and pins some libraries to it)
+tools=(gcc-aarch64-linux-gnu flex bison bc libelf-dev libssl-dev cpio make xz-utils qemu-efi-aarch64 python3)
+missing=()
+for t in "${tools[@]}"; do dpkg-query -W -f='${Status}' "$t" 2>/dev/null | grep -q 'install ok installed' || missing+=("$t"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "build-kernel: installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t trixie-backports "${missing[@]}" >/dev/null
+fi
+
 # The newest trixie-backports `linux` whose orig tarball the mirror serves (older entries in
 # the index may be gone from the pool). RK_LINUX_VERSION=x.y.z pins one.
 if [ -z "${RK_LINUX_VERSION:-}" ]; then
