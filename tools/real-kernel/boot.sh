@@ -36,7 +36,7 @@ esac
 log=$RK_CACHE/serial-$mode.log
 cmdline=(qemu-system-aarch64 "${machine[@]}" -accel tcg -nographic -no-reboot "${firmware[@]}"
   -kernel "$image" -initrd "$RK_CACHE/initramfs.cpio" -append "$append" "${devices[@]}")
-printf "%q " "${cmdline[@]}" > "$RK_CACHE/qemu-$mode.cmdline"
+for arg in "${cmdline[@]}"; do case $arg in *" "*) printf "'%s' " "$arg" ;; *) printf '%s ' "$arg" ;; esac; done > "$RK_CACHE/qemu-$mode.cmdline"
 qemu-system-aarch64 --version | head -1 > "$RK_CACHE/qemu-$mode.version"
 start=$(date +%s)
 timeout "${RK_TIMEOUT:-3600}" "${cmdline[@]}" < /dev/null > "$log" 2>&1 || echo "boot.sh: QEMU exited with $?" >&2
