@@ -480,7 +480,37 @@ public sealed class ConformanceSequence
         Length<IommuIoasUnmap>(fd, argument, IommufdIoctl.IoasUnmap, nameof(IommuIoasUnmap.Length));
         Length<IommuViommuAlloc>(fd, argument, IommufdIoctl.ViommuAlloc, nameof(IommuViommuAlloc.OutViommuId));
         Length<IommuVdeviceAlloc>(fd, argument, IommufdIoctl.VdeviceAlloc, nameof(IommuVdeviceAlloc.VirtId));
+
+        // Unknown flags and non-zero reserved fields, one at a time, on an otherwise zeroed struct
+        // (the IOAS steps name IOAS 1, which the IOAS_ALLOC size steps above made): which check
+        // comes first is the kernel's to say.
+        Field<IommuIoasAlloc>(fd, argument, IommufdIoctl.IoasAlloc, nameof(IommuIoasAlloc.Flags), "flags_unknown", null);
+        Field<IommuIoasIovaRanges>(fd, argument, IommufdIoctl.IoasIovaRanges, nameof(IommuIoasIovaRanges.Reserved), "reserved_nonzero", nameof(IommuIoasIovaRanges.IoasId));
+        Field<IommuIoasMap>(fd, argument, IommufdIoctl.IoasMap, nameof(IommuIoasMap.Reserved), "reserved_nonzero", nameof(IommuIoasMap.IoasId));
+        Field<IommuIoasMap>(fd, argument, IommufdIoctl.IoasMap, nameof(IommuIoasMap.Flags), "flags_unknown_bit_3", nameof(IommuIoasMap.IoasId), 1 << 3);
+        Field<IommuHwInfo>(fd, argument, IommufdIoctl.GetHwInfo, nameof(IommuHwInfo.Reserved), "reserved_nonzero", null);
+        Field<IommuHwInfo>(fd, argument, IommufdIoctl.GetHwInfo, nameof(IommuHwInfo.Flags), "flags_unknown_bit_1", null, 1 << 1);
+        Field<IommuHwptAlloc>(fd, argument, IommufdIoctl.HwptAlloc, nameof(IommuHwptAlloc.Reserved), "reserved_nonzero", null);
+        Field<IommuHwptAlloc>(fd, argument, IommufdIoctl.HwptAlloc, nameof(IommuHwptAlloc.Reserved2), "reserved2_nonzero", null);
+        Field<IommuHwptInvalidate>(fd, argument, IommufdIoctl.HwptInvalidate, nameof(IommuHwptInvalidate.Reserved), "reserved_nonzero", null);
+        Field<IommuViommuAlloc>(fd, argument, IommufdIoctl.ViommuAlloc, nameof(IommuViommuAlloc.Reserved), "reserved_nonzero", null);
+        Field<IommuVeventqAlloc>(fd, argument, IommufdIoctl.VeventqAlloc, nameof(IommuVeventqAlloc.Reserved), "reserved_nonzero", null);
     }
+
+    /// <summary>One raw call with the struct zeroed but <paramref name="field"/> (its low byte) set to <paramref name="value"/>, and <paramref name="ioasField"/> naming IOAS 1.</summary>
+    private void Field<T>(IIommufd fd, Span<byte> argument, IommufdIoctl ioctl, string field, string step, string? ioasField, byte value = 1)
+        where T : unmanaged
+    {
+        argument.Clear();
+        Size(argument, SizeOf<T>());
+        argument[(int)System.Runtime.InteropServices.Marshal.OffsetOf<T>(field)] = value;
+        if (ioasField is not null)
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(argument[(int)System.Runtime.InteropServices.Marshal.OffsetOf<T>(ioasField)..], RawIoasId);
+        Emit("raw." + ioctl.CName().ToLowerInvariant() + "." + step, Answer(_target.RawIoctl(fd, (uint)ioctl, argument)));
+    }
+
+    /// <summary>The IOAS the raw size steps' successful IOMMU_IOAS_ALLOC made first.</summary>
+    private const uint RawIoasId = 1;
 
     /// <summary>Large enough for every struct above plus the selftest's trailing bytes.</summary>
     private const int RawBufferLength = 128;
