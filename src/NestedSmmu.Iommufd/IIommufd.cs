@@ -116,7 +116,9 @@ public interface IIommufd : IDisposable
     /// <exception cref="IommufdException">
     /// ENOENT unknown pt, or (SMMUv3) a nested HWPT with CFG = S1 translate and no vDEVICE for
     /// the device; EINVAL pt of the wrong kind or another SMMU instance's HWPT; EBUSY the device
-    /// has SSIDs in use or is resetting.
+    /// has SSIDs in use or is resetting; EADDRINUSE the IOAS has a mapping where the device's
+    /// reserved regions go (arm-smmu-v3: the software MSI window 0x8000000-0x80FFFFF), or, for
+    /// its first domain, a mapping that is not page aligned.
     /// </exception>
     ObjectId AttachDevice(DeviceId device, ObjectId pt);
 
