@@ -58,8 +58,9 @@ public interface IIommufd : IDisposable
     /// <returns>The IOVA of the mapping.</returns>
     /// <exception cref="IommufdException">
     /// EOPNOTSUPP unknown flags; EOVERFLOW iova/length overflow; EINVAL neither READABLE nor
-    /// WRITEABLE, or not aligned to the IOAS's alignment; EADDRINUSE the IOVA range lies in a
-    /// reserved range (beyond an attached domain's aperture); EEXIST the IOVA range is in use;
+    /// WRITEABLE, not aligned to the IOAS's alignment (1 until a domain uses the IOAS, then the
+    /// page size), or the IOVA range touches a reserved range (an attached device's software MSI
+    /// window, or beyond an attached domain's aperture); EEXIST the IOVA range is in use;
     /// ENOENT unknown IOAS; EFAULT the range leaves the region, or the region belongs to another
     /// backend; ENOMEM pinning failed (RLIMIT_MEMLOCK).
     /// </exception>
@@ -92,7 +93,8 @@ public interface IIommufd : IDisposable
     /// <returns>The <c>dev_id</c> the other calls take.</returns>
     /// <exception cref="IommufdException">
     /// ENOENT no such device; ENODEV the device is not bound to vfio-pci (no vfio-dev cdev);
-    /// EACCES/EPERM no permission on the cdev; EBUSY already bound or opened elsewhere;
+    /// EACCES/EPERM no permission on the cdev; EINVAL already bound (a VFIO cdev is opened
+    /// once, vfio_df_open); EBUSY opened elsewhere;
     /// EINVAL the name is neither a PCI address nor a cdev path.
     /// </exception>
     DeviceId BindDevice(string device);
@@ -114,7 +116,9 @@ public interface IIommufd : IDisposable
     /// <exception cref="IommufdException">
     /// ENOENT unknown pt, or (SMMUv3) a nested HWPT with CFG = S1 translate and no vDEVICE for
     /// the device; EINVAL pt of the wrong kind or another SMMU instance's HWPT; EBUSY the device
-    /// has SSIDs in use or is resetting.
+    /// has SSIDs in use or is resetting; EADDRINUSE the IOAS has a mapping where the device's
+    /// reserved regions go (arm-smmu-v3: the software MSI window 0x8000000-0x80FFFFF), or, for
+    /// its first domain, a mapping that is not page aligned.
     /// </exception>
     ObjectId AttachDevice(DeviceId device, ObjectId pt);
 

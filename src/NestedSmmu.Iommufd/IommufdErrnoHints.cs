@@ -21,9 +21,9 @@ public static class IommufdErrnoHints
 
         (IommufdIoctl.IoasMap, Errno.EOPNOTSUPP) => "Unknown flags or a non-zero __reserved",
         (IommufdIoctl.IoasMap, Errno.EOVERFLOW) => "iova + length or user_va + length overflows",
-        (IommufdIoctl.IoasMap, Errno.EINVAL) => "Map with READABLE and/or WRITEABLE, and align iova and length to the IOAS's iova alignment",
+        (IommufdIoctl.IoasMap, Errno.EINVAL) => "Map with READABLE and/or WRITEABLE, align iova and length to the IOAS's iova alignment, and keep clear of reserved ranges (a device's MSI window, beyond a domain's aperture: see IOMMU_IOAS_IOVA_RANGES)",
         (IommufdIoctl.IoasMap, Errno.EEXIST) => "The IOVA range overlaps an existing mapping",
-        (IommufdIoctl.IoasMap, Errno.EADDRINUSE) => "The IOVA range is reserved: it lies beyond the aperture (input size) of a domain attached to the IOAS",
+        (IommufdIoctl.IoasMap, Errno.EADDRINUSE) => "The IOVA range is reserved (a device's MSI window, or beyond a domain's aperture)",
         (IommufdIoctl.IoasMap, Errno.ENOMEM) => "Pinning failed: raise RLIMIT_MEMLOCK (ulimit -l) for the VMM",
         (IommufdIoctl.IoasUnmap, Errno.ENOENT) => "The range is not mapped, or it would split a mapping: unmap whole mappings",
         (IommufdIoctl.IoasUnmap, Errno.EBUSY) => "A HW queue pins part of the range: destroy the HW queue first",

@@ -199,7 +199,7 @@ public sealed unsafe class LinuxIommufd : IIommufd
             string hint = errno switch
             {
                 Errno.EBUSY or Errno.EEXIST => "the device is already bound to an iommufd",
-                Errno.EINVAL => "the kernel refused the bind arguments (a VF may need its PF's VF token)",
+                Errno.EINVAL => "the device is already bound (its VFIO cdev can be opened once: vfio_df_open), or the kernel refused the bind arguments (a VF may need its PF's VF token)",
                 Errno.ENOTTY => "the kernel lacks VFIO device cdev support (CONFIG_VFIO_DEVICE_CDEV)",
                 Errno.EPERM => "the device needs a VF token, or the VMM lacks permission",
                 _ => "binding the device to the iommufd failed",
@@ -400,6 +400,27 @@ public sealed unsafe class LinuxIommufd : IIommufd
         int fd = Interlocked.Exchange(ref _fd, -1);
         if (fd >= 0) _sys.Close(fd);
     }
+
+    // ------------------------------------------------------------------ raw access
+
+    /// <summary>
+    /// ioctl(2) on the iommufd with caller-built argument bytes: 0 or -errno, never throws for
+    /// the kernel's answer. For checks of the kernel's own argument rules (struct sizes,
+    /// reserved bytes), which the typed calls above never break; the same entry point as the
+    /// emulated context's <c>EmulatedIommufd.Ioctl</c>.
+    /// </summary>
+    public int Ioctl(uint request, Span<byte> argument)
+    {
+        int fd = CheckOpen();
+        lock (_lock) return _sys.Ioctl(fd, request, argument);
+    }
+
+    /// <summary>
+    /// The VFIO cdev file descriptor of a bound device, for the device's own VFIO calls (region
+    /// access, reset) that are not the iommufd's business. Owned by this object: do not close it.
+    /// </summary>
+    /// <exception cref="IommufdException">ENOENT not a bound device.</exception>
+    public int DeviceFileDescriptor(DeviceId device) => Lookup(device, "device file descriptor").Fd;
 
     // ------------------------------------------------------------------ plumbing
 

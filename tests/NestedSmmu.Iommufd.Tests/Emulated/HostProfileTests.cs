@@ -21,6 +21,15 @@ public sealed class HostProfileTests
     }
 
     [Fact]
+    public void Devices_are_CANWBS_unless_the_profile_says_otherwise()
+    {
+        HostProfile.Parse(Profile()).Devices[0].Canwbs.ShouldBeTrue();
+        HostProfile.Parse(Profile(devices: MinimalDevice.Replace(" }", ", \"canwbs\": false }", StringComparison.Ordinal))).Devices[0].Canwbs.ShouldBeFalse();
+        Bad(Profile(devices: MinimalDevice.Replace(" }", ", \"canwbs\": 1 }", StringComparison.Ordinal))).Path.ShouldBe("$.devices[0].canwbs");
+        HostProfile.LoadEmbedded("grace").Devices.ShouldAllBe(d => d.Canwbs);
+    }
+
+    [Fact]
     public void The_embedded_profiles_are_grace_and_small()
     {
         HostProfile.EmbeddedNames.ShouldBe(["grace", "small"]);

@@ -22,7 +22,10 @@ public sealed class IoasAndPagingTests
         TestBed.ShouldFail(() => fd.MapIoas(ioas, ram, 0, TestBed.Page, Iova, IoasMapFlags.None), Errno.EINVAL);
         TestBed.ShouldFail(() => fd.MapIoas(ioas, ram, 0, TestBed.Page, ulong.MaxValue), Errno.EOVERFLOW);
         TestBed.ShouldFail(() => fd.MapIoas(ioas, ram, 0, TestBed.Page, ulong.MaxValue - TestBed.Page + 2), Errno.EOVERFLOW);
-        TestBed.ShouldFail(() => fd.MapIoas(ioas, ram, 0, TestBed.Page, Iova + 1), Errno.EINVAL);
+        // Without a domain the IOAS has no alignment (iopt_init_table), as on the real kernel
+        // (tests/vectors/real-kernel); the first domain would refuse the odd mapping.
+        fd.MapIoas(ioas, ram, 0, TestBed.Page, Iova + 1).ShouldBe(Iova + 1);
+        fd.UnmapIoas(ioas, Iova + 1, TestBed.Page).ShouldBe(TestBed.Page);
         TestBed.ShouldFail(() => fd.MapIoas(ioas, ram, 0, 0, Iova), Errno.EINVAL);
         TestBed.ShouldFail(() => fd.MapIoas(new IoasId(99), ram, 0, TestBed.Page, Iova), Errno.ENOENT);
         TestBed.ShouldFail(() => fd.MapIoas(ioas, ram, 0, 5 * TestBed.Page, Iova), Errno.EFAULT);
@@ -59,7 +62,7 @@ public sealed class IoasAndPagingTests
         (a, b, c).ShouldBe((0UL, 4 * TestBed.Page, TestBed.Page));
         IovaRanges ranges = bed.Fd.GetIovaRanges(ioas);
         ranges.Ranges.ShouldBe([new IovaRange(0, ulong.MaxValue)]);
-        ranges.Alignment.ShouldBe(TestBed.Page);
+        ranges.Alignment.ShouldBe(1UL, "no domain yet: no alignment (iopt_init_table)");
     }
 
     [Fact]
@@ -70,7 +73,8 @@ public sealed class IoasAndPagingTests
         DeviceId dev = bed.Fd.BindDevice("gpu1");
         bed.Fd.AllocPagingHwpt(dev, vm.Ioas);
         bed.Fd.GetIovaRanges(vm.Ioas).Ranges.ShouldBe([new IovaRange(0, (1UL << 44) - 1)], "smmu1 has a 44-bit IAS");
-        TestBed.ShouldFail(() => bed.Fd.MapIoas(vm.Ioas, vm.Ram, 0, TestBed.Page, 1UL << 44), Errno.EADDRINUSE);
+        // beyond the aperture is a reserved range: iopt_check_iova says EINVAL
+        TestBed.ShouldFail(() => bed.Fd.MapIoas(vm.Ioas, vm.Ram, 0, TestBed.Page, 1UL << 44), Errno.EINVAL);
     }
 
     [Fact]
@@ -228,6 +232,6 @@ public sealed class IoasAndPagingTests
         IoasId ioas = bed.Fd.AllocIoas();
         var a = IommufdMarshal.IoasIovaRanges(ioas, 0, 0);
         bed.Fd.Ioctl((uint)IommufdIoctl.IoasIovaRanges, IommufdMarshal.AsBytes(ref a)).ShouldBe(-(int)Errno.EMSGSIZE);
-        (a.NumIovas, a.OutIovaAlignment).ShouldBe((1u, TestBed.Page));
+        (a.NumIovas, a.OutIovaAlignment).ShouldBe((1u, 1UL), "no domain yet: no alignment (iopt_init_table)");
     }
 }

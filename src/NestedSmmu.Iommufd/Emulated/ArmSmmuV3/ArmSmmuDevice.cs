@@ -17,6 +17,13 @@ internal sealed partial class ArmSmmuDevice
 {
     /// <summary>STRTAB_SPLIT: StreamID bits resolved by a level-2 stream table (256 STEs, 16 KiB).</summary>
     public const int StrtabSplit = 8;
+
+    /// <summary>
+    /// The software MSI window every master reports as a reserved region (MSI_IOVA_BASE and
+    /// MSI_IOVA_LENGTH, IOMMU_RESV_SW_MSI in arm_smmu_get_resv_regions, arm-smmu-v3.c): iommufd
+    /// reserves it in the IOAS the device is attached to.
+    /// </summary>
+    public const ulong MsiIovaBase = 0x8000000, MsiIovaLength = 0x100000;
     /// <summary>log2 of STRTAB_MAX_L1_ENTRIES: Linux caps the level-1 table at 64K descriptors.</summary>
     public const int StrtabMaxL1Log2 = 16;
     /// <summary>STE.EATS = 0b01: full ATS (translated requests allowed).</summary>

@@ -145,6 +145,13 @@ public sealed partial class EmulatedIommufd
 
         PagingDomain? domain = PagingDomain.TryCreate(smmu, nestParent, $"ctx {_contextId} paging domain on {smmu.Name}");
         if (domain is null) return Errno.ENOMEM;
+        // iopt_table_add_domain: the first domain raises the IOAS's alignment to the page size,
+        // which a mapping made without one may not meet (iopt_check_iova_alignment).
+        if (ioas.IovaAlignment < PageSize && ioas.Areas.Values.Any(a => ((a.Iova | a.Length) & PageMask) != 0))
+        {
+            domain.Free();
+            return Errno.EADDRINUSE;
+        }
         ulong aperture = (1UL << domain.Table.InputBits) - 1;
         foreach (IoasArea a in ioas.Areas.Values)
         {
@@ -243,7 +250,8 @@ public sealed partial class EmulatedIommufd
             ?? throw new IommufdException(Errno.ENOENT, op,
                 $"the emulated host '{_host.Profile.Name}' has no device '{device}'; devices: {string.Join(", ", _host.Devices.Select(d => $"{d.Name} ({d.Profile.Address})"))}");
         if (host.Binding is not null)
-            throw new IommufdException(Errno.EBUSY, op, $"device {host.Name} ({host.Profile.Address}) is already bound to an iommufd");
+            // vfio_df_open: the cdev path opens a device once (the group path alone may open it again)
+            throw new IommufdException(Errno.EINVAL, op, $"device {host.Name} ({host.Profile.Address}) is already bound to an iommufd");
         var obj = new DeviceObject(this, host) { Users = 1 };
         AllocId(obj);
         host.Binding = obj;
@@ -274,8 +282,41 @@ public sealed partial class EmulatedIommufd
     /// </summary>
     private IommufdObject AttachCore(DeviceObject dev, uint ptId)
     {
-        const string op = "VFIO_DEVICE_ATTACH_IOMMUFD_PT";
         IommufdObject? pt = GetAny(ptId);
+        Errno e;
+        IommufdObject target;
+        // iommufd_device_attach_reserved_iova: the device's reserved regions go into the IOAS
+        // first (a mapping already there is EADDRINUSE) and come out again if the attach fails.
+        IoasObject? reserving = pt is IoasObject io ? io : ReservingIoas(pt);
+        bool reserved = false;
+        if (reserving is not null && !reserving.Reserved.Any(r => r.Owner == dev))
+        {
+            e = Reserve(reserving, dev);
+            if (e != Errno.None) throw AttachError(e, dev, ptId);
+            reserved = true;
+        }
+        try
+        {
+            target = AttachTo(dev, pt, ptId);
+        }
+        catch (IommufdException)
+        {
+            if (reserved) Unreserve(reserving, dev);
+            throw;
+        }
+        if (dev.Attached != target)
+        {
+            ReleaseAttachment(dev, keep: reserving);
+            dev.Attached = target;
+            target.Users++;
+            DevicesOf(target)?.Add(dev);
+        }
+        return target;
+    }
+
+    private IommufdObject AttachTo(DeviceObject dev, IommufdObject? pt, uint ptId)
+    {
+        const string op = "VFIO_DEVICE_ATTACH_IOMMUFD_PT";
         ArmSmmuMaster master = dev.Master;
         Errno e;
         IommufdObject target;
@@ -315,15 +356,28 @@ public sealed partial class EmulatedIommufd
             default:
                 throw new IommufdException(Errno.EINVAL, op, $"dev_id {dev.Id} ({dev.Device.Name}): pt_id {ptId} is a {pt.Type}, not an IOAS or HWPT");
         }
-        if (dev.Attached != target)
-        {
-            ReleaseAttachment(dev);
-            dev.Attached = target;
-            target.Users++;
-            DevicesOf(target)?.Add(dev);
-        }
         return target;
     }
+
+    /// <summary>The IOAS that holds a device's reserved regions while it is attached to <paramref name="hwpt"/> (find_hwpt_paging: a nested HWPT's parent's).</summary>
+    private static IoasObject? ReservingIoas(IommufdObject? hwpt) => hwpt switch
+    {
+        HwptPagingObject p => p.Ioas,
+        HwptNestedObject n => n.Parent.Ioas,
+        _ => null,
+    };
+
+    /// <summary>iopt_table_enforce_dev_resv_regions for an arm-smmu-v3 master: its software MSI window.</summary>
+    private static Errno Reserve(IoasObject ioas, DeviceObject dev)
+    {
+        const ulong first = ArmSmmuDevice.MsiIovaBase, last = ArmSmmuDevice.MsiIovaBase + ArmSmmuDevice.MsiIovaLength - 1;
+        if (ioas.Intersecting(first, last).Any()) return Errno.EADDRINUSE;
+        ioas.Reserved.Add(new IoasReservation(first, last, dev));
+        return Errno.None;
+    }
+
+    /// <summary>iopt_remove_reserved_iova: drops what the device reserved in the IOAS.</summary>
+    private static void Unreserve(IoasObject? ioas, DeviceObject dev) => ioas?.Reserved.RemoveAll(r => r.Owner == dev);
 
     private static IommufdException AttachError(Errno e, DeviceObject dev, uint ptId) => new(e, "VFIO_DEVICE_ATTACH_IOMMUFD_PT",
         $"dev_id {dev.Id} ({dev.Device.Name}), pt_id {ptId}: " + e switch
@@ -339,12 +393,15 @@ public sealed partial class EmulatedIommufd
     {
         if (dev.Attached is null) return;
         dev.Master.AttachBlocked();
-        ReleaseAttachment(dev);
+        ReleaseAttachment(dev, keep: null);
     }
 
-    private void ReleaseAttachment(DeviceObject dev)
+    /// <summary>Drops the device's attachment; its reservations go unless the new attachment uses the same IOAS (<paramref name="keep"/>).</summary>
+    private void ReleaseAttachment(DeviceObject dev, IoasObject? keep)
     {
         if (dev.Attached is not { } old) return;
+        IoasObject? oldIoas = ReservingIoas(old);
+        if (oldIoas != keep) Unreserve(oldIoas, dev);
         dev.Attached = null;
         old.Users--;
         DevicesOf(old)?.Remove(dev);

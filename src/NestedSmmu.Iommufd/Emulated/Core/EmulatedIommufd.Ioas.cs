@@ -40,8 +40,9 @@ public sealed partial class EmulatedIommufd
         if (cmd.UserVa > ulong.MaxValue - cmd.Length) return Fail(Errno.EOVERFLOW);
         bool fixedIova = (flags & IoasMapFlags.FixedIova) != 0;
         if (fixedIova && cmd.Iova > ulong.MaxValue - (cmd.Length - 1)) return Fail(Errno.EOVERFLOW);
-        // The emulated host maps whole pages: the user address, IOVA and length are page aligned.
-        if (((cmd.UserVa | cmd.Length | (fixedIova ? cmd.Iova : 0)) & PageMask) != 0) return Fail(Errno.EINVAL);
+        // The emulated host pins whole pages: the user address and length are page aligned. The
+        // IOVA follows the IOAS's alignment, which is 1 while no domain uses it (CheckIova).
+        if (((cmd.UserVa | cmd.Length) & PageMask) != 0) return Fail(Errno.EINVAL);
         if (!_host.UserMemory.TryResolveRegion(cmd.UserVa, cmd.Length, out EmulatedHostMemoryRegion? region, out ulong regionOffset))
             return Fail(Errno.EFAULT);
 
@@ -78,11 +79,15 @@ public sealed partial class EmulatedIommufd
         return 0;
     }
 
-    /// <summary>iopt_check_iova: aperture (EADDRINUSE), then existing mappings (EEXIST).</summary>
+    /// <summary>
+    /// iopt_check_iova: alignment (EINVAL), reserved ranges, including what lies beyond the
+    /// domains' aperture (EINVAL), then existing mappings (EEXIST).
+    /// </summary>
     private static Errno CheckIova(IoasObject ioas, ulong iova, ulong length)
     {
+        if ((iova & (ioas.IovaAlignment - 1)) != 0) return Errno.EINVAL;
         ulong last = iova + length - 1;
-        if (last > ioas.ApertureLast) return Errno.EADDRINUSE;
+        if (ioas.IsReserved(iova, last)) return Errno.EINVAL;
         return ioas.Intersecting(iova, last).Any() ? Errno.EEXIST : Errno.None;
     }
 
@@ -97,11 +102,15 @@ public sealed partial class EmulatedIommufd
         alignment = Math.Max(alignment, PageSize);
         ulong last = ioas.ApertureLast;
         ulong candidate = 0;
-        foreach (IoasArea a in ioas.Areas.Values)
+        // Mappings and reserved ranges are both in the way.
+        IEnumerable<(ulong Iova, ulong Last)> used = ioas.Areas.Values.Select(a => (a.Iova, a.Last))
+            .Concat(ioas.Reserved.Select(r => (r.First, r.Last)))
+            .OrderBy(u => u.Item1);
+        foreach ((ulong Iova, ulong Last) a in used)
         {
             if (a.Last < candidate) continue;
             if (a.Iova > candidate && a.Iova - candidate >= length) break;
-            // The area overlaps [candidate, candidate + length): move past it.
+            // The range overlaps [candidate, candidate + length): move past it.
             if (a.Last == ulong.MaxValue) return null;
             ulong next = (a.Last + 1 + alignment - 1) & ~(alignment - 1);
             if (next <= a.Last) return null; // wrapped
@@ -160,7 +169,7 @@ public sealed partial class EmulatedIommufd
         if (cmd.Reserved != 0) return Fail(Errno.EOPNOTSUPP);
         IoasObject? ioas = Get<IoasObject>(cmd.IoasId, ObjectType.Ioas, out Errno e);
         if (ioas is null) return Fail(e);
-        IommuIovaRange[] ranges = [new IommuIovaRange { Start = 0, Last = ioas.ApertureLast }];
+        IommuIovaRange[] ranges = [.. ioas.UsableRanges().Select(r => new IommuIovaRange { Start = r.Start, Last = r.Last })];
         uint capacity = cmd.NumIovas;
         for (int i = 0; i < ranges.Length && i < capacity; i++)
         {
@@ -169,7 +178,7 @@ public sealed partial class EmulatedIommufd
             if (e != Errno.None) return Fail(e);
         }
         cmd.NumIovas = (uint)ranges.Length;
-        cmd.OutIovaAlignment = PageSize;
+        cmd.OutIovaAlignment = ioas.IovaAlignment;
         respond = true;
         return ranges.Length > capacity ? Fail(Errno.EMSGSIZE) : 0;
     }

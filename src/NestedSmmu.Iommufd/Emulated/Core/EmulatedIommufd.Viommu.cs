@@ -19,7 +19,7 @@ public sealed partial class EmulatedIommufd
     /// <summary>
     /// iommufd_viommu_alloc_ioctl, in the kernel's order: flags or type 0 (EOPNOTSUPP); the device
     /// (ENOENT); the driver's support for the type (EOPNOTSUPP; an SMMU that cannot nest supports
-    /// none); the HWPT must be a paging HWPT (ENOENT) made with NEST_PARENT (EINVAL); then the
+    /// none, nor does a master that is not CANWBS); the HWPT must be a paging HWPT (ENOENT) made with NEST_PARENT (EINVAL); then the
     /// driver's init (EINVAL when the parent's table does not fit this SMMU, ENOSPC without a
     /// free VMID, and the type's own data checks). The vIOMMU holds the parent.
     /// </summary>
@@ -29,7 +29,8 @@ public sealed partial class EmulatedIommufd
         DeviceObject? dev = Get<DeviceObject>(cmd.DevId, ObjectType.Device, out Errno e);
         if (dev is null) return Fail(e);
         ArmSmmuDevice smmu = dev.Master.Smmu;
-        if (!SupportsViommuType(smmu, cmd.Type)) return Fail(Errno.EOPNOTSUPP);
+        // arm_smmu_get_viommu_size: no vIOMMU for a master that is not CANWBS (this SMMU has no S2FWB)
+        if (!SupportsViommuType(smmu, cmd.Type) || !dev.Device.Profile.Canwbs) return Fail(Errno.EOPNOTSUPP);
         HwptPagingObject? hwpt = Get<HwptPagingObject>(cmd.HwptId, ObjectType.HwptPaging, out e);
         if (hwpt is null) return Fail(e);
         if (!hwpt.NestParent) return Fail(Errno.EINVAL);

@@ -40,6 +40,9 @@ internal sealed record IoasArea(ulong Iova, ulong Length, EmulatedHostMemoryRegi
     public ulong HostPhysicalAddress => Region.HostPhysicalAddress + RegionOffset;
 }
 
+/// <summary>A reserved IOVA range of an IOAS and its owner (a device, for its software MSI window).</summary>
+internal sealed record IoasReservation(ulong First, ulong Last, object Owner);
+
 /// <summary>A kernel-internal pin of IOVA range of an IOAS (an iommufd_access; HW queues hold one).</summary>
 internal sealed record IoasPin(ulong Iova, ulong Length)
 {
@@ -59,6 +62,40 @@ internal sealed class IoasObject(EmulatedIommufd context) : IommufdObject(contex
 
     /// <summary>Kernel-internal pins.</summary>
     public List<IoasPin> Pins { get; } = [];
+
+    /// <summary>
+    /// Reserved IOVA ranges and who holds them (the io_pagetable's reserved_itree): the software
+    /// MSI window of each device attached to a HWPT of this IOAS. Nothing may be mapped there.
+    /// </summary>
+    public List<IoasReservation> Reserved { get; } = [];
+
+    /// <summary>
+    /// The alignment of IOVAs and lengths (iopt_calculate_iova_alignment): none (1) while no
+    /// domain and no pin use the IOAS (iopt_init_table), the page size once one does.
+    /// </summary>
+    public ulong IovaAlignment => Hwpts.Count > 0 || Pins.Count > 0 ? EmulatedIommufd.PageSize : 1;
+
+    /// <summary>True when <c>[first, last]</c> leaves the aperture or touches a reserved range.</summary>
+    public bool IsReserved(ulong first, ulong last) =>
+        last > ApertureLast || Reserved.Any(r => r.First <= last && first <= r.Last);
+
+    /// <summary>The IOVA ranges a mapping may use: the aperture without the reserved ranges, in order.</summary>
+    public List<(ulong Start, ulong Last)> UsableRanges()
+    {
+        var ranges = new List<(ulong Start, ulong Last)>();
+        ulong next = 0, end = ApertureLast;
+        bool done = false;
+        foreach (IoasReservation r in Reserved.OrderBy(r => r.First))
+        {
+            if (r.First > end) break;
+            if (r.Last < next) continue;
+            if (r.First > next) ranges.Add((next, r.First - 1));
+            if (r.Last >= end) { done = true; break; }
+            next = r.Last + 1;
+        }
+        if (!done) ranges.Add((next, end));
+        return ranges;
+    }
 
     /// <summary>The highest IOVA a mapping may use: the smallest aperture of the paging domains (2^IAS - 1).</summary>
     public ulong ApertureLast => Hwpts.Count == 0 ? ulong.MaxValue

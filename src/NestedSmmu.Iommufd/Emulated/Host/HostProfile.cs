@@ -158,8 +158,15 @@ public enum PciDeviceKind
 /// <param name="StreamId">Its StreamID at that SMMU (the root complex maps the requester ID to it).</param>
 /// <param name="AtsCapable">It has an ATS capability (and an ATC).</param>
 /// <param name="PasidBits">Width of its PASID capability, 0 for none.</param>
+/// <param name="Canwbs">
+/// Its root complex is marked CANWBS in the IORT (memory-access flags): its accesses are fully
+/// coherent, so arm-smmu-v3 may give it a vIOMMU (arm_smmu_get_viommu_size). True by default,
+/// as on Grace; false for a board whose firmware does not say so (QEMU's virt, any device-tree
+/// boot): then IOMMU_VIOMMU_ALLOC is EOPNOTSUPP (the emulated SMMU reports no S2FWB).
+/// </param>
 public sealed record PciDeviceProfile(
-    PciAddress Address, string Name, PciDeviceKind Kind, string Smmu, uint StreamId, bool AtsCapable, int PasidBits = 0)
+    PciAddress Address, string Name, PciDeviceKind Kind, string Smmu, uint StreamId, bool AtsCapable, int PasidBits = 0,
+    bool Canwbs = true)
 {
     /// <summary>The widest PASID a PCIe PASID capability can report (20 bits).</summary>
     public const int MaxPasidBits = 20;

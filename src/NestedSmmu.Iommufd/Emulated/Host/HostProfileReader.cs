@@ -23,7 +23,7 @@ internal static class HostProfileReader
     private static readonly string[] SmmuMembers = ["name", "base", "features", "idr", "cmdqv"];
     private static readonly string[] IdrMembers = ["idr0", "idr1", "idr3", "idr5", "iidr", "aidr"];
     private static readonly string[] CmdqvMembers = ["base", "numVintfLog2", "numVcmdqLog2", "numSidPerVmLog2", "version"];
-    private static readonly string[] DeviceMembers = ["bdf", "name", "kind", "smmu", "streamId", "ats", "pasidBits"];
+    private static readonly string[] DeviceMembers = ["bdf", "name", "kind", "smmu", "streamId", "ats", "pasidBits", "canwbs"];
 
     /// <summary>Feature members: name, and how to apply a value to <see cref="SmmuFeatures"/> (with its range).</summary>
     private static readonly Dictionary<string, FeatureMember> Features = new(StringComparer.Ordinal)
@@ -234,7 +234,8 @@ internal static class HostProfileReader
             if (v > PciDeviceProfile.MaxPasidBits) throw new HostProfileException(pbPath, $"{v} is out of range (0..{PciDeviceProfile.MaxPasidBits}, the PCIe PASID width)");
             pasidBits = (int)v;
         }
-        return new PciDeviceProfile(address, name, kind, smmu, (uint)sid, ats, pasidBits);
+        bool canwbs = !m.TryGetValue("canwbs", out JsonElement c) || Bool(c, Member(path, "canwbs"));
+        return new PciDeviceProfile(address, name, kind, smmu, (uint)sid, ats, pasidBits, canwbs);
     }
 
     // ------------------------------------------------------------------ strict JSON helpers
