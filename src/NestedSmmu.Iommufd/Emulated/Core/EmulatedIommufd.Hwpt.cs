@@ -146,7 +146,7 @@ public sealed partial class EmulatedIommufd
         PagingDomain? domain = PagingDomain.TryCreate(smmu, nestParent, $"ctx {_contextId} paging domain on {smmu.Name}");
         if (domain is null) return Errno.ENOMEM;
         ulong aperture = (1UL << domain.Table.InputBits) - 1;
-        foreach (IoasArea a in ioas.Areas.Values)
+        foreach (IoasArea a in ioas.Areas.InOrder())
         {
             Errno e = a.Last > aperture ? Errno.EADDRINUSE : domain.Map(a.Iova, a.HostPhysicalAddress, a.Length, a.Read, a.Write);
             if (e == Errno.None) continue;

@@ -34,7 +34,7 @@ internal abstract class IommufdObject(EmulatedIommufd context)
 }
 
 /// <summary>One IOAS mapping (iopt_area): IOVA range, the host memory behind it, the access it allows.</summary>
-internal sealed record IoasArea(ulong Iova, ulong Length, EmulatedHostMemoryRegion Region, ulong RegionOffset, bool Read, bool Write)
+internal readonly record struct IoasArea(ulong Iova, ulong Length, EmulatedHostMemoryRegion Region, ulong RegionOffset, bool Read, bool Write)
 {
     public ulong Last => Iova + Length - 1;
     public ulong HostPhysicalAddress => Region.HostPhysicalAddress + RegionOffset;
@@ -51,8 +51,8 @@ internal sealed class IoasObject(EmulatedIommufd context) : IommufdObject(contex
 {
     public override ObjectType Type => ObjectType.Ioas;
 
-    /// <summary>Mappings by IOVA.</summary>
-    public SortedDictionary<ulong, IoasArea> Areas { get; } = new();
+    /// <summary>Mappings ordered by IOVA (the area interval tree).</summary>
+    public IoasAreaIndex Areas { get; } = new();
 
     /// <summary>Paging HWPTs kept in sync with the mappings (hwpt_list).</summary>
     public List<HwptPagingObject> Hwpts { get; } = [];
@@ -64,12 +64,10 @@ internal sealed class IoasObject(EmulatedIommufd context) : IommufdObject(contex
     public ulong ApertureLast => Hwpts.Count == 0 ? ulong.MaxValue
         : Hwpts.Min(h => h.Domain.Table.InputBits >= 64 ? ulong.MaxValue : (1UL << h.Domain.Table.InputBits) - 1);
 
-    public IEnumerable<IoasArea> Intersecting(ulong first, ulong last) => Areas.Values.Where(a => a.Iova <= last && first <= a.Last);
-
     public override void Destroy()
     {
         // Only reachable with no HWPTs or pins (they hold the IOAS); drop the pins on host memory.
-        foreach (IoasArea a in Areas.Values) a.Region.Unpin();
+        foreach (IoasArea a in Areas.InOrder()) a.Region.Unpin();
         Areas.Clear();
     }
 }
