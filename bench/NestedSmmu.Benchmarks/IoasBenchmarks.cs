@@ -51,3 +51,42 @@ public class IoasBenchmarks
     [Benchmark]
     public ulong UnmapMillionPages() => _w!.UnmapAll();
 }
+
+/// <summary>
+/// Unmapping part of a 2 MiB / 1 GiB mapping (<see cref="HugeMappingWorkload"/>): the area is one
+/// stage-2 block. iommufd refuses to split it (IOMMU_IOAS_UNMAP of one page inside gives ENOENT,
+/// nothing changes), so what exists to measure is that refusal and the map + unmap of the whole area.
+/// </summary>
+[MemoryDiagnoser]
+[MedianColumn]
+public class HugeMappingBenchmarks
+{
+    private HugeMappingWorkload _w = null!;
+
+    /// <summary>The area and its stage-2 block: 2 MiB or 1 GiB.</summary>
+    [Params("2M", "1G")]
+    public string Block { get; set; } = "2M";
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _w = new HugeMappingWorkload(Block == "1G" ? 1UL << 30 : 1UL << 21);
+        _w.Map();
+    }
+
+    [GlobalCleanup]
+    public void Cleanup() => _w.Dispose();
+
+    /// <summary>IOMMU_IOAS_UNMAP of one 4 KiB page inside the area: -ENOENT.</summary>
+    [Benchmark]
+    public int RefusedPartialUnmap() => _w.UnmapPartOfIt();
+
+    /// <summary>Unmap of the whole area (one block descriptor cleared, the TLBs invalidated), then its map again.</summary>
+    [Benchmark(Baseline = true)]
+    public ulong UnmapWholeThenMap()
+    {
+        ulong n = _w.Unmap();
+        _w.Map();
+        return n;
+    }
+}
