@@ -39,7 +39,7 @@ internal static class BenchCommand
                 new($"ioas.unmap-all.{pagesLabel}", ioas.UnmapNs, null, null, null, null),
             ];
             figures.AddRange(ioasRows);
-            WholeSystemFigures system = WholeSystemBench.Run(WholeSystemBench.Perf16x4(), samples: quick ? 1 : 3, dmaRounds: quick ? 5 : 20);
+            WholeSystemFigures system = WholeSystemBench.Run(WholeSystemBench.Perf16x4(), samples: quick ? 1 : 3, dmaRounds: quick ? 5 : 15, warmupMs: quick ? 300 : 1000);
             BenchFigure[] systemRows =
             [
                 new(quick ? "system.boot-probe.16x4.cold" : "system.boot-probe.16x4", system.BootNs, BootTargetNs, null, null, null),
