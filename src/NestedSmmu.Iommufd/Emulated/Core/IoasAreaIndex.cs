@@ -117,14 +117,6 @@ internal sealed class IoasAreaIndex
         return true;
     }
 
-    /// <summary>Replaces the area starting at <c>area.Iova</c> (same IOVA range) with <paramref name="area"/>.</summary>
-    public void Replace(IoasArea area)
-    {
-        if (!TryFloor(area.Iova, out Position p) || At(p).Iova != area.Iova)
-            throw new InvalidOperationException($"No IOAS area starts at 0x{area.Iova:X}.");
-        _chunks[p.Chunk][p.Slot] = area;
-    }
-
     /// <summary>Drops every area.</summary>
     public void Clear()
     {
