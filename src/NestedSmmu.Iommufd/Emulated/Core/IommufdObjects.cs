@@ -61,8 +61,17 @@ internal sealed class IoasObject(EmulatedIommufd context) : IommufdObject(contex
     public List<IoasPin> Pins { get; } = [];
 
     /// <summary>The highest IOVA a mapping may use: the smallest aperture of the paging domains (2^IAS - 1).</summary>
-    public ulong ApertureLast => Hwpts.Count == 0 ? ulong.MaxValue
-        : Hwpts.Min(h => h.Domain.Table.InputBits >= 64 ? ulong.MaxValue : (1UL << h.Domain.Table.InputBits) - 1);
+    public ulong ApertureLast
+    {
+        get
+        {
+            // A loop, not Min(): every IOMMU_IOAS_MAP asks.
+            ulong last = ulong.MaxValue;
+            foreach (HwptPagingObject h in Hwpts)
+                last = Math.Min(last, h.Domain.Table.InputBits >= 64 ? ulong.MaxValue : (1UL << h.Domain.Table.InputBits) - 1);
+            return last;
+        }
+    }
 
     public override void Destroy()
     {
