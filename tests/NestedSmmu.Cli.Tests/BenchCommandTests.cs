@@ -34,7 +34,12 @@ public sealed class BenchCommandTests
         inv.GetProperty("batches").GetArrayLength().ShouldBe(6, "N = 1, 8, 64 on both paths");
         JsonElement ioas = doc.RootElement.GetProperty("ioas");
         ioas.GetProperty("pages").GetInt32().ShouldBeGreaterThan(0);
-        ioas.GetProperty("managed_bytes").GetInt64().ShouldBeGreaterThan(0, "the mappings and their stage-2 tables live on the managed heap");
+        // managed_bytes is the process's heap growth (GC.GetTotalMemory): in a test host other
+        // tests run beside it and may free more than the mapping holds, so only its presence is
+        // checked here; the bench's own process measures it for real. The thread's own allocation
+        // count is not disturbed by other threads.
+        ioas.GetProperty("managed_bytes").ValueKind.ShouldBe(JsonValueKind.Number);
+        ioas.GetProperty("allocated_bytes").GetInt64().ShouldBeGreaterThan(0, "the mappings and their stage-2 tables live on the managed heap");
         ioas.GetProperty("pages").GetInt32().ShouldBe(1 << 16, "--quick maps 64 K pages, and its row names say so");
         ioas.GetProperty("stage2_table_pages").GetInt32().ShouldBe(130, "64 K pages: 128 level-3 tables, one level-2, one level-1");
         JsonElement system = doc.RootElement.GetProperty("whole_system");
