@@ -161,45 +161,84 @@ internal sealed partial class ArmSmmuDevice
     // ------------------------------------------------------------------ invalidation
 
     /// <summary>
-    /// arm_smmu_tlb_inv_range_s2: invalidates stage-2 translations of <c>[ipa, ipa + size)</c>
-    /// tagged with <paramref name="vmid"/>: TLBI_S2_IPA per range (RIL) or per page, or
-    /// TLBI_S12_VMALL when the range is large and RIL is absent. For a nest parent, every nested
-    /// stage-1 translation combined with it is stale too: TLBI_NH_ALL for the VMID. Then CMD_SYNC.
+    /// The stage-2 part of arm_smmu_domain_inv_range (INV_TYPE_S2_VMID): invalidates
+    /// translations of <c>[ipa, ipa + size)</c> tagged with <paramref name="vmid"/>: TLBI_S2_IPA
+    /// per range (RIL) or per page, or TLBI_S12_VMALL when the range is large and RIL is absent.
+    /// For a nest parent, every nested stage-1 translation combined with it is stale too:
+    /// TLBI_NH_ALL for the VMID (INV_TYPE_S2_VMID_S1_CLEAR). Then CMD_SYNC.
     /// </summary>
     public void InvalidateStage2(ushort vmid, ulong ipa, ulong size, bool nestParent)
     {
+        List<Command> commands = RangeInvalidation(ipa, size,
+            (address, leaf, tg, num, scale) => Command.TlbiS2Ipa(vmid, address, leaf, tg, num: num, scale: scale),
+            Command.TlbiS12Vmall(vmid));
+        if (nestParent) commands.Add(Command.TlbiNhAll(vmid));
+        SubmitBatched(commands);
+    }
+
+    /// <summary>
+    /// The stage-1 part of arm_smmu_domain_inv_range (INV_TYPE_S1_ASID): invalidates VAs of
+    /// <c>[iova, iova + size)</c> tagged with <paramref name="asid"/>: TLBI_NH_VA (VMID 0, which
+    /// the host's stage-1 STEs use) or TLBI_EL2_VA with E2H, per range or per page, or the whole
+    /// ASID (TLBI_NH_ASID / TLBI_EL2_ASID) when the range is large and RIL is absent. Then CMD_SYNC.
+    /// </summary>
+    public void InvalidateStage1(ushort asid, ulong iova, ulong size)
+    {
+        bool e2h = E2h;
+        SubmitBatched(RangeInvalidation(iova, size,
+            (address, leaf, tg, num, scale) => e2h
+                ? Command.TlbiEl2Va(asid, address, leaf, tg, num: num, scale: scale)
+                : Command.TlbiNhVa(Stage1Vmid, asid, address, leaf, tg, num: num, scale: scale),
+            AsidFlush(asid)));
+    }
+
+    /// <summary>arm_smmu_inv_flush_iotlb_tag for INV_TYPE_S1_ASID: every entry of the ASID, then CMD_SYNC.</summary>
+    public void FlushAsid(ushort asid) => Submit([AsidFlush(asid)], sync: true);
+
+    private Command AsidFlush(ushort asid) => E2h ? Command.TlbiEl2Asid(asid) : Command.TlbiNhAsid(Stage1Vmid, asid);
+
+    /// <summary>VMID 0: what the host's stage-1 STEs carry in S2VMID (arm_smmu_make_cdtable_ste), reserved for them.</summary>
+    public const ushort Stage1Vmid = 0;
+
+    private delegate Command RangeCommand(ulong address, bool leaf, uint tg, uint num, uint scale);
+
+    /// <summary>
+    /// The commands arm_smmu_inv_to_cmdq_batch issues for one tag: the whole tag when the range
+    /// is too large without RIL, else arm_smmu_cmdq_batch_add_range's range or per-page commands.
+    /// </summary>
+    private List<Command> RangeInvalidation(ulong address, ulong size, RangeCommand make, Command whole)
+    {
         var commands = new List<Command>();
-        ulong pages = size >> Stage2PageTable.PageShift;
+        ulong pages = size >> LpaePageTable.PageShift;
         if (!Features.Ril && pages > MaxTlbiOps)
         {
-            commands.Add(Command.TlbiS12Vmall(vmid));
+            commands.Add(whole);
         }
         else if (Features.Ril)
         {
             // Range invalidation: each command covers (NUM + 1) * 2^SCALE pages from its address.
-            // As __arm_smmu_tlb_inv_range does: SCALE is the lowest set bit of the remaining page
-            // count and NUM its next five bits, so every command clears at least one of them.
+            // As arm_smmu_cmdq_batch_add_range does: SCALE is the lowest set bit of the remaining
+            // page count and NUM its next five bits, so every command clears at least one of them.
             // The mappings may be blocks, so no TTL is given (non-leaf scope); NUM = SCALE = TTL = 0
             // with TG set is reserved (IHI 0070 4.4.1.1), so a lone page is widened to two, as
             // Linux does for the same case.
             if ((pages & TlbiRangeNumMax) == 1) pages++;
-            ulong iova = ipa;
+            ulong va = address;
             while (pages > 0)
             {
                 int scale = System.Numerics.BitOperations.TrailingZeroCount(pages);
                 ulong num = (pages >> scale) & TlbiRangeNumMax;
-                commands.Add(Command.TlbiS2Ipa(vmid, iova, leaf: false, tg: TlbiTg4K, num: (uint)(num - 1), scale: (uint)scale));
+                commands.Add(make(va, false, TlbiTg4K, (uint)(num - 1), (uint)scale));
                 ulong covered = num << scale;
                 pages -= covered;
-                iova += covered << Stage2PageTable.PageShift;
+                va += covered << LpaePageTable.PageShift;
             }
         }
         else
         {
-            for (ulong p = 0; p < pages; p++) commands.Add(Command.TlbiS2Ipa(vmid, ipa + (p << Stage2PageTable.PageShift), leaf: true));
+            for (ulong p = 0; p < pages; p++) commands.Add(make(address + (p << LpaePageTable.PageShift), true, 0, 0, 0));
         }
-        if (nestParent) commands.Add(Command.TlbiNhAll(vmid));
-        SubmitBatched(commands);
+        return commands;
     }
 
     /// <summary>ATC_INV of everything the master's ATC holds (every PASID), then CMD_SYNC.</summary>
