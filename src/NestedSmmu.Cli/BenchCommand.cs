@@ -67,7 +67,7 @@ internal static class BenchCommand
     /// already take seconds. The managed memory is reported scaled to 1 M pages.
     /// </summary>
     public const int IoasPages = 1 << 14, QuickIoasPages = 1 << 12;
-    /// <summary>Managed memory allowed for 1 M mappings and their stage-2 tables.</summary>
+    /// <summary>Managed memory allowed for 1 M mappings and their domain's tables.</summary>
     public const long IoasManagedTarget = 150_000_000;
 
     /// <summary>Batch sizes of the invalidation comparison.</summary>

@@ -8,12 +8,12 @@ namespace NestedSmmu.Scenarios.Perf;
 /// <param name="Pages">Mappings made (each one 4 KiB page).</param>
 /// <param name="MapNs">Wall time of all the maps.</param>
 /// <param name="UnmapNs">Wall time of the one unmap of everything.</param>
-/// <param name="ManagedBytes">Managed heap growth while everything was mapped (after a full GC): the IOAS's areas and the domain's stage-2 tables.</param>
+/// <param name="ManagedBytes">Managed heap growth while everything was mapped (after a full GC): the IOAS's areas and the domain's tables (stage 1, as arm-smmu-v3 makes a paging HWPT without flags).</param>
 public sealed record IoasFigures(int Pages, double MapNs, double UnmapNs, long ManagedBytes);
 
 /// <summary>
 /// IOAS map/unmap on the emulated kernel: one device attached to a paging HWPT on the IOAS (so
-/// every map also writes the domain's stage-2 tables), then <c>pages</c> separate 4 KiB mappings
+/// every map also writes the domain's stage-1 tables), then <c>pages</c> separate 4 KiB mappings
 /// at consecutive IOVAs, then one IOMMU_IOAS_UNMAP of the whole range.
 /// </summary>
 public static class IoasWorkload
