@@ -154,6 +154,46 @@ public sealed class Stage1PagingTests
         (flush.Opcode, flush.ASID).ShouldBe((CommandOpcode.TLBI_NH_ASID, asid));
     }
 
+    [Theory]
+    [InlineData(511, 511 + 9)]
+    [InlineData(512, 2)]
+    public void Without_range_invalidation_512_pages_make_the_whole_ASID_go(int pages, int commands)
+    {
+        using var bed = new TestBed();
+        Vm vm = bed.CreateVm();
+        ulong bytes = (ulong)pages * TestBed.Page;
+        HostMemoryRegion extra = bed.Fd.AllocateHostMemory(bytes, "extra");
+        const ulong extraIova = 0x1_0000_0000;
+        bed.Fd.MapIoas(vm.Ioas, extra, 0, bytes, extraIova);
+        DeviceId nic = bed.Fd.BindDevice("nic1"); // smmu1: no RIL
+        bed.Fd.AttachDevice(nic, vm.Ioas);
+        long before = bed.Diag.Counters("smmu1").CommandsExecuted;
+        bed.Fd.UnmapIoas(vm.Ioas, extraIova, bytes);
+        // arm_smmu_inv_size_too_big: 1 << (12 - 3) page operations at most; batches of 63 and a CMD_SYNC
+        (bed.Diag.Counters("smmu1").CommandsExecuted - before).ShouldBe(commands);
+    }
+
+    [Fact]
+    public void The_CD_is_written_before_the_STE_words_before_V_each_step_synced()
+    {
+        using var bed = new TestBed();
+        Vm vm = bed.CreateVm();
+        DeviceId nic = bed.Fd.BindDevice("nic0");
+        bed.Fd.AttachDevice(nic, vm.Ioas);
+        // arm_smmu_write_entry for the CD (invalid to valid: words 1-7, then word 0), then for the
+        // STE (the abort STE is live: V cleared first, then the new STE)
+        bed.Host.FindSmmu("smmu0")!.LastCommands(8).Select(c => c.Opcode).ShouldBe([
+            CommandOpcode.CFGI_CD, CommandOpcode.CMD_SYNC, CommandOpcode.CFGI_CD, CommandOpcode.CMD_SYNC,
+            CommandOpcode.CFGI_STE, CommandOpcode.CMD_SYNC, CommandOpcode.CFGI_STE, CommandOpcode.CMD_SYNC]);
+        bed.Fd.DetachDevice(nic);
+        // arm_smmu_attach_dev_ste: the abort STE, the ASID flushed (its last master left), then CD 0
+        // cleared (V first, then the other words)
+        bed.Host.FindSmmu("smmu0")!.LastCommands(10).Select(c => c.Opcode).ShouldBe([
+            CommandOpcode.CFGI_STE, CommandOpcode.CMD_SYNC, CommandOpcode.CFGI_STE, CommandOpcode.CMD_SYNC,
+            CommandOpcode.TLBI_NH_ASID, CommandOpcode.CMD_SYNC,
+            CommandOpcode.CFGI_CD, CommandOpcode.CMD_SYNC, CommandOpcode.CFGI_CD, CommandOpcode.CMD_SYNC]);
+    }
+
     [Fact]
     public void A_master_with_PASIDs_gets_a_two_level_CD_table_and_CD_0()
     {
@@ -233,6 +273,7 @@ public sealed class Stage1PagingTests
         (tlbi.Opcode, tlbi.ASID, tlbi.Address).ShouldBe((CommandOpcode.TLBI_EL2_VA, asid, extraIova));
         bed.DmaRead("nic0", extraIova).Result.Translation.FaultType.ShouldBe(EventType.F_TRANSLATION);
         bed.Fd.DetachDevice(nic);
-        bed.Host.FindSmmu("smmu0")!.LastCommands(2)[0].Opcode.ShouldBe(CommandOpcode.TLBI_EL2_ASID);
+        Command flush = bed.Host.FindSmmu("smmu0")!.LastCommands(6)[0]; // then CD 0 is cleared
+        (flush.Opcode, flush.ASID).ShouldBe((CommandOpcode.TLBI_EL2_ASID, asid));
     }
 }

@@ -81,9 +81,9 @@ internal sealed class ArmSmmuCdTable
     }
 
     /// <summary>
-    /// Writes substream <paramref name="ssid"/>'s CD (arm_smmu_write_cd_entry). A valid CD that
-    /// changes is first made invalid and synced; the new words go in with word 0 last, then
-    /// CFGI_CD (leaf) and CMD_SYNC.
+    /// Writes substream <paramref name="ssid"/>'s CD as arm_smmu_write_entry does, each step that
+    /// changes memory followed by CFGI_CD (leaf) and CMD_SYNC: a valid CD is first made invalid
+    /// (word 0 cleared), then words 1-7 take their new values, then word 0 (V last).
     /// </summary>
     public void Write(uint ssid, in ContextDescriptor cd)
     {
@@ -94,14 +94,26 @@ internal sealed class ArmSmmuCdTable
         if (current == cd) return;
         if (current.V)
         {
+            old[0] = 0;
             _smmu.Host.Memory.WriteUInt64(address, 0);
-            _smmu.Submit([Command.CfgiCd(_sid, ssid)], sync: true);
+            Sync(ssid);
         }
         ReadOnlySpan<ulong> words = [cd.W0, cd.W1, cd.W2, cd.W3, cd.W4, cd.W5, cd.W6, cd.W7];
-        for (int i = 1; i < words.Length; i++) _smmu.Host.Memory.WriteUInt64(address + (ulong)(i * sizeof(ulong)), words[i]);
+        bool changed = false;
+        for (int i = 1; i < words.Length; i++)
+        {
+            if (words[i] == old[i]) continue;
+            _smmu.Host.Memory.WriteUInt64(address + (ulong)(i * sizeof(ulong)), words[i]);
+            changed = true;
+        }
+        if (changed) Sync(ssid);
+        if (words[0] == old[0]) return;
         _smmu.Host.Memory.WriteUInt64(address, words[0]);
-        _smmu.Submit([Command.CfgiCd(_sid, ssid)], sync: true);
+        Sync(ssid);
     }
+
+    /// <summary>arm_smmu_sync_cd with leaf = true for every StreamID of the master (one here).</summary>
+    private void Sync(uint ssid) => _smmu.Submit([Command.CfgiCd(_sid, ssid)], sync: true);
 
     /// <summary>arm_smmu_clear_cd: makes substream <paramref name="ssid"/>'s CD all zero (invalid).</summary>
     public void Clear(uint ssid)

@@ -9,10 +9,10 @@ internal sealed partial class ArmSmmuDevice
     /// <summary>ATC_INV Size = 52: the whole address space (IHI 0070 4.6.1).</summary>
     private const uint AtcInvSizeAll = 52;
     /// <summary>
-    /// Without range invalidation, unmaps of more pages than this invalidate the whole VMID
-    /// instead (Linux's CMDQ_MAX_TLBI_OPS).
+    /// Without range invalidation, unmaps of this many 4 KiB pages or more invalidate the whole
+    /// VMID or ASID instead: arm_smmu_inv_size_too_big's 1 &lt;&lt; (log2(granule) - 3) operations.
     /// </summary>
-    private const ulong MaxTlbiOps = 1UL << 7;
+    private const ulong MaxTlbiOps = 1UL << (LpaePageTable.PageShift - 3);
     /// <summary>Command TG = 1: the 4 KiB translation granule.</summary>
     private const uint TlbiTg4K = 1;
     /// <summary>TLBI range NUM is 5 bits (the chunk count minus one); Linux takes 5 bits of the page count at a time.</summary>
@@ -210,7 +210,7 @@ internal sealed partial class ArmSmmuDevice
     {
         var commands = new List<Command>();
         ulong pages = size >> LpaePageTable.PageShift;
-        if (!Features.Ril && pages > MaxTlbiOps)
+        if (!Features.Ril && pages >= MaxTlbiOps)
         {
             commands.Add(whole);
         }

@@ -59,12 +59,15 @@ internal sealed class ArmSmmuMaster(ArmSmmuDevice smmu, HostPciDevice device)
 
     private const int LinearCdMaxLog2 = 10;
 
-    /// <summary>Blocks DMA: the abort STE, ATS off, CD 0 cleared (arm_smmu_attach_dev_ste).</summary>
+    /// <summary>
+    /// Blocks DMA as arm_smmu_attach_dev_ste does: the abort STE with ATS off, the old domain let
+    /// go (a stage-1 domain's ASID flushed when it was the last master), then CD 0 cleared.
+    /// </summary>
     public void AttachBlocked()
     {
         Install(ArmSmmuDevice.AbortSte, ats: false);
-        CdTable?.Clear(NoPasid);
         SetDomain(null, null);
+        CdTable?.Clear(NoPasid);
     }
 
     /// <summary>
