@@ -57,7 +57,7 @@ internal static class BenchCommand
                 doc["ioas"] = new JsonObject
                 {
                     ["pages"] = ioas.Pages, ["map_ns"] = Math.Round(ioas.MapNs), ["unmap_ns"] = Math.Round(ioas.UnmapNs),
-                    ["managed_bytes"] = ioas.ManagedBytes, ["allocated_bytes"] = ioas.AllocatedBytes, ["stage2_table_pages"] = ioas.TablePages,
+                    ["managed_bytes"] = ioas.ManagedBytes, ["allocated_bytes"] = ioas.AllocatedBytes, ["table_pages"] = ioas.TablePages,
                     ["managed_bytes_per_1m_pages"] = Math.Round(perMillion), ["managed_bytes_target_per_1m_pages"] = IoasManagedTarget,
                     ["managed_pass"] = memoryPass,
                 };
@@ -75,7 +75,7 @@ internal static class BenchCommand
             stdout.WriteLine();
             stdout.WriteLine($"ioas: {ioas.Pages} maps of 4 KiB (one IOMMU_IOAS_MAP each, a paging domain attached) in {Ns(ioas.MapNs)} " +
                 $"({Ns(ioas.MapNs / ioas.Pages)} each), one unmap of all in {Ns(ioas.UnmapNs)}; managed memory {ioas.ManagedBytes / 1e6:0.0} MB " +
-                $"with {ioas.TablePages} stage-2 table pages ({(quick ? $"{perMillion / 1e6:0} MB scaled to 1 M pages, " : "")}target <= {IoasManagedTarget / 1e6:0} MB: {(memoryPass ? "pass" : "miss")})");
+                $"with {ioas.TablePages} page-table pages ({(quick ? $"{perMillion / 1e6:0} MB scaled to 1 M pages, " : "")}target <= {IoasManagedTarget / 1e6:0} MB: {(memoryPass ? "pass" : "miss")})");
             stdout.WriteLine($"system: `nestedsmmu run --host examples/hosts/perf-16x4.json` machine, {system.Vsmmus} vSMMUs, {system.Devices} devices: " +
                 $"check + realize + boot + probe {Ns(system.BootNs)}{(quick ? " (one cold run, JIT included)" : " (median of 3, the first one cold)")}; " +
                 $"{system.DmaBytes} B DMA reads through nested translation, TLBs warm: {Ns(system.DmaNs)} each, " +
@@ -97,7 +97,7 @@ internal static class BenchCommand
     /// <summary>Build + boot + probe of the 16-vSMMU, 64-device VM: under a second.</summary>
     public const double BootTargetNs = 1e9;
 
-    /// <summary>Managed memory allowed for 1 M mappings and their stage-2 tables.</summary>
+    /// <summary>Managed memory allowed for 1 M mappings and their domain's page tables.</summary>
     public const long IoasManagedTarget = 150_000_000;
 
     /// <summary>Batch sizes of the invalidation comparison.</summary>

@@ -39,9 +39,9 @@ public sealed class BenchCommandTests
         // checked here; the bench's own process measures it for real. The thread's own allocation
         // count is not disturbed by other threads.
         ioas.GetProperty("managed_bytes").ValueKind.ShouldBe(JsonValueKind.Number);
-        ioas.GetProperty("allocated_bytes").GetInt64().ShouldBeGreaterThan(0, "the mappings and their stage-2 tables live on the managed heap");
+        ioas.GetProperty("allocated_bytes").GetInt64().ShouldBeGreaterThan(0, "the mappings and their page tables live on the managed heap");
         ioas.GetProperty("pages").GetInt32().ShouldBe(1 << 16, "--quick maps 64 K pages, and its row names say so");
-        ioas.GetProperty("stage2_table_pages").GetInt32().ShouldBe(130, "64 K pages: 128 level-3 tables, one level-2, one level-1");
+        ioas.GetProperty("table_pages").GetInt32().ShouldBe(130, "64 K pages: 128 level-3 tables, one level-2, one level-1");
         JsonElement system = doc.RootElement.GetProperty("whole_system");
         (system.GetProperty("vsmmus").GetInt32(), system.GetProperty("devices").GetInt32()).ShouldBe((16, 64));
         system.GetProperty("boot_probe_ns").GetDouble().ShouldBeGreaterThan(0);

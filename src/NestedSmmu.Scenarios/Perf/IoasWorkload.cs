@@ -8,14 +8,14 @@ namespace NestedSmmu.Scenarios.Perf;
 /// <param name="Pages">Mappings made (each one 4 KiB page).</param>
 /// <param name="MapNs">Wall time of all the maps.</param>
 /// <param name="UnmapNs">Wall time of the one unmap of everything.</param>
-/// <param name="ManagedBytes">Managed heap growth while everything was mapped (GC.GetTotalMemory after a full collection): the IOAS's areas and the domain's stage-2 tables.</param>
+/// <param name="ManagedBytes">Managed heap growth while everything was mapped (GC.GetTotalMemory after a full collection): the IOAS's areas and the domain's page tables (stage 1, as arm-smmu-v3 makes a paging HWPT without flags).</param>
 /// <param name="AllocatedBytes">Managed bytes allocated by the maps (GC.GetAllocatedBytesForCurrentThread), garbage included.</param>
-/// <param name="TablePages">Stage-2 table pages (host memory) the maps added to the domain.</param>
+/// <param name="TablePages">Page-table pages (host memory) the maps added to the domain.</param>
 public sealed record IoasFigures(int Pages, double MapNs, double UnmapNs, long ManagedBytes, long AllocatedBytes, int TablePages);
 
 /// <summary>
 /// IOAS map/unmap on the emulated kernel: one device attached to a paging HWPT on the IOAS (so
-/// every map also writes the domain's stage-2 tables), then <c>pages</c> separate 4 KiB mappings
+/// every map also writes the domain's stage-1 tables), then <c>pages</c> separate 4 KiB mappings
 /// at consecutive IOVAs, then one IOMMU_IOAS_UNMAP of the whole range. Each instance is one host,
 /// good for one <see cref="MapAll"/> and one <see cref="UnmapAll"/> at a time.
 /// </summary>
@@ -42,7 +42,7 @@ public sealed class IoasWorkload : IDisposable
     /// <summary>Mappings per <see cref="MapAll"/>.</summary>
     public int Pages { get; }
 
-    /// <summary>Host memory the kernel and the VMM hold now (the stage-2 tables grow it as pages are mapped).</summary>
+    /// <summary>Host memory the kernel and the VMM hold now (the domain's page tables grow it as pages are mapped).</summary>
     public ulong HostMemoryAllocated => _host.Diagnostics.HostMemoryAllocated;
 
     /// <summary>One IOMMU_IOAS_MAP per 4 KiB page, at consecutive IOVAs.</summary>

@@ -161,7 +161,7 @@ public sealed class HostProfileTests
     [InlineData("""{ "name": "s0", "base": "0x10000000", "features": {}, "idr": {} }""", "$.smmus[0]", "not both")]
     [InlineData("""{ "name": "s0", "base": "0x10008000", "features": {} }""", "$.smmus[0].base", "64 KiB")]
     [InlineData("""{ "name": "s0", "base": "0x80000000", "features": {} }""", "$.smmus[0].base", "overlaps $.memory")]
-    [InlineData("""{ "name": "s0", "base": "0x10000000", "features": { "stage2": false } }""", "$.smmus[0].features.stage2", "stage 2")]
+    [InlineData("""{ "name": "s0", "base": "0x10000000", "features": { "stage1": false, "stage2": false } }""", "$.smmus[0].features.stage2", "stage 1 or stage 2")]
     [InlineData("""{ "name": "s0", "base": "0x10000000", "features": { "oasBits": 34 } }""", "$.smmus[0].features.oasBits", "not an architected")]
     [InlineData("""{ "name": "s0", "base": "0x10000000", "features": {}, "cmdqv": { "base": "0x10010000", "numVintfLog2": 1, "numVcmdqLog2": 1, "numSidPerVmLog2": 0, "version": 1 } }""", "$.smmus[0].cmdqv.base", "overlaps $.smmus[0].base")]
     [InlineData("""{ "name": "s0", "base": "0x10000000", "features": {}, "cmdqv": { "base": "0x10200000", "numVintfLog2": 3, "numVcmdqLog2": 1, "numSidPerVmLog2": 0, "version": 1 } }""", "$.smmus[0].cmdqv.numVcmdqLog2", "below numVintfLog2")]

@@ -52,7 +52,7 @@ public sealed class HugeMappingTests
     {
         var memory = new SparseMemory();
         var allocator = new HostMemoryAllocator(memory, 0x8000_0000, 0x4000_0000);
-        Stage2PageTable table = Stage2PageTable.TryCreate(allocator, memory, 48, 48, "test")!;
+        LpaePageTable table = LpaePageTable.TryCreate(allocator, memory, LpaeFormat.Stage2, 48, 48, "test")!;
         const ulong twoMiB = 0x20_0000;
         table.Map(0x4000_0000, 0x9000_0000, twoMiB + 0x1000, read: true, write: true).ShouldBe(Errno.None);
         table.Unmap(0x4000_1000, 0x1000).ShouldBe(0UL, "part of the block: nothing unmapped");

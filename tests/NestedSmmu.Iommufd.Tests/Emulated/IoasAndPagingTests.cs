@@ -5,7 +5,10 @@ using NestedSmmu.Iommufd.Uapi;
 
 namespace NestedSmmu.Iommufd.Tests.Emulated;
 
-/// <summary>IOAS mappings, paging HWPTs as real stage-2 tables, attach/detach and stage-2 invalidation.</summary>
+/// <summary>
+/// IOAS mappings, paging HWPTs as real tables (stage 1 unless a nest parent, as arm-smmu-v3
+/// chooses), attach/detach and their invalidation.
+/// </summary>
 public sealed class IoasAndPagingTests
 {
     private const ulong Iova = TestBed.GuestRamBase;
@@ -90,13 +93,19 @@ public sealed class IoasAndPagingTests
         Vm vm = bed.CreateVm();
         DeviceId dev = bed.Fd.BindDevice("gpu1");
         bed.Fd.AllocPagingHwpt(dev, vm.Ioas);
-        bed.Fd.GetIovaRanges(vm.Ioas).Ranges.ShouldBe([new IovaRange(0, (1UL << 44) - 1)], "smmu1 has a 44-bit IAS");
+        bed.Fd.GetIovaRanges(vm.Ioas).Ranges.ShouldBe([new IovaRange(0, (1UL << 48) - 1)],
+            "a stage-1 domain takes min(48, VA_BITS) bits of input whatever the SMMU's 44-bit OAS");
+        TestBed.ShouldFail(() => bed.Fd.MapIoas(vm.Ioas, vm.Ram, 0, TestBed.Page, 1UL << 48), Errno.EINVAL);
+        bed.Fd.MapIoas(vm.Ioas, vm.Ram, 0, TestBed.Page, 1UL << 44).ShouldBe(1UL << 44);
+        bed.Fd.UnmapIoas(vm.Ioas, 1UL << 44, TestBed.Page);
+        bed.Fd.AllocPagingHwpt(dev, vm.Ioas, HwptAllocFlags.NestParent);
+        bed.Fd.GetIovaRanges(vm.Ioas).Ranges.ShouldBe([new IovaRange(0, (1UL << 44) - 1)], "the stage-2 nest parent: smmu1 has a 44-bit IAS");
         // beyond the aperture is a reserved range: iopt_check_iova says EINVAL
         TestBed.ShouldFail(() => bed.Fd.MapIoas(vm.Ioas, vm.Ram, 0, TestBed.Page, 1UL << 44), Errno.EINVAL);
     }
 
     [Fact]
-    public void Attaching_to_the_IOAS_makes_an_automatic_stage_2_domain_and_DMA_lands_in_guest_RAM()
+    public void Attaching_to_the_IOAS_makes_an_automatic_stage_1_domain_and_DMA_lands_in_guest_RAM()
     {
         using var bed = new TestBed();
         Vm vm = bed.CreateVm();
@@ -106,8 +115,18 @@ public sealed class IoasAndPagingTests
         ObjectId hwpt = bed.Fd.AttachDevice(nic, vm.Ioas);
 
         hwpt.ShouldNotBe((ObjectId)vm.Ioas);
+        // arm_smmu_make_cdtable_ste: S1 translate through a one-CD linear table (nic0 has no PASID), S1DSS = SSID0
         StreamTableEntry ste = bed.Diag.ReadSte("nic0");
-        (ste.Config, ste.S2VMID, ste.S2T0SZ, ste.S2R, ste.EATS).ShouldBe((SteConfig.Stage2, (ushort)1, 16u, true, 0u));
+        (ste.Config, ste.S1Fmt, ste.S1CDMax, ste.S1DSS, ste.S2VMID, ste.EATS, ste.STRW).ShouldBe((SteConfig.Stage1, 0u, 0u, 2u, (ushort)0, 0u, 0u));
+        // arm_smmu_make_s1_cd: the kernel's ASID, 48-bit input, 48-bit IPS (smmu0's OAS), coherent walks, io-pgtable's MAIR
+        ContextDescriptor cd = bed.Diag.ReadHostCd("nic0")!.Value;
+        ste.S1ContextPtr.ShouldBe(bed.Host.FindDevice("nic0")!.Master.CdTable!.BaseAddress);
+        (cd.V, cd.ASID, cd.T0SZ, cd.TG0, cd.IPS, cd.IR0, cd.OR0, cd.SH0, cd.EPD1, cd.AA64, cd.ASET, cd.R, cd.A)
+            .ShouldBe((true, (ushort)1, 16u, 0u, 5u, 1u, 1u, 3u, true, true, true, true, true));
+        cd.W3.ShouldBe(0xF404FF44UL, "MAIR: NC, WBRWA, Device-nGnRE, INC_OWBRWA (io-pgtable-arm)");
+        (cd.TTB0 & (TestBed.Page - 1)).ShouldBe(0UL);
+        bed.Diag.AsidsInUse.ShouldBe([(ushort)1]);
+        bed.Diag.Smmu("smmu0").VmidsInUse.ShouldBeEmpty("a stage-1 domain needs no VMID");
         var (r, value) = bed.DmaRead("nic0", Iova + 0x2000);
         r.Translation.PhysicalAddress.ShouldBe(vm.HostPa(Iova + 0x2000));
         value.ShouldBe(0xC0FFEEUL);
@@ -125,7 +144,8 @@ public sealed class IoasAndPagingTests
         bed.Fd.DetachDevice(gpu);
         bed.Fd.DetachDevice(nic);
         bed.Diag.ReadSte("nic0").Config.ShouldBe(SteConfig.Abort);
-        bed.Diag.Smmu("smmu0").VmidsInUse.ShouldBeEmpty();
+        bed.Diag.ReadHostCd("nic0")!.Value.V.ShouldBeFalse("arm_smmu_attach_dev_ste clears CD 0");
+        bed.Diag.AsidsInUse.ShouldBeEmpty();
         bed.Fd.AllocIoas().Value.ShouldBe(hwpt.Value);
     }
 
@@ -140,7 +160,8 @@ public sealed class IoasAndPagingTests
         ulong extraIova = TestBed.GuestRamBase + TestBed.GuestRamSize;
         bed.Fd.MapIoas(vm.Ioas, extra, 0, TestBed.Page, extraIova);
         DeviceId nic = bed.Fd.BindDevice("nic0");
-        bed.Fd.AttachDevice(nic, vm.Ioas);
+        // a nest parent is the stage-2 paging domain a device can be attached to directly
+        bed.Fd.AttachDevice(nic, bed.Fd.AllocPagingHwpt(nic, vm.Ioas, HwptAllocFlags.NestParent));
         bed.DmaRead("nic0", extraIova).Result.IsSuccess.ShouldBeTrue();
         bed.DmaRead("nic0", Iova).Result.IsSuccess.ShouldBeTrue();
         bed.Diag.TlbEntries("smmu0").Count(e => e.Regime == TlbRegime.Stage2).ShouldBe(2);
@@ -150,7 +171,7 @@ public sealed class IoasAndPagingTests
 
         bed.Diag.TlbEntries("smmu0").ShouldNotContain(e => e.InputBase == extraIova);
         bed.Diag.TlbEntries("smmu0").ShouldContain(e => e.InputBase == Iova, "only the unmapped range is invalidated");
-        (bed.Diag.Counters("smmu0").CommandsExecuted - s2ipa).ShouldBe(2, "TLBI_S2_IPA + CMD_SYNC");
+        (bed.Diag.Counters("smmu0").CommandsExecuted - s2ipa).ShouldBe(3, "TLBI_S2_IPA, TLBI_NH_ALL (nest parent) + CMD_SYNC");
         var (r, _) = bed.DmaRead("nic0", extraIova);
         (r.Translation.FaultType, r.Translation.Stage, r.Translation.Event.S2).ShouldBe((EventType.F_TRANSLATION, 2, true));
     }
@@ -161,10 +182,10 @@ public sealed class IoasAndPagingTests
         using var bed = new TestBed();
         Vm vm = bed.CreateVm();
         DeviceId nic = bed.Fd.BindDevice("nic1"); // smmu1: no RIL
-        bed.Fd.AttachDevice(nic, vm.Ioas);
+        bed.Fd.AttachDevice(nic, bed.Fd.AllocPagingHwpt(nic, vm.Ioas, HwptAllocFlags.NestParent));
         long before = bed.Diag.Counters("smmu1").CommandsExecuted;
         bed.Fd.UnmapIoas(vm.Ioas, Iova, TestBed.GuestRamSize);
-        (bed.Diag.Counters("smmu1").CommandsExecuted - before).ShouldBe(2, "TLBI_S12_VMALL + CMD_SYNC instead of 4096 TLBI_S2_IPA");
+        (bed.Diag.Counters("smmu1").CommandsExecuted - before).ShouldBe(3, "TLBI_S12_VMALL, TLBI_NH_ALL + CMD_SYNC instead of 4096 TLBI_S2_IPA");
     }
 
     [Fact]
@@ -183,7 +204,7 @@ public sealed class IoasAndPagingTests
         (r.IsSuccess, value & 0xFF).ShouldBe((true, 0x5AUL));
         Span<byte> b = stackalloc byte[8];
         Hardware.Pci.DmaResult w = bed.Diag.Dma("gpu1", 0x1_0000_0008, AccessKind.Write, b);
-        (w.Translation.FaultType, w.Translation.Stage).ShouldBe((EventType.F_PERMISSION, 2), "mapped read-only");
+        (w.Translation.FaultType, w.Translation.Stage).ShouldBe((EventType.F_PERMISSION, 1), "mapped read-only (AP[2] of a stage-1 page)");
     }
 
     [Fact]
@@ -205,7 +226,7 @@ public sealed class IoasAndPagingTests
     {
         var memory = new SparseMemory();
         var allocator = new HostMemoryAllocator(memory, 0x8000_0000, 0x4000_0000);
-        Stage2PageTable table = Stage2PageTable.TryCreate(allocator, memory, 48, 48, "test")!;
+        LpaePageTable table = LpaePageTable.TryCreate(allocator, memory, LpaeFormat.Stage2, 48, 48, "test")!;
         (table.StartLevel, table.ConcatLog2, table.T0sz, table.Sl0).ShouldBe((0, 0, 16u, 2u));
         ulong baseline = allocator.BytesAllocated;
 
@@ -237,7 +258,7 @@ public sealed class IoasAndPagingTests
     {
         var memory = new SparseMemory();
         var allocator = new HostMemoryAllocator(memory, 0, 0x100_0000);
-        Stage2PageTable table = Stage2PageTable.TryCreate(allocator, memory, ias, 48, "test")!;
+        LpaePageTable table = LpaePageTable.TryCreate(allocator, memory, LpaeFormat.Stage2, ias, 48, "test")!;
         (table.StartLevel, table.ConcatLog2).ShouldBe((start, concatLog2));
         table.Map(0x1000, 0x2000, 0x1000, true, false).ShouldBe(Errno.None);
         table.Lookup(0x1010).ShouldBe(0x2010UL);

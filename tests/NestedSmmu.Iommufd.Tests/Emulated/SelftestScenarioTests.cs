@@ -57,16 +57,19 @@ public sealed class SelftestScenarioTests
         bed.Fd.AllocHwQueue(viommu, SelftestQueue, 0, TestBed.GuestRamBase, TestBed.Page);
         DeviceId nic = bed.Fd.BindDevice("nic0");
         bed.Fd.AttachDevice(nic, vm.Ioas);
-        bed.Diag.Smmu("smmu0").VmidsInUse.Count.ShouldBe(2);
+        bed.Diag.Smmu("smmu0").VmidsInUse.Count.ShouldBe(1, "the vIOMMU's; nic0's automatic domain is stage 1");
+        bed.Diag.AsidsInUse.ShouldBe([(ushort)1]);
 
         bed.Fd.Dispose();
 
         bed.Diag.ReadSte("gpu0").Config.ShouldBe(SteConfig.Abort);
         bed.Diag.ReadSte("nic0").Config.ShouldBe(SteConfig.Abort);
         bed.Diag.Smmu("smmu0").VmidsInUse.ShouldBeEmpty();
+        bed.Diag.AsidsInUse.ShouldBeEmpty();
         Should.Throw<ObjectDisposedException>(() => reader.Read());
         vm.Ram.Dispose();
-        bed.Diag.HostMemoryAllocated.ShouldBe(baseline, "every kernel table and the guest RAM went back");
+        bed.Diag.CdTableBytes.ShouldBe(TestBed.Page, "nic0's one-CD table stays for the device's life");
+        (bed.Diag.HostMemoryAllocated - bed.Diag.CdTableBytes).ShouldBe(baseline, "every other kernel table and the guest RAM went back");
         // The devices are free for another context.
         using EmulatedIommufd again = bed.Host.Open();
         again.BindDevice("gpu0").Value.ShouldBe(1u);

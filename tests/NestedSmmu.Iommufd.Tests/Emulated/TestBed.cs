@@ -27,8 +27,14 @@ internal sealed class TestBed : IDisposable
 
     /// <summary>A host built from <paramref name="profile"/> (a variant of an embedded one, say).</summary>
     public TestBed(HostProfile profile, bool selftest = false)
+        : this(profile, new EmulatedHostOptions { EnableSelftestTypes = selftest })
     {
-        Host = new EmulatedHost(profile, new EmulatedHostOptions { EnableSelftestTypes = selftest });
+    }
+
+    /// <summary>A host built from <paramref name="profile"/> with <paramref name="options"/>.</summary>
+    public TestBed(HostProfile profile, EmulatedHostOptions options)
+    {
+        Host = new EmulatedHost(profile, options);
         Fd = Host.Open();
     }
 

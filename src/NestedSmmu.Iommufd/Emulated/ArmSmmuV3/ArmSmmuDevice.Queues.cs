@@ -84,6 +84,23 @@ internal sealed partial class ArmSmmuDevice
         CommandsSubmitted++;
     }
 
+    /// <summary>
+    /// The last <paramref name="count"/> commands written to the queue, oldest first, read back
+    /// from host memory (diagnostics; at most the queue's size).
+    /// </summary>
+    public IReadOnlyList<Command> LastCommands(int count)
+    {
+        count = Math.Min(count, 1 << _cmdqLog2);
+        var commands = new Command[count];
+        for (int i = 0; i < count; i++)
+        {
+            uint index = (uint)(_cmdqProd - count + i) & IndexMask;
+            ulong address = _cmdqBase + (ulong)index * Command.Size;
+            commands[i] = new Command(_host.Memory.ReadUInt64(address), _host.Memory.ReadUInt64(address + sizeof(ulong)));
+        }
+        return commands;
+    }
+
     private void Publish()
     {
         Batches++;

@@ -9,10 +9,10 @@ internal sealed partial class ArmSmmuDevice
     /// <summary>ATC_INV Size = 52: the whole address space (IHI 0070 4.6.1).</summary>
     private const uint AtcInvSizeAll = 52;
     /// <summary>
-    /// Without range invalidation, unmaps of more pages than this invalidate the whole VMID
-    /// instead (Linux's CMDQ_MAX_TLBI_OPS).
+    /// Without range invalidation, unmaps of this many 4 KiB pages or more invalidate the whole
+    /// VMID or ASID instead: arm_smmu_inv_size_too_big's 1 &lt;&lt; (log2(granule) - 3) operations.
     /// </summary>
-    private const ulong MaxTlbiOps = 1UL << 7;
+    private const ulong MaxTlbiOps = 1UL << (LpaePageTable.PageShift - 3);
     /// <summary>Command TG = 1: the 4 KiB translation granule.</summary>
     private const uint TlbiTg4K = 1;
     /// <summary>TLBI range NUM is 5 bits (the chunk count minus one); Linux takes 5 bits of the page count at a time.</summary>
@@ -161,10 +161,11 @@ internal sealed partial class ArmSmmuDevice
     // ------------------------------------------------------------------ invalidation
 
     /// <summary>
-    /// arm_smmu_tlb_inv_range_s2: invalidates stage-2 translations of <c>[ipa, ipa + size)</c>
-    /// tagged with <paramref name="vmid"/>: TLBI_S2_IPA per range (RIL) or per page, or
-    /// TLBI_S12_VMALL when the range is large and RIL is absent. For a nest parent, every nested
-    /// stage-1 translation combined with it is stale too: TLBI_NH_ALL for the VMID. Then CMD_SYNC.
+    /// The stage-2 part of arm_smmu_domain_inv_range (INV_TYPE_S2_VMID): invalidates
+    /// translations of <c>[ipa, ipa + size)</c> tagged with <paramref name="vmid"/>: TLBI_S2_IPA
+    /// per range (RIL) or per page, or TLBI_S12_VMALL when the range is large and RIL is absent.
+    /// For a nest parent, every nested stage-1 translation combined with it is stale too:
+    /// TLBI_NH_ALL for the VMID (INV_TYPE_S2_VMID_S1_CLEAR). Then CMD_SYNC.
     /// </summary>
     public void InvalidateStage2(ushort vmid, ulong ipa, ulong size, bool nestParent)
     {
@@ -173,37 +174,79 @@ internal sealed partial class ArmSmmuDevice
         // count (each clears at least its lowest one), plus TLBI_NH_ALL.
         Span<Command> buffer = stackalloc Command[(int)MaxTlbiOps + 1];
         var commands = new CommandBuffer(buffer);
-        ulong pages = size >> Stage2PageTable.PageShift;
-        if (!Features.Ril && pages > MaxTlbiOps)
+        RangeInvalidation(ref commands, RangeKind.S2Ipa, vmid, ipa, size, Command.TlbiS12Vmall(vmid));
+        if (nestParent) commands.Add(Command.TlbiNhAll(vmid));
+        SubmitBatched(commands.Written);
+    }
+
+    /// <summary>
+    /// The stage-1 part of arm_smmu_domain_inv_range (INV_TYPE_S1_ASID): invalidates VAs of
+    /// <c>[iova, iova + size)</c> tagged with <paramref name="asid"/>: TLBI_NH_VA (VMID 0, which
+    /// the host's stage-1 STEs use) or TLBI_EL2_VA with E2H, per range or per page, or the whole
+    /// ASID (TLBI_NH_ASID / TLBI_EL2_ASID) when the range is large and RIL is absent. Then CMD_SYNC.
+    /// </summary>
+    public void InvalidateStage1(ushort asid, ulong iova, ulong size)
+    {
+        Span<Command> buffer = stackalloc Command[(int)MaxTlbiOps + 1];
+        var commands = new CommandBuffer(buffer);
+        RangeInvalidation(ref commands, E2h ? RangeKind.El2Va : RangeKind.NhVa, asid, iova, size, AsidFlush(asid));
+        SubmitBatched(commands.Written);
+    }
+
+    /// <summary>arm_smmu_inv_flush_iotlb_tag for INV_TYPE_S1_ASID: every entry of the ASID, then CMD_SYNC.</summary>
+    public void FlushAsid(ushort asid) => Submit([AsidFlush(asid)], sync: true);
+
+    private Command AsidFlush(ushort asid) => E2h ? Command.TlbiEl2Asid(asid) : Command.TlbiNhAsid(Stage1Vmid, asid);
+
+    /// <summary>VMID 0: what the host's stage-1 STEs carry in S2VMID (arm_smmu_make_cdtable_ste), reserved for them.</summary>
+    public const ushort Stage1Vmid = 0;
+
+    /// <summary>Which address-based TLBI a range invalidation issues (an enum, not a delegate: no closure per call).</summary>
+    private enum RangeKind { S2Ipa, NhVa, El2Va }
+
+    private static Command RangeCommand(RangeKind kind, ushort tag, ulong address, bool leaf, uint tg, uint num, uint scale) => kind switch
+    {
+        RangeKind.S2Ipa => Command.TlbiS2Ipa(tag, address, leaf, tg, num: num, scale: scale),
+        RangeKind.El2Va => Command.TlbiEl2Va(tag, address, leaf, tg, num: num, scale: scale),
+        _ => Command.TlbiNhVa(Stage1Vmid, tag, address, leaf, tg, num: num, scale: scale),
+    };
+
+    /// <summary>
+    /// The commands arm_smmu_inv_to_cmdq_batch issues for one tag (a VMID or an ASID): the whole
+    /// tag when the range is too large without RIL (arm_smmu_inv_size_too_big), else
+    /// arm_smmu_cmdq_batch_add_range's range or per-page commands.
+    /// </summary>
+    private void RangeInvalidation(ref CommandBuffer commands, RangeKind kind, ushort tag, ulong address, ulong size, Command whole)
+    {
+        ulong pages = size >> LpaePageTable.PageShift;
+        if (!Features.Ril && pages >= MaxTlbiOps)
         {
-            commands.Add(Command.TlbiS12Vmall(vmid));
+            commands.Add(whole);
         }
         else if (Features.Ril)
         {
             // Range invalidation: each command covers (NUM + 1) * 2^SCALE pages from its address.
-            // As __arm_smmu_tlb_inv_range does: SCALE is the lowest set bit of the remaining page
-            // count and NUM its next five bits, so every command clears at least one of them.
+            // As arm_smmu_cmdq_batch_add_range does: SCALE is the lowest set bit of the remaining
+            // page count and NUM its next five bits, so every command clears at least one of them.
             // The mappings may be blocks, so no TTL is given (non-leaf scope); NUM = SCALE = TTL = 0
             // with TG set is reserved (IHI 0070 4.4.1.1), so a lone page is widened to two, as
             // Linux does for the same case.
             if ((pages & TlbiRangeNumMax) == 1) pages++;
-            ulong iova = ipa;
+            ulong va = address;
             while (pages > 0)
             {
                 int scale = System.Numerics.BitOperations.TrailingZeroCount(pages);
                 ulong num = (pages >> scale) & TlbiRangeNumMax;
-                commands.Add(Command.TlbiS2Ipa(vmid, iova, leaf: false, tg: TlbiTg4K, num: (uint)(num - 1), scale: (uint)scale));
+                commands.Add(RangeCommand(kind, tag, va, false, TlbiTg4K, (uint)(num - 1), (uint)scale));
                 ulong covered = num << scale;
                 pages -= covered;
-                iova += covered << Stage2PageTable.PageShift;
+                va += covered << LpaePageTable.PageShift;
             }
         }
         else
         {
-            for (ulong p = 0; p < pages; p++) commands.Add(Command.TlbiS2Ipa(vmid, ipa + (p << Stage2PageTable.PageShift), leaf: true));
+            for (ulong p = 0; p < pages; p++) commands.Add(RangeCommand(kind, tag, address + (p << LpaePageTable.PageShift), true, 0, 0, 0));
         }
-        if (nestParent) commands.Add(Command.TlbiNhAll(vmid));
-        SubmitBatched(commands.Written);
     }
 
     /// <summary>Commands appended into caller-provided memory.</summary>

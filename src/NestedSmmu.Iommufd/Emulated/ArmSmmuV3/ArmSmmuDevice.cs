@@ -69,6 +69,20 @@ internal sealed partial class ArmSmmuDevice
 
     public EmulatedHost Host => _host;
 
+    /// <summary>
+    /// ARM_SMMU_FEAT_E2H (arm_smmu_device_hw_probe): IDR0.HYP and a kernel running at EL2 with
+    /// VHE. Stage-1 domains then live in the EL2-E2H StreamWorld.
+    /// </summary>
+    public bool E2h => Features.Hyp && _host.Options.KernelAtEl2WithVhe;
+
+    /// <summary>
+    /// ARM_SMMU_FEAT_STALLS (IDR0.STALL_MODEL 0b00 or 0b10) and ARM_SMMU_FEAT_STALL_FORCE (0b10):
+    /// a PCI master never asks to stall, so it stalls only when the SMMU forces it.
+    /// </summary>
+    public bool Stalls => Features.StallModel is StallModelStall or StallModelForce;
+    public bool StallForce => Features.StallModel == StallModelForce;
+    private const int StallModelStall = 0, StallModelForce = 2;
+
     // ------------------------------------------------------------------ MMIO through the host bus
 
     public uint Read32(SmmuRegister r) => (uint)_host.Bus.Read(MmioBase + (ulong)r, 4);
@@ -84,7 +98,7 @@ internal sealed partial class ArmSmmuDevice
             | SmmuV3.CR1_QUEUE_SH.Encode(SmmuV3.CR1_SH_ISH) | SmmuV3.CR1_TABLE_IC.Encode(SmmuV3.CR1_CACHE_WB)
             | SmmuV3.CR1_TABLE_OC.Encode(SmmuV3.CR1_CACHE_WB) | SmmuV3.CR1_TABLE_SH.Encode(SmmuV3.CR1_SH_ISH));
         Write32(SmmuRegister.CR1, cr1);
-        Write32(SmmuRegister.CR2, SmmuV3.CR2_RECINVSID | SmmuV3.CR2_PTM);
+        Write32(SmmuRegister.CR2, SmmuV3.CR2_RECINVSID | SmmuV3.CR2_PTM | (E2h ? SmmuV3.CR2_E2H : 0));
 
         Write64(SmmuRegister.STRTAB_BASE, StreamTableBase | SmmuV3.STRTAB_BASE_RA);
         uint cfg = (uint)(SmmuV3.STRTAB_BASE_CFG_LOG2SIZE.Encode((ulong)StreamTableLog2Size)

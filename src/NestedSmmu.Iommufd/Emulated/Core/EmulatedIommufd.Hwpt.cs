@@ -126,10 +126,14 @@ public sealed partial class EmulatedIommufd
     }
 
     /// <summary>
-    /// iommufd_hwpt_paging_alloc and arm_smmu_domain_alloc_paging_flags: unknown flags,
-    /// DIRTY_TRACKING (never capable here), FAULT_ID_VALID with NEST_PARENT, driver data, or
-    /// NEST_PARENT on an SMMU that cannot nest: EOPNOTSUPP. The new domain gets every mapping of
-    /// the IOAS (EADDRINUSE when one lies beyond its input size; ENOMEM when host memory runs out).
+    /// iommufd_hwpt_paging_alloc: unknown flags, DIRTY_TRACKING (never capable here) or
+    /// FAULT_ID_VALID with NEST_PARENT are EOPNOTSUPP; then arm_smmu_domain_alloc_paging_flags
+    /// (the flags without FAULT_ID_VALID) picks the stage: driver data is EOPNOTSUPP; no flags
+    /// make a stage-1 domain when the SMMU has stage 1 (else stage 2); NEST_PARENT alone a
+    /// stage-2 nest parent (EOPNOTSUPP on an SMMU that cannot nest); PASID (with or without
+    /// DIRTY_TRACKING) a stage-1 domain (EOPNOTSUPP without stage 1); any other combination
+    /// EOPNOTSUPP. The new domain gets every mapping of the IOAS (EADDRINUSE when one lies beyond
+    /// its input size; ENOMEM when host memory runs out; EBUSY when no ASID is free).
     /// </summary>
     private Errno AllocPaging(IoasObject ioas, DeviceObject dev, HwptAllocFlags flags, UserData? data, bool autoDomain,
         out HwptPagingObject? hwpt)
@@ -140,19 +144,37 @@ public sealed partial class EmulatedIommufd
         if ((flags & HwptAllocFlags.FaultIdValid) != 0 && (flags & HwptAllocFlags.NestParent) != 0) return Errno.EOPNOTSUPP;
         ArmSmmuDevice smmu = dev.Master.Smmu;
         if (data is not null) return Errno.EOPNOTSUPP;
+        bool stage1;
+        switch (flags & ~HwptAllocFlags.FaultIdValid)
+        {
+            case HwptAllocFlags.None:
+                stage1 = smmu.Features.Stage1;
+                break;
+            case HwptAllocFlags.NestParent:
+                if (!smmu.SupportsNesting) return Errno.EOPNOTSUPP;
+                stage1 = false;
+                break;
+            case HwptAllocFlags.DirtyTracking:
+            case HwptAllocFlags.DirtyTracking | HwptAllocFlags.Pasid:
+            case HwptAllocFlags.Pasid:
+                if (!smmu.Features.Stage1) return Errno.EOPNOTSUPP;
+                stage1 = true;
+                break;
+            default:
+                return Errno.EOPNOTSUPP;
+        }
         bool nestParent = (flags & HwptAllocFlags.NestParent) != 0;
-        if (nestParent && !smmu.SupportsNesting) return Errno.EOPNOTSUPP;
 
-        PagingDomain? domain = PagingDomain.TryCreate(smmu, nestParent, $"ctx {_contextId} paging domain on {smmu.Name}");
-        if (domain is null) return Errno.ENOMEM;
+        Errno created = PagingDomain.TryCreate(smmu, stage1, nestParent, $"ctx {_contextId} paging domain on {smmu.Name}", out PagingDomain? domain);
+        if (created != Errno.None) return created;
         // iopt_table_add_domain: the first domain raises the IOAS's alignment to the page size,
         // which a mapping made without one may not meet (iopt_check_iova_alignment).
         if (ioas.IovaAlignment < PageSize && ioas.Areas.InOrder().Any(a => ((a.Iova | a.Length) & PageMask) != 0))
         {
-            domain.Free();
+            domain!.Free();
             return Errno.EADDRINUSE;
         }
-        ulong aperture = (1UL << domain.Table.InputBits) - 1;
+        ulong aperture = (1UL << domain!.Table.InputBits) - 1;
         foreach (IoasArea a in ioas.Areas.InOrder())
         {
             Errno e = a.Last > aperture ? Errno.EADDRINUSE : domain.Map(a.Iova, a.HostPhysicalAddress, a.Length, a.Read, a.Write);

@@ -13,68 +13,117 @@ internal abstract class IommuDomain
 }
 
 /// <summary>
-/// A paging domain: one stage-2 table in host memory, kept identical to its IOAS's mappings.
-/// The host driver uses stage 2 for every paging domain (Linux prefers stage 1 for plain DMA
-/// domains where it can; through iommufd the difference is invisible). A nest parent is shared
-/// by vIOMMUs on any SMMU of the host: each SMMU that uses the table tags its TLB entries with a
-/// VMID of its own, held either here (direct attachments) or by the vIOMMU.
+/// A paging domain: one table in host memory, kept identical to its IOAS's mappings. As
+/// arm_smmu_domain_alloc_paging_flags (arm-smmu-v3.c) decides, a domain asked for without flags
+/// (or with DIRTY_TRACKING / PASID) is a stage-1 domain when the SMMU has stage 1: its table is
+/// walked through a CD the host driver writes into the master's CD table, tagged with an ASID
+/// from the host-wide allocator, and it belongs to the SMMU it was allocated for. A nest parent,
+/// or any paging domain on an SMMU without stage 1, is a stage-2 domain. A stage-2 nest parent
+/// is shared by vIOMMUs on any SMMU of the host: each SMMU that uses the table tags its TLB
+/// entries with a VMID of its own, held either here (direct attachments) or by the vIOMMU.
 /// </summary>
 internal sealed class PagingDomain : IommuDomain
 {
-    private readonly Dictionary<ArmSmmuDevice, ushort> _vmids = new();
+    /// <summary>
+    /// The kernel's VA_BITS (CONFIG_ARM64_VA_BITS_48, the arm64 default with 4 KiB pages): a
+    /// stage-1 domain's input size is min(VAX ? 52 : 48, VA_BITS) (arm_smmu_domain_finalise).
+    /// </summary>
+    public const int KernelVaBits = 48;
+    /// <summary>The stage-1 input size without IDR5.VAX, and with it.</summary>
+    private const int Stage1InputBits = 48, Stage1InputBitsVax = 52;
+    /// <summary>ASID size without and with IDR0.ASID16 (smmu->asid_bits).</summary>
+    private const int AsidBits8 = 8, AsidBits16 = 16;
 
-    private PagingDomain(Stage2PageTable table, bool nestParent, string label)
+    private readonly Dictionary<ArmSmmuDevice, ushort> _vmids = new();
+    private readonly EmulatedHost _host;
+
+    private PagingDomain(EmulatedHost host, LpaePageTable table, bool nestParent, string label, ArmSmmuDevice? owner, ushort asid)
     {
+        _host = host;
         Table = table;
         NestParent = nestParent;
         Label = label;
+        Owner = owner;
+        Asid = asid;
     }
 
-    public Stage2PageTable Table { get; }
+    public LpaePageTable Table { get; }
     public bool NestParent { get; }
     public override string Label { get; }
+
+    /// <summary>Stage 1 (a CD with <see cref="Asid"/>) or stage 2 (an STE with a VMID).</summary>
+    public bool IsStage1 => Table.Format == LpaeFormat.Stage1;
+
+    /// <summary>The SMMU a stage-1 domain was finalised for (smmu_domain->smmu); null for stage 2, which any compatible SMMU may use.</summary>
+    public ArmSmmuDevice? Owner { get; }
+
+    /// <summary>The ASID of a stage-1 domain (cd.asid); 0 for stage 2.</summary>
+    public ushort Asid { get; }
 
     /// <summary>vIOMMUs using this domain as their stage 2.</summary>
     public List<ArmVsmmu> Vsmmus { get; } = [];
 
     /// <summary>
-    /// Allocates the domain for a device behind <paramref name="smmu"/>. A nest parent is sized
-    /// for every nesting-capable SMMU of the host (smallest IAS and OAS), so any of them can use
-    /// it; a plain paging domain is sized for <paramref name="smmu"/>. Null when host memory is
-    /// exhausted.
+    /// Allocates the domain for a device behind <paramref name="smmu"/> (arm_smmu_domain_finalise).
+    /// Stage 1: input min(VAX ? 52 : 48, VA_BITS), output the SMMU's OAS, an ASID (EBUSY when none
+    /// is free). Stage 2: a nest parent is sized for every nesting-capable SMMU of the host
+    /// (smallest IAS and OAS), so any of them can use it; a plain stage-2 domain is sized for
+    /// <paramref name="smmu"/>. ENOMEM when host memory is exhausted.
     /// </summary>
-    public static PagingDomain? TryCreate(ArmSmmuDevice smmu, bool nestParent, string label)
+    public static Errno TryCreate(ArmSmmuDevice smmu, bool stage1, bool nestParent, string label, out PagingDomain? domain)
     {
+        domain = null;
+        EmulatedHost host = smmu.Host;
+        if (stage1)
+        {
+            int input = Math.Min(smmu.Features.Vax != 0 ? Stage1InputBitsVax : Stage1InputBits, KernelVaBits);
+            LpaePageTable? s1 = LpaePageTable.TryCreate(host.Allocator, host.Memory, LpaeFormat.Stage1, input, smmu.Features.OasBits, label);
+            if (s1 is null) return Errno.ENOMEM;
+            if (host.Asids.Allocate(smmu.Features.Asid16 ? AsidBits16 : AsidBits8) is not { } asid)
+            {
+                s1.Destroy();
+                return Errno.EBUSY;
+            }
+            domain = new PagingDomain(host, s1, nestParent: false, label, smmu, asid);
+            return Errno.None;
+        }
         int ias = smmu.Features.IasBits, oas = smmu.Features.OasBits;
         if (nestParent)
         {
-            foreach (ArmSmmuDevice other in smmu.Host.SmmuDevices.Where(s => s.SupportsNesting))
+            foreach (ArmSmmuDevice other in host.SmmuDevices.Where(s => s.SupportsNesting))
             {
                 ias = Math.Min(ias, other.Features.IasBits);
                 oas = Math.Min(oas, other.Features.OasBits);
             }
         }
-        Stage2PageTable? table = Stage2PageTable.TryCreate(smmu.Host.Allocator, smmu.Host.Memory, Math.Min(ias, MaxStage2InputBits), oas, label);
-        return table is null ? null : new PagingDomain(table, nestParent, label);
+        LpaePageTable? table = LpaePageTable.TryCreate(host.Allocator, host.Memory, LpaeFormat.Stage2, Math.Min(ias, MaxStage2InputBits), oas, label);
+        if (table is null) return Errno.ENOMEM;
+        domain = new PagingDomain(host, table, nestParent, label, owner: null, asid: 0);
+        return Errno.None;
     }
 
     /// <summary>The largest IPA size the 4 KiB-granule table takes without 52-bit extensions.</summary>
     private const int MaxStage2InputBits = 48;
 
-    /// <summary>True when <paramref name="smmu"/> can walk this table: its sizes fit the SMMU's.</summary>
-    public bool IsCompatible(ArmSmmuDevice smmu) =>
-        Table.InputBits <= smmu.Features.IasBits && Table.OutputBits <= smmu.Features.OasBits;
+    /// <summary>
+    /// True when <paramref name="smmu"/> can use this domain: a stage-1 domain only on its own
+    /// SMMU (arm_smmu_attach_dev: EINVAL otherwise), a stage-2 table when its sizes fit.
+    /// </summary>
+    public bool IsCompatible(ArmSmmuDevice smmu) => IsStage1
+        ? smmu == Owner
+        : Table.InputBits <= smmu.Features.IasBits && Table.OutputBits <= smmu.Features.OasBits;
 
     /// <summary>The VMID of direct attachments on <paramref name="smmu"/>, allocated on first use; null when VMIDs ran out.</summary>
     public ushort? VmidOn(ArmSmmuDevice smmu)
     {
+        if (IsStage1) throw new InvalidOperationException($"{Label}: a stage-1 domain has an ASID, not a VMID.");
         if (_vmids.TryGetValue(smmu, out ushort vmid)) return vmid;
         if (smmu.AllocVmid() is not { } fresh) return null;
         _vmids.Add(smmu, fresh);
         return fresh;
     }
 
-    /// <summary>Every (SMMU, VMID) whose TLB may hold translations through this table.</summary>
+    /// <summary>Every (SMMU, VMID) whose TLB may hold translations through a stage-2 table.</summary>
     public IEnumerable<(ArmSmmuDevice Smmu, ushort Vmid)> TlbTags =>
         _vmids.Select(kv => (kv.Key, kv.Value)).Concat(Vsmmus.Select(v => (v.Smmu, v.Vmid)));
 
@@ -82,17 +131,26 @@ internal sealed class PagingDomain : IommuDomain
     public Errno Map(ulong iova, ulong pa, ulong length, bool read, bool write) => Table.Map(iova, pa, length, read, write);
 
     /// <summary>
-    /// Removes a mapping, then invalidates every TLB that may hold it (per SMMU and VMID, with
-    /// TLBI_NH_ALL as well for a nest parent) and the ATC of every ATS master translating
-    /// through it.
+    /// Removes a mapping, then invalidates every TLB that may hold it and the ATC of every ATS
+    /// master translating through it. Stage 1: by ASID on the owning SMMU while masters are
+    /// attached (TLBI_NH_VA, or TLBI_EL2_VA with E2H; the invalidation array is empty without
+    /// them, their entries were flushed when the last one left). Stage 2: per SMMU and VMID,
+    /// with TLBI_NH_ALL as well for a nest parent.
     /// </summary>
     public void Unmap(ulong iova, ulong length)
     {
         Table.Unmap(iova, length);
         // Loops rather than TlbTags / MastersTranslatingThrough: this runs once per IOAS area
         // unmapped (a million times for a million-page IOAS) and those allocate.
-        foreach (var (smmu, vmid) in _vmids) smmu.InvalidateStage2(vmid, iova, length, NestParent);
-        foreach (ArmVsmmu v in Vsmmus) v.Smmu.InvalidateStage2(v.Vmid, iova, length, NestParent);
+        if (IsStage1)
+        {
+            if (Masters.Count > 0) Owner!.InvalidateStage1(Asid, iova, length);
+        }
+        else
+        {
+            foreach (var (smmu, vmid) in _vmids) smmu.InvalidateStage2(vmid, iova, length, NestParent);
+            foreach (ArmVsmmu v in Vsmmus) v.Smmu.InvalidateStage2(v.Vmid, iova, length, NestParent);
+        }
         foreach (ArmSmmuMaster m in Masters)
         {
             if (m.AtsEnabled) m.Smmu.InvalidateAtc(m.Sid);
@@ -110,15 +168,29 @@ internal sealed class PagingDomain : IommuDomain
         }
     }
 
+    /// <summary>
+    /// A master left this domain. When a stage-1 domain loses its last master, its ASID is no
+    /// longer invalidated by unmaps, so the host flushes it now (arm_smmu_install_old_domain_invs
+    /// and arm_smmu_inv_flush_iotlb_tag: TLBI_NH_ASID, or TLBI_EL2_ASID with E2H, then CMD_SYNC).
+    /// </summary>
+    public void MasterLeft()
+    {
+        if (IsStage1 && Masters.Count == 0) Owner!.FlushAsid(Asid);
+    }
+
     /// <summary>Masters attached to this domain, or to a nested domain on top of it.</summary>
     public IEnumerable<ArmSmmuMaster> MastersTranslatingThrough() =>
         Masters.Concat(Vsmmus.SelectMany(v => v.NestedDomains).SelectMany(d => d.Masters)).Distinct();
 
-    /// <summary>Frees the VMIDs (flushing their TLB entries) and the table. No master may be attached.</summary>
+    /// <summary>
+    /// Frees the VMIDs (flushing their TLB entries) or the ASID (xa_erase; flushed when the last
+    /// master left), and the table. No master may be attached.
+    /// </summary>
     public void Free()
     {
         foreach (var (smmu, vmid) in _vmids) smmu.FreeVmid(vmid);
         _vmids.Clear();
+        if (IsStage1 && !Table.IsDestroyed) _host.Asids.Free(Asid);
         Table.Destroy();
     }
 }

@@ -16,6 +16,14 @@ public sealed record EmulatedHostOptions
     /// </summary>
     public bool EnableSelftestTypes { get; init; }
 
+    /// <summary>
+    /// The host kernel runs at EL2 with the Virtualization Host Extensions (ARM64_HAS_VIRT_HOST_EXTN,
+    /// a KVM host). With an SMMU that has IDR0.HYP the driver then sets ARM_SMMU_FEAT_E2H: CR2.E2H,
+    /// stage-1 STEs in the EL2 StreamWorld and TLBI_EL2_* invalidations. Off by default (a kernel
+    /// at EL1, as in the real-kernel comparison under QEMU).
+    /// </summary>
+    public bool KernelAtEl2WithVhe { get; init; }
+
     /// <summary>Lines the kernel log keeps (the oldest are dropped).</summary>
     public int KernelLogCapacity { get; init; } = 4096;
 }
@@ -126,6 +134,8 @@ public sealed class EmulatedHost
     internal UserCopy Copy { get; }
     internal MmioBus Bus { get; }
     internal IReadOnlyList<ArmSmmuDevice> SmmuDevices => _smmus;
+    /// <summary>The ASIDs of stage-1 paging domains, shared by every SMMU (arm_smmu_asid_xa is global in arm-smmu-v3.c).</summary>
+    internal AsidAllocator Asids { get; } = new();
     internal IEnumerable<HostPciDevice> Devices => _devices.Values;
     internal IReadOnlyList<string> LogLines => [.. _log];
 

@@ -140,6 +140,32 @@ public sealed class EmulatedHostDiagnostics
         }
     }
 
+    /// <summary>
+    /// The host driver's CD for substream 0 of a device (what a stage-1 paging domain's STE makes
+    /// the SMMU fetch), read from host memory; null while the device has no CD table.
+    /// </summary>
+    /// <exception cref="ArgumentException">No such device.</exception>
+    public ContextDescriptor? ReadHostCd(string device)
+    {
+        lock (_host.KernelLock)
+        {
+            HostPciDevice d = DeviceOrThrow(device);
+            if (d.Master.CdTable?.ExistingCdAddress(0) is not { } address) return null;
+            Span<ulong> w = stackalloc ulong[ContextDescriptor.Words];
+            for (int i = 0; i < w.Length; i++) w[i] = _host.Memory.ReadUInt64(address + (ulong)(i * sizeof(ulong)));
+            return ContextDescriptor.FromWords(w);
+        }
+    }
+
+    /// <summary>The ASIDs of the host's stage-1 paging domains, ascending (one space for every SMMU, as arm_smmu_asid_xa).</summary>
+    public IReadOnlyList<ushort> AsidsInUse
+    {
+        get
+        {
+            lock (_host.KernelLock) return [.. _host.Asids.InUse];
+        }
+    }
+
     /// <summary>The SMMU a device sits behind.</summary>
     public string SmmuOf(string device)
     {
@@ -270,6 +296,19 @@ public sealed class EmulatedHostDiagnostics
     public ulong ReadHostMemoryUInt64(ulong address)
     {
         lock (_host.KernelLock) return _host.Memory.ReadUInt64(address);
+    }
+
+    /// <summary>
+    /// Host memory held by the masters' CD tables. The driver makes a master's CD table with its
+    /// first stage-1 attachment and keeps it for the device's life (Linux frees it only in
+    /// arm_smmu_release_device), so it outlives contexts and is left out of leak checks.
+    /// </summary>
+    public ulong CdTableBytes
+    {
+        get
+        {
+            lock (_host.KernelLock) return _host.Devices.Aggregate(0UL, (sum, d) => sum + (d.Master.CdTable?.Bytes ?? 0));
+        }
     }
 
     /// <summary>Bytes of host memory the kernel and the VMM hold.</summary>

@@ -103,10 +103,10 @@ internal static class HostProfileValidator
     private static void ValidateFeatures(SmmuFeatures f, string path)
     {
         string fp = $"{path}.features";
-        if (!f.Stage2)
-            throw new HostProfileException($"{fp}.stage2", "the emulated host driver builds every paging domain as a stage-2 table: the SMMU must implement stage 2");
+        if (!f.Stage1 && !f.Stage2)
+            throw new HostProfileException($"{fp}.stage2", "the emulated host driver's paging domains translate at stage 1 or stage 2: the SMMU must implement stage 1 or stage 2");
         if (!f.Gran4K)
-            throw new HostProfileException($"{fp}.gran4K", "the emulated host driver's stage-2 tables use the 4 KiB granule: the SMMU must implement it");
+            throw new HostProfileException($"{fp}.gran4K", "the emulated host driver's translation tables use the 4 KiB granule: the SMMU must implement it");
         if (!AddressSize.TryEncode(f.OasBits, out _))
             throw new HostProfileException($"{fp}.oasBits", $"{f.OasBits} is not an architected address size (32, 36, 40, 42, 44, 48, 52)");
         if (f.SidBits is < 0 or > 32) throw new HostProfileException($"{fp}.sidBits", $"{f.SidBits} is out of range (0..32)");

@@ -4,15 +4,25 @@ using NestedSmmu.Hardware.Smmu;
 
 namespace NestedSmmu.Iommufd.Emulated;
 
+/// <summary>The two VMSAv8-64 formats the host driver builds (io-pgtable-arm's ARM_64_LPAE_S1 and ARM_64_LPAE_S2).</summary>
+internal enum LpaeFormat
+{
+    /// <summary>Stage 1: VA to PA, walked through a CD (TTB0, TCR, MAIR); nG leaves tagged by the CD's ASID.</summary>
+    Stage1,
+    /// <summary>Stage 2: IPA to PA, walked through an STE (S2TTB, VTCR); concatenated start tables allowed.</summary>
+    Stage2,
+}
+
 /// <summary>
-/// A VMSAv8-64 stage-2 translation table with the 4 KiB granule, built in host memory by the
-/// emulated kernel (the part io-pgtable-arm plays in Linux): IPA (the IOAS's IOVA) to host PA,
-/// with 1 GiB / 2 MiB blocks where a mapping is aligned and large enough, page descriptors
-/// elsewhere. The SMMU walks it through the S2TTB and VTCR fields of an STE
-/// (<see cref="MakeSte"/>). Table pages come from the host allocator, are zeroed, and go back when
-/// they empty; TLB invalidation is the caller's, who knows which VMIDs use the table.
+/// A VMSAv8-64 translation table with the 4 KiB granule, built in host memory by the emulated
+/// kernel (the part io-pgtable-arm plays in Linux): the IOAS's IOVA to host PA, with 1 GiB /
+/// 2 MiB blocks where a mapping is aligned and large enough, page descriptors elsewhere. A
+/// stage-2 table is walked through the S2TTB and VTCR fields of an STE (<see cref="MakeSte"/>),
+/// a stage-1 table through TTB0, TCR and MAIR of a CD (<see cref="MakeContextDescriptor"/>).
+/// Table pages come from the host allocator, are zeroed, and go back when they empty; TLB
+/// invalidation is the caller's, who knows which VMIDs or ASIDs use the table.
 /// </summary>
-internal sealed class Stage2PageTable
+internal sealed class LpaePageTable
 {
     /// <summary>The granule: 4 KiB pages, 512 descriptors per table.</summary>
     public const Granule TableGranule = Granule.G4K;
@@ -22,14 +32,25 @@ internal sealed class Stage2PageTable
     /// <summary>Most concatenated start tables stage 2 allows (Arm ARM D8.2.x; Linux's ARM_LPAE_S2_MAX_CONCAT_PAGES).</summary>
     private const int MaxConcatenatedTables = 16;
 
-    // Descriptor fields for stage 2 (Arm ARM D8.3).
+    // Descriptor fields (Arm ARM D8.3).
     private const ulong DescValid = 1UL << 0;
     /// <summary>[1]: table (levels 0-2) or page (level 3); clear for a block.</summary>
     private const ulong DescTableOrPage = 1UL << 1;
-    /// <summary>MemAttr [5:2] = 0b1111: Normal, outer and inner write-back cacheable.</summary>
+    /// <summary>Stage 2 MemAttr [5:2] = 0b1111: Normal, outer and inner write-back cacheable.</summary>
     private const ulong MemAttrNormalWriteBack = 0xFUL << 2;
-    /// <summary>S2AP [7:6]: bit 6 read, bit 7 write.</summary>
+    /// <summary>Stage 2 S2AP [7:6]: bit 6 read, bit 7 write.</summary>
     private const ulong S2ApRead = 1UL << 6, S2ApWrite = 1UL << 7;
+    /// <summary>
+    /// Stage 1 AttrIndx [4:2] = 1: MAIR attribute 1, Normal write-back (io-pgtable-arm's
+    /// ARM_LPAE_MAIR_ATTR_IDX_CACHE, used for IOMMU_CACHE, which iommufd always asks for).
+    /// </summary>
+    private const ulong S1AttrIndxCache = 1UL << 2;
+    /// <summary>Stage 1 AP[1] (bit 6): EL0 access, set for every mapping without IOMMU_PRIV (ARM_LPAE_PTE_AP_UNPRIV).</summary>
+    private const ulong S1ApUnprivileged = 1UL << 6;
+    /// <summary>Stage 1 AP[2] (bit 7): read only (ARM_LPAE_PTE_AP_RDONLY).</summary>
+    private const ulong S1ApReadOnly = 1UL << 7;
+    /// <summary>Stage 1 nG [11]: not global, so the entry is tagged with the CD's ASID (ARM_LPAE_PTE_nG).</summary>
+    private const ulong S1NotGlobal = 1UL << 11;
     /// <summary>SH [9:8] = 0b11: inner shareable.</summary>
     private const ulong ShInnerShareable = 3UL << 8;
     /// <summary>AF [10]: access flag set, so walks never fault on it.</summary>
@@ -37,8 +58,15 @@ internal sealed class Stage2PageTable
     /// <summary>Output address [47:12] with the 4 KiB granule.</summary>
     private static readonly ulong OutputAddressMask = Bits.Mask(47, PageShift);
 
-    // STE VTCR encodings (IHI 0070 5.2, STE.S2* fields; Linux ARM_LPAE_TCR_*).
-    private const uint VtcrIrgnWriteBack = 1, VtcrOrgnWriteBack = 1, VtcrShInner = 3, VtcrTg4K = 0;
+    // STE VTCR and CD TCR encodings (IHI 0070 5.2 STE.S2*, 5.4 CD.TCR; Linux ARM_LPAE_TCR_*).
+    private const uint TcrRgnNonCacheable = 0, TcrRgnWriteBack = 1, TcrShOuter = 2, TcrShInner = 3, TcrTg4K = 0;
+
+    /// <summary>
+    /// The MAIR io-pgtable-arm gives every stage-1 table (arm_64_lpae_alloc_pgtable_s1): attribute
+    /// 0 Normal non-cacheable (0x44), 1 Normal write-back read/write-allocate (0xFF), 2 Device-nGnRE
+    /// (0x04), 3 inner non-cacheable, outer write-back (0xF4).
+    /// </summary>
+    public const ulong Stage1Mair = 0x44UL | (0xFFUL << 8) | (0x04UL << 16) | (0xF4UL << 24);
 
     private readonly HostMemoryAllocator _allocator;
     private readonly SparseMemory _memory;
@@ -48,17 +76,20 @@ internal sealed class Stage2PageTable
 
     /// <param name="allocator">Where table pages come from.</param>
     /// <param name="memory">Host physical memory.</param>
-    /// <param name="inputBits">IPA size (64 - T0SZ), 25..48.</param>
+    /// <param name="format">Stage 1 or stage 2.</param>
+    /// <param name="inputBits">Input size (64 - T0SZ), 25..48.</param>
     /// <param name="outputBits">Output address size (S2PS).</param>
     /// <param name="owner">A label for the allocator's diagnostics.</param>
     /// <returns>Null when the root table cannot be allocated.</returns>
-    public static Stage2PageTable? TryCreate(HostMemoryAllocator allocator, SparseMemory memory, int inputBits, int outputBits, string owner)
+    public static LpaePageTable? TryCreate(HostMemoryAllocator allocator, SparseMemory memory, LpaeFormat format, int inputBits,
+        int outputBits, string owner)
     {
         int stride = GranuleGeometry.Stride(TableGranule);
-        // The fewest levels that cover the input, then concatenate start tables (up to 16) to save a level.
+        // The fewest levels that cover the input; stage 2 then concatenates start tables (up to
+        // 16) to save a level (arm_lpae_concat_mandatory / arm_64_lpae_alloc_pgtable_s2).
         int start = GranuleGeometry.Stage1StartLevel(TableGranule, inputBits);
         int bitsAtStart = inputBits - GranuleGeometry.LevelShift(TableGranule, start);
-        if (start < 2 && bitsAtStart <= Log2(MaxConcatenatedTables))
+        if (format == LpaeFormat.Stage2 && start < 2 && bitsAtStart <= Log2(MaxConcatenatedTables))
         {
             start++;
             bitsAtStart += stride;
@@ -67,13 +98,14 @@ internal sealed class Stage2PageTable
         ulong rootBytes = PageSize << concatLog2;
         ulong? root = allocator.TryAllocate(rootBytes, rootBytes, owner);
         if (root is null) return null;
-        return new Stage2PageTable(allocator, memory, owner, root.Value, inputBits, outputBits, start, concatLog2);
+        return new LpaePageTable(allocator, memory, owner, format, root.Value, inputBits, outputBits, start, concatLog2);
     }
 
-    private Stage2PageTable(HostMemoryAllocator allocator, SparseMemory memory, string owner, ulong root, int inputBits,
-        int outputBits, int startLevel, int concatLog2)
+    private LpaePageTable(HostMemoryAllocator allocator, SparseMemory memory, string owner, LpaeFormat format, ulong root,
+        int inputBits, int outputBits, int startLevel, int concatLog2)
     {
         _allocator = allocator;
+        Format = format;
         _memory = memory;
         _owner = owner;
         RootAddress = root;
@@ -83,7 +115,8 @@ internal sealed class Stage2PageTable
         ConcatLog2 = concatLog2;
     }
 
-    /// <summary>Host PA of the start table(s): STE.S2TTB.</summary>
+    public LpaeFormat Format { get; }
+    /// <summary>Host PA of the start table(s): STE.S2TTB or CD.TTB0.</summary>
     public ulong RootAddress { get; }
     public int InputBits { get; }
     public int OutputBits { get; }
@@ -96,7 +129,7 @@ internal sealed class Stage2PageTable
     public long LeafCount { get; private set; }
     public bool IsDestroyed { get; private set; }
 
-    /// <summary>VTCR.T0SZ.</summary>
+    /// <summary>VTCR.T0SZ or TCR.T0SZ.</summary>
     public uint T0sz => (uint)(64 - InputBits);
 
     /// <summary>VTCR.SL0 for the 4 KiB granule: 0 starts at level 2, 1 at level 1, 2 at level 0.</summary>
@@ -107,20 +140,45 @@ internal sealed class Stage2PageTable
     /// VMID, VTCR, S2TTB, AArch64 tables, record faults, protected table walks, and EATS = full
     /// ATS when <paramref name="ats"/>.
     /// </summary>
-    public StreamTableEntry MakeSte(ushort vmid, bool ats) => StreamTableEntry.Create(
+    public StreamTableEntry MakeSte(ushort vmid, bool ats) => Format != LpaeFormat.Stage2
+        ? throw new InvalidOperationException($"Table of {_owner}: a stage-1 table is walked through a CD, not an STE's S2TTB.")
+        : StreamTableEntry.Create(
         SteConfig.Stage2,
         eats: ats ? ArmSmmuDevice.SteEatsTrans : 0,
         s2Vmid: vmid,
         s2T0sz: T0sz,
         s2Sl0: Sl0,
-        s2Tg: VtcrTg4K,
+        s2Tg: TcrTg4K,
         s2Ps: AddressSize.Encode(OutputBits),
-        s2Ir0: VtcrIrgnWriteBack,
-        s2Or0: VtcrOrgnWriteBack,
-        s2Sh0: VtcrShInner,
+        s2Ir0: TcrRgnWriteBack,
+        s2Or0: TcrRgnWriteBack,
+        s2Sh0: TcrShInner,
         s2Ptw: true,
         s2R: true,
         s2Ttb: RootAddress);
+
+    /// <summary>
+    /// The CD of a stage-1 table as arm_smmu_make_s1_cd (arm-smmu-v3.c) writes it from
+    /// io-pgtable-arm's configuration: T0SZ, TG0 = 4 KiB, IRGN0/ORGN0/SH0 write-back inner
+    /// shareable for a coherent walk (non-cacheable, outer shareable otherwise), EPD1 (no TTB1),
+    /// V, IPS from the output size, AA64, R, A, ASET (no broadcast TLB maintenance shared with
+    /// CPUs), the ASID, TTB0 and MAIR; S when the master's faults stall.
+    /// </summary>
+    public ContextDescriptor MakeContextDescriptor(ushort asid, bool coherentWalk, bool stall)
+    {
+        if (Format != LpaeFormat.Stage1)
+            throw new InvalidOperationException($"Table of {_owner}: a stage-2 table is walked through an STE, not a CD.");
+        ContextDescriptor cd = ContextDescriptor.Create(RootAddress, asid, T0sz, tg0: TcrTg4K, ips: AddressSize.Encode(OutputBits),
+            r: true, a: true,
+            ir0: coherentWalk ? TcrRgnWriteBack : TcrRgnNonCacheable,
+            or0: coherentWalk ? TcrRgnWriteBack : TcrRgnNonCacheable,
+            sh0: coherentWalk ? TcrShInner : TcrShOuter,
+            epd1: true, mair: Stage1Mair, aset: true);
+        return stall ? cd with { W0 = cd.W0 | CdStall } : cd;
+    }
+
+    /// <summary>CD word 0 [44] S: stall faulting transactions (CTXDESC_CD_0_S).</summary>
+    private const ulong CdStall = 1UL << 44;
 
     /// <summary>
     /// Maps <c>[ipa, ipa + length)</c> to <c>[pa, pa + length)</c>; both page aligned. Returns
@@ -132,8 +190,19 @@ internal sealed class Stage2PageTable
         ObjectDisposedException.ThrowIf(IsDestroyed, this);
         if (((ipa | pa | length) & (PageSize - 1)) != 0 || length == 0) return Errno.EINVAL;
         if (!Bits.FitsIn(ipa + length - 1, InputBits) || !Bits.FitsIn(pa + length - 1, OutputBits)) return Errno.EINVAL;
-        ulong attrs = DescValid | MemAttrNormalWriteBack | ShInnerShareable | AccessFlag
-            | (read ? S2ApRead : 0) | (write ? S2ApWrite : 0);
+        ulong attrs;
+        if (Format == LpaeFormat.Stage2)
+        {
+            attrs = DescValid | MemAttrNormalWriteBack | ShInnerShareable | AccessFlag | (read ? S2ApRead : 0) | (write ? S2ApWrite : 0);
+        }
+        else
+        {
+            // arm_lpae_prot_to_pte for ARM_64_LPAE_S1: stage 1 cannot say "no access", so
+            // arm_lpae_map_pages maps nothing for a mapping without read or write.
+            if (!read && !write) return Errno.None;
+            attrs = DescValid | S1NotGlobal | S1ApUnprivileged | (read && !write ? S1ApReadOnly : 0) | S1AttrIndxCache
+                | ShInnerShareable | AccessFlag;
+        }
         return MapRange(RootAddress, StartLevel, ipa, pa, length, attrs, root: true);
     }
 
@@ -199,7 +268,7 @@ internal sealed class Stage2PageTable
             if (leafHere)
             {
                 if ((desc & DescValid) != 0)
-                    throw new InvalidOperationException($"Stage-2 table of {_owner}: IPA 0x{ipa:X} is already mapped (the IOAS must prevent overlaps).");
+                    throw new InvalidOperationException($"{Format} table of {_owner}: IPA 0x{ipa:X} is already mapped (the IOAS must prevent overlaps).");
                 ulong leaf = (pa & OutputAddressMask) | attrs | (level == 3 ? DescTableOrPage : 0);
                 _memory.WriteUInt64(descAddress, leaf);
                 CountEntry(table, root, +1);
@@ -219,7 +288,7 @@ internal sealed class Stage2PageTable
                 }
                 else if ((desc & DescTableOrPage) == 0)
                 {
-                    throw new InvalidOperationException($"Stage-2 table of {_owner}: IPA 0x{ipa:X} lies in a block mapping (the IOAS must prevent overlaps).");
+                    throw new InvalidOperationException($"{Format} table of {_owner}: IPA 0x{ipa:X} lies in a block mapping (the IOAS must prevent overlaps).");
                 }
                 else
                 {
