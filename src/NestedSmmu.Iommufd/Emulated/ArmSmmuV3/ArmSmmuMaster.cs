@@ -40,7 +40,7 @@ internal sealed class ArmSmmuMaster(ArmSmmuDevice smmu, HostPciDevice device)
     }
 
     /// <summary>Points the STE at a paging domain's stage-2 table with the domain's VMID on this SMMU.</summary>
-    /// <returns>EINVAL when the table does not fit this SMMU; ENOSPC when VMIDs ran out.</returns>
+    /// <returns>EINVAL when the domain belongs to another SMMU (arm_smmu_attach_dev); ENOSPC when VMIDs ran out.</returns>
     public Errno AttachPaging(PagingDomain domain)
     {
         if (!domain.IsCompatible(Smmu)) return Errno.EINVAL;

@@ -15,20 +15,27 @@ internal abstract class IommuDomain
 /// <summary>
 /// A paging domain: one stage-2 table in host memory, kept identical to its IOAS's mappings.
 /// The host driver uses stage 2 for every paging domain (Linux prefers stage 1 for plain DMA
-/// domains where it can; through iommufd the difference is invisible). A nest parent is shared
-/// by vIOMMUs on any SMMU of the host: each SMMU that uses the table tags its TLB entries with a
-/// VMID of its own, held either here (direct attachments) or by the vIOMMU.
+/// domains where it can; through iommufd the difference is invisible). As in Linux, a domain
+/// belongs to the SMMU it was allocated for (arm_smmu_domain_alloc_paging_flags finalises it
+/// with the master's SMMU): only masters and vIOMMUs of that SMMU may use it
+/// (arm_smmu_attach_dev and arm_vsmmu_init answer EINVAL otherwise, arm-smmu-v3.c and
+/// arm-smmu-v3-iommufd.c). Direct attachments tag its TLB entries with a VMID held here, each
+/// vIOMMU with one of its own.
 /// </summary>
 internal sealed class PagingDomain : IommuDomain
 {
     private readonly Dictionary<ArmSmmuDevice, ushort> _vmids = new();
 
-    private PagingDomain(Stage2PageTable table, bool nestParent, string label)
+    private PagingDomain(ArmSmmuDevice smmu, Stage2PageTable table, bool nestParent, string label)
     {
+        Smmu = smmu;
         Table = table;
         NestParent = nestParent;
         Label = label;
     }
+
+    /// <summary>The SMMU the domain was allocated for, the only one that may use it.</summary>
+    public ArmSmmuDevice Smmu { get; }
 
     public Stage2PageTable Table { get; }
     public bool NestParent { get; }
@@ -38,32 +45,21 @@ internal sealed class PagingDomain : IommuDomain
     public List<ArmVsmmu> Vsmmus { get; } = [];
 
     /// <summary>
-    /// Allocates the domain for a device behind <paramref name="smmu"/>. A nest parent is sized
-    /// for every nesting-capable SMMU of the host (smallest IAS and OAS), so any of them can use
-    /// it; a plain paging domain is sized for <paramref name="smmu"/>. Null when host memory is
-    /// exhausted.
+    /// Allocates the domain for a device behind <paramref name="smmu"/>, sized for that SMMU
+    /// (arm_smmu_domain_finalise). Null when host memory is exhausted.
     /// </summary>
     public static PagingDomain? TryCreate(ArmSmmuDevice smmu, bool nestParent, string label)
     {
         int ias = smmu.Features.IasBits, oas = smmu.Features.OasBits;
-        if (nestParent)
-        {
-            foreach (ArmSmmuDevice other in smmu.Host.SmmuDevices.Where(s => s.SupportsNesting))
-            {
-                ias = Math.Min(ias, other.Features.IasBits);
-                oas = Math.Min(oas, other.Features.OasBits);
-            }
-        }
         Stage2PageTable? table = Stage2PageTable.TryCreate(smmu.Host.Allocator, smmu.Host.Memory, Math.Min(ias, MaxStage2InputBits), oas, label);
-        return table is null ? null : new PagingDomain(table, nestParent, label);
+        return table is null ? null : new PagingDomain(smmu, table, nestParent, label);
     }
 
     /// <summary>The largest IPA size the 4 KiB-granule table takes without 52-bit extensions.</summary>
     private const int MaxStage2InputBits = 48;
 
-    /// <summary>True when <paramref name="smmu"/> can walk this table: its sizes fit the SMMU's.</summary>
-    public bool IsCompatible(ArmSmmuDevice smmu) =>
-        Table.InputBits <= smmu.Features.IasBits && Table.OutputBits <= smmu.Features.OasBits;
+    /// <summary>True when <paramref name="smmu"/> may use this domain: it is the one the domain was allocated for.</summary>
+    public bool IsCompatible(ArmSmmuDevice smmu) => smmu == Smmu;
 
     /// <summary>The VMID of direct attachments on <paramref name="smmu"/>, allocated on first use; null when VMIDs ran out.</summary>
     public ushort? VmidOn(ArmSmmuDevice smmu)
