@@ -21,7 +21,9 @@ for d in /sys/bus/pci/devices/*; do
     iommu=$(ls -l "$d/iommu" 2>/dev/null); echo "rk: $bdf iommu ${iommu##*/}"
   fi
 done
-echo "rk: device $device, cdevs: $(ls /dev/vfio/devices 2>&1), iommufd: $(ls /dev/iommu 2>&1)"
+# one line even with several cdevs (unquoted, the list is split and joined by spaces)
+cdevs=$(echo $(ls /dev/vfio/devices 2>&1))
+echo "rk: device $device, cdevs: $cdevs, iommufd: $(ls /dev/iommu 2>&1)"
 export DOTNET_EnableWriteXorExecute=0 DOTNET_EnableDiagnostics=0 DOTNET_CLI_TELEMETRY_OPTOUT=1
 echo "rk: start at uptime $(cut -d' ' -f1 /proc/uptime) s"
 /app/nestedsmmu-conformance $devices
