@@ -14,7 +14,8 @@ public sealed partial class ConformanceSequence
     /// share one IOAS; the steps ask which objects made through one device the other device may
     /// use (paging and nest-parent HWPTs, vIOMMUs, nested HWPTs), give each SMMU its own nest
     /// parent, vIOMMU, vDEVICE and vEVENTQ, copy through both, invalidate on each vIOMMU, read
-    /// one forwarded fault from each vEVENTQ, and tear everything down. Every line is named
+    /// one forwarded fault from each vEVENTQ, copy through guest stage-1 tables on both, and
+    /// tear everything down. Every line is named
     /// <c>two.</c>, then <c>a.</c> or <c>b.</c> for the device that makes the call.
     /// </summary>
     /// <param name="a">Device A's target; its <see cref="ConformanceTarget.Open"/> opens the one context.</param>
@@ -124,6 +125,24 @@ public sealed partial class ConformanceSequence
             queue?.WaitForEvents(EventWait);
             if (_target.EventSettle > TimeSpan.Zero) Thread.Sleep(_target.EventSettle);
             Try(p + who + "veventq.read", () => queue is null ? throw new IommufdException(Errno.ENOENT, "read vEVENTQ", "no queue") : queue.Read(), Describe);
+        }
+
+        // Nested stage 1 + stage 2 through both SMMUs: one valid CD and one set of guest tables,
+        // read by both devices (each vIOMMU's CFGI_CD makes its SMMU read the CD again).
+        if (first.Stage1 is null)
+        {
+            Emit(p + "stage1.tables", "n/a");
+        }
+        else
+        {
+            IStage1Tables tables = first.Stage1(ram, RamIova, RamIova + Stage1TablesOffset);
+            WriteCd(ram, tables, valid: true);
+            tables.Map(SourceVa, RamIova + SourcePage);
+            tables.Map(DestinationVa, RamIova + DestinationPage);
+            Invalidate(fd, p + "a.stage1.invalidate.cfgi_cd", viommuA, Command.CfgiCd(VirtualSid, 0));
+            Invalidate(fd, p + "b.stage1.invalidate.cfgi_cd", viommuB, Command.CfgiCd(SecondVirtualSid, 0));
+            Copy(first, fd, a, ram, p + "a.stage1.dma.copy", 17, SourceVa, SourcePage, DestinationVa, DestinationPage);
+            Copy(second, fd, b, ram, p + "b.stage1.dma.copy", 18, SourceVa, SourcePage, DestinationVa, DestinationPage);
         }
 
         Try(p + "destroy.a_nest_parent.in_use", () => Destroy(fd, parentA), _ => "");
