@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using NestedSmmu.Cli.Run;
 using NestedSmmu.Scenarios.Perf;
 using CliCommand = System.CommandLine.Command;
 
@@ -28,9 +29,26 @@ internal static class BenchCommand
         {
             bool json = parse.GetValue(jsonOption), quick = parse.GetValue(quickOption);
             if (!json) stdout.WriteLine($"{"benchmark",-40} {"median",10} {"target",22} {"x baseline",10} {"B/op",6}  result");
-            var figures = QuickSuite.Run(quick, json ? null : f => stdout.WriteLine(Row(f)));
+            var figures = new List<BenchFigure>(QuickSuite.Run(quick, json ? null : f => stdout.WriteLine(Row(f))));
             var costs = InvalidationCost.Run(BatchSizes);
             IoasFigures ioas = IoasWorkload.Run(quick ? QuickIoasPages : IoasPages);
+            string pagesLabel = quick ? "64k-pages" : "1m-pages";
+            BenchFigure[] ioasRows =
+            [
+                new($"ioas.map.{pagesLabel}", ioas.MapNs / ioas.Pages, null, null, null, null, ioas.AllocatedBytes / (double)ioas.Pages),
+                new($"ioas.unmap-all.{pagesLabel}", ioas.UnmapNs, null, null, null, null),
+            ];
+            figures.AddRange(ioasRows);
+            WholeSystemFigures system = WholeSystemBench.Run(WholeSystemBench.Perf16x4(), samples: quick ? 1 : 3, dmaRounds: quick ? 5 : 15, warmupMs: quick ? 300 : 1000);
+            BenchFigure[] systemRows =
+            [
+                new(quick ? "system.boot-probe.16x4.cold" : "system.boot-probe.16x4", system.BootNs, BootTargetNs, null, null, null),
+                new("system.dma-4k-warm-tlb.16x4", system.DmaNs, null, null, null, null),
+            ];
+            figures.AddRange(systemRows);
+            // The target is for 1 M pages; a quick run maps fewer and scales its figure to 1 M.
+            double perMillion = ioas.ManagedBytes * (double)IoasPages / ioas.Pages;
+            bool memoryPass = perMillion <= IoasManagedTarget;
             var model = new InvalidationCostModel();
             if (json)
             {
@@ -39,16 +57,29 @@ internal static class BenchCommand
                 doc["ioas"] = new JsonObject
                 {
                     ["pages"] = ioas.Pages, ["map_ns"] = Math.Round(ioas.MapNs), ["unmap_ns"] = Math.Round(ioas.UnmapNs),
-                    ["managed_bytes"] = ioas.ManagedBytes, ["managed_bytes_target_per_1m_pages"] = IoasManagedTarget,
+                    ["managed_bytes"] = ioas.ManagedBytes, ["allocated_bytes"] = ioas.AllocatedBytes, ["stage2_table_pages"] = ioas.TablePages,
+                    ["managed_bytes_per_1m_pages"] = Math.Round(perMillion), ["managed_bytes_target_per_1m_pages"] = IoasManagedTarget,
+                    ["managed_pass"] = memoryPass,
+                };
+                doc["whole_system"] = new JsonObject
+                {
+                    ["host"] = system.Host, ["vsmmus"] = system.Vsmmus, ["devices"] = system.Devices,
+                    ["boot_probe_ns"] = Math.Round(system.BootNs), ["boot_probe_target_ns"] = BootTargetNs,
+                    ["dma_bytes"] = system.DmaBytes, ["dma_ns"] = Math.Round(system.DmaNs, 1),
+                    ["dmas_per_second"] = Math.Round(system.DmasPerSecond), ["bytes_per_second"] = Math.Round(system.BytesPerSecond),
                 };
                 stdout.WriteLine(doc.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
                 return 0;
             }
+            foreach (BenchFigure f in ioasRows.Concat(systemRows)) stdout.WriteLine(Row(f));
             stdout.WriteLine();
-            double perMillion = ioas.ManagedBytes * (1 << 20) / (double)ioas.Pages;
             stdout.WriteLine($"ioas: {ioas.Pages} maps of 4 KiB (one IOMMU_IOAS_MAP each, a paging domain attached) in {Ns(ioas.MapNs)} " +
                 $"({Ns(ioas.MapNs / ioas.Pages)} each), one unmap of all in {Ns(ioas.UnmapNs)}; managed memory {ioas.ManagedBytes / 1e6:0.0} MB " +
-                $"({perMillion / 1e6:0} MB per 1 M pages, target <= {IoasManagedTarget / 1e6:0} MB: {(perMillion <= IoasManagedTarget ? "pass" : "miss")})");
+                $"with {ioas.TablePages} stage-2 table pages ({(quick ? $"{perMillion / 1e6:0} MB scaled to 1 M pages, " : "")}target <= {IoasManagedTarget / 1e6:0} MB: {(memoryPass ? "pass" : "miss")})");
+            stdout.WriteLine($"system: `nestedsmmu run --host examples/hosts/perf-16x4.json` machine, {system.Vsmmus} vSMMUs, {system.Devices} devices: " +
+                $"check + realize + boot + probe {Ns(system.BootNs)}{(quick ? " (one cold run, JIT included)" : " (median of 3, the first one cold)")}; " +
+                $"{system.DmaBytes} B DMA reads through nested translation, TLBs warm: {Ns(system.DmaNs)} each, " +
+                $"{system.DmasPerSecond / 1e6:0.00} M DMAs/s, {system.BytesPerSecond / 1e9:0.00} GB/s of the model");
             stdout.WriteLine();
             stdout.WriteLine($"invalidation: one batch of N TLBI_NH_VA + CMD_SYNC; ESTIMATE from the cost model in docs/PERFORMANCE.md " +
                 $"(VM exit {model.VmExitNs:0} ns, ioctl {model.IoctlNs:0} ns, host command {model.HostCommandNs:0} ns, MMIO doorbell {model.MmioDoorbellNs:0} ns)");
@@ -61,12 +92,11 @@ internal static class BenchCommand
         return cmd;
     }
 
-    /// <summary>
-    /// IOAS mappings made. The issue asks for 1 M 4 KiB pages, but the emulated kernel checks each
-    /// new mapping against every existing one (a linear scan, so n maps cost O(n^2)): 16 K maps
-    /// already take seconds. The managed memory is reported scaled to 1 M pages.
-    /// </summary>
-    public const int IoasPages = 1 << 14, QuickIoasPages = 1 << 12;
+    /// <summary>IOAS mappings made: 1 M 4 KiB pages (4 GiB) as the issue asks; 64 K with --quick (the row names say which).</summary>
+    public const int IoasPages = 1 << 20, QuickIoasPages = 1 << 16;
+    /// <summary>Build + boot + probe of the 16-vSMMU, 64-device VM: under a second.</summary>
+    public const double BootTargetNs = 1e9;
+
     /// <summary>Managed memory allowed for 1 M mappings and their stage-2 tables.</summary>
     public const long IoasManagedTarget = 150_000_000;
 

@@ -37,7 +37,8 @@ internal static class RunHarness
 
     public static RunOutcome Run(RunRequest request)
     {
-        IReadOnlyList<string> args = request.QemuArguments.Count == 0 ? DefaultMachine.Arguments(request.Profile)
+        IReadOnlyList<string> machineNotes = [];
+        IReadOnlyList<string> args = request.QemuArguments.Count == 0 ? DefaultMachine.Arguments(request.Profile, out machineNotes)
             : request.QemuArguments.Count == 1 && request.QemuArguments[0].Any(char.IsWhiteSpace)
                 ? QemuCommandLine.SplitShellWords(request.QemuArguments[0]) : request.QemuArguments;
         HostView view = ProfileHostView.From(request.Profile);
@@ -94,6 +95,7 @@ internal static class RunHarness
             var deviceMessages = vm.DeviceMessages.ToList();
             checks.Add(new RunCheck("the vSMMUs and CMDQVs reported no guest or host error", deviceMessages.Count == 0, string.Join("; ", deviceMessages)));
             report = VmReport.Build(vm, $"emulated host '{request.Profile.Name}'", figures, checks);
+            if (machineNotes.Count > 0) report = report with { Notes = [.. report.Notes, .. machineNotes] };
         }
         catch
         {
@@ -124,13 +126,13 @@ internal static class RunHarness
     }
 
     /// <summary>A device the guest drives: the VM's side, the guest's DMA-API device and the guest SMMU it sits behind.</summary>
-    private sealed record Workload(VmDevice Vm, DmaDevice Guest, GuestSmmu Smmu);
+    internal sealed record Workload(VmDevice Vm, DmaDevice Guest, GuestSmmu Smmu);
 
     /// <summary>
     /// The guest's DMA-API device for every VM device behind a vIOMMU, routed by the firmware tables;
     /// a device behind a vIOMMU that the VM cannot drive leaves what the run promises unverified: a failed check.
     /// </summary>
-    private static List<Workload> GuestDevices(Vm vm, GuestKernel kernel, List<RunCheck> checks)
+    internal static List<Workload> GuestDevices(Vm vm, GuestKernel kernel, List<RunCheck> checks)
     {
         foreach (VmDevice d in vm.Devices.Where(d => d.Vsmmu is not null && !d.CanDma))
             checks.Add(new RunCheck($"{d.Name}: the VM can make it issue DMA", false, d.Kind == VmDeviceKind.NotRun && d.Spec is VfioPciDevice
@@ -178,7 +180,7 @@ internal static class RunHarness
         return totals;
     }
 
-    private static GuestKernel Boot(Vm vm, Action<string>? trace)
+    internal static GuestKernel Boot(Vm vm, Action<string>? trace)
     {
         // Driver allocations (queues, tables) come from the lower half of RAM, DMA buffers from the upper.
         var pages = new GuestPageAllocator(vm.Ram, vm.Ram.Base, vm.Ram.Size / 2);

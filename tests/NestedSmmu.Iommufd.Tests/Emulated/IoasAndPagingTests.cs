@@ -42,6 +42,24 @@ public sealed class IoasAndPagingTests
     }
 
     [Fact]
+    public void An_unmap_that_cuts_an_area_fails_after_removing_the_whole_areas_before_it()
+    {
+        // iopt_unmap_iova_range walks the areas in IOVA order and stops at the first one the
+        // range only partly covers (ENOENT); the ones before it are already gone.
+        using var bed = new TestBed();
+        IIommufd fd = bed.Fd;
+        HostMemoryRegion ram = fd.AllocateHostMemory(8 * TestBed.Page, "ram");
+        IoasId ioas = fd.AllocIoas();
+        fd.MapIoas(ioas, ram, 0, TestBed.Page, Iova);
+        fd.MapIoas(ioas, ram, TestBed.Page, 2 * TestBed.Page, Iova + TestBed.Page);
+        fd.MapIoas(ioas, ram, 4 * TestBed.Page, TestBed.Page, Iova + 4 * TestBed.Page);
+        TestBed.ShouldFail(() => fd.UnmapIoas(ioas, Iova, 2 * TestBed.Page), Errno.ENOENT);
+        TestBed.ShouldFail(() => fd.UnmapIoas(ioas, Iova, TestBed.Page), Errno.ENOENT); // the first area went with the failed call
+        fd.UnmapIoas(ioas, Iova, 5 * TestBed.Page).ShouldBe(3 * TestBed.Page);
+        fd.UnmapIoas(ioas, 0, ulong.MaxValue).ShouldBe(0UL);
+    }
+
+    [Fact]
     public void A_region_of_another_backend_is_EFAULT()
     {
         using var bed = new TestBed();

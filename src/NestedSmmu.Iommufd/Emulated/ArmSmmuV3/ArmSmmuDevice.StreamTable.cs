@@ -168,7 +168,11 @@ internal sealed partial class ArmSmmuDevice
     /// </summary>
     public void InvalidateStage2(ushort vmid, ulong ipa, ulong size, bool nestParent)
     {
-        var commands = new List<Command>();
+        // On the stack: an IOAS unmap calls this once per area, a million times for a million
+        // mappings. At most MaxTlbiOps page commands, or one range command per set bit of the page
+        // count (each clears at least its lowest one), plus TLBI_NH_ALL.
+        Span<Command> buffer = stackalloc Command[(int)MaxTlbiOps + 1];
+        var commands = new CommandBuffer(buffer);
         ulong pages = size >> Stage2PageTable.PageShift;
         if (!Features.Ril && pages > MaxTlbiOps)
         {
@@ -199,7 +203,18 @@ internal sealed partial class ArmSmmuDevice
             for (ulong p = 0; p < pages; p++) commands.Add(Command.TlbiS2Ipa(vmid, ipa + (p << Stage2PageTable.PageShift), leaf: true));
         }
         if (nestParent) commands.Add(Command.TlbiNhAll(vmid));
-        SubmitBatched(commands);
+        SubmitBatched(commands.Written);
+    }
+
+    /// <summary>Commands appended into caller-provided memory.</summary>
+    private ref struct CommandBuffer(Span<Command> memory)
+    {
+        private readonly Span<Command> _memory = memory;
+        private int _count;
+
+        public readonly ReadOnlySpan<Command> Written => _memory[.._count];
+
+        public void Add(Command c) => _memory[_count++] = c;
     }
 
     /// <summary>ATC_INV of everything the master's ATC holds (every PASID), then CMD_SYNC.</summary>
@@ -207,7 +222,7 @@ internal sealed partial class ArmSmmuDevice
         Submit([Command.AtcInv(sid, null, 0, AtcInvSizeAll, global: true)], sync: true);
 
     /// <summary>Submits commands in batches of <see cref="CmdqBatchEntries"/> - 1, each followed by CMD_SYNC.</summary>
-    public void SubmitBatched(IReadOnlyList<Command> commands)
+    public void SubmitBatched(ReadOnlySpan<Command> commands)
     {
         const int perBatch = CmdqBatchEntries - 1;
         Span<Command> batch = stackalloc Command[perBatch];

@@ -147,13 +147,13 @@ public sealed partial class EmulatedIommufd
         if (domain is null) return Errno.ENOMEM;
         // iopt_table_add_domain: the first domain raises the IOAS's alignment to the page size,
         // which a mapping made without one may not meet (iopt_check_iova_alignment).
-        if (ioas.IovaAlignment < PageSize && ioas.Areas.Values.Any(a => ((a.Iova | a.Length) & PageMask) != 0))
+        if (ioas.IovaAlignment < PageSize && ioas.Areas.InOrder().Any(a => ((a.Iova | a.Length) & PageMask) != 0))
         {
             domain.Free();
             return Errno.EADDRINUSE;
         }
         ulong aperture = (1UL << domain.Table.InputBits) - 1;
-        foreach (IoasArea a in ioas.Areas.Values)
+        foreach (IoasArea a in ioas.Areas.InOrder())
         {
             Errno e = a.Last > aperture ? Errno.EADDRINUSE : domain.Map(a.Iova, a.HostPhysicalAddress, a.Length, a.Read, a.Write);
             if (e == Errno.None) continue;
@@ -371,7 +371,7 @@ public sealed partial class EmulatedIommufd
     private static Errno Reserve(IoasObject ioas, DeviceObject dev)
     {
         const ulong first = ArmSmmuDevice.MsiIovaBase, last = ArmSmmuDevice.MsiIovaBase + ArmSmmuDevice.MsiIovaLength - 1;
-        if (ioas.Intersecting(first, last).Any()) return Errno.EADDRINUSE;
+        if (ioas.Areas.Intersects(first, last)) return Errno.EADDRINUSE;
         ioas.Reserved.Add(new IoasReservation(first, last, dev));
         return Errno.None;
     }

@@ -85,10 +85,24 @@ internal sealed class PagingDomain : IommuDomain
     public void Unmap(ulong iova, ulong length)
     {
         Table.Unmap(iova, length);
-        foreach (var (smmu, vmid) in TlbTags) smmu.InvalidateStage2(vmid, iova, length, NestParent);
-        foreach (ArmSmmuMaster m in MastersTranslatingThrough())
+        // Loops rather than TlbTags / MastersTranslatingThrough: this runs once per IOAS area
+        // unmapped (a million times for a million-page IOAS) and those allocate.
+        foreach (var (smmu, vmid) in _vmids) smmu.InvalidateStage2(vmid, iova, length, NestParent);
+        foreach (ArmVsmmu v in Vsmmus) v.Smmu.InvalidateStage2(v.Vmid, iova, length, NestParent);
+        foreach (ArmSmmuMaster m in Masters)
         {
             if (m.AtsEnabled) m.Smmu.InvalidateAtc(m.Sid);
+        }
+        foreach (ArmVsmmu v in Vsmmus)
+        {
+            foreach (NestedDomain d in v.NestedDomains)
+            {
+                foreach (ArmSmmuMaster m in d.Masters)
+                {
+                    // A master on a nested domain is not also on this one (a master has one domain).
+                    if (m.AtsEnabled) m.Smmu.InvalidateAtc(m.Sid);
+                }
+            }
         }
     }
 

@@ -34,7 +34,7 @@ internal abstract class IommufdObject(EmulatedIommufd context)
 }
 
 /// <summary>One IOAS mapping (iopt_area): IOVA range, the host memory behind it, the access it allows.</summary>
-internal sealed record IoasArea(ulong Iova, ulong Length, EmulatedHostMemoryRegion Region, ulong RegionOffset, bool Read, bool Write)
+internal readonly record struct IoasArea(ulong Iova, ulong Length, EmulatedHostMemoryRegion Region, ulong RegionOffset, bool Read, bool Write)
 {
     public ulong Last => Iova + Length - 1;
     public ulong HostPhysicalAddress => Region.HostPhysicalAddress + RegionOffset;
@@ -54,8 +54,8 @@ internal sealed class IoasObject(EmulatedIommufd context) : IommufdObject(contex
 {
     public override ObjectType Type => ObjectType.Ioas;
 
-    /// <summary>Mappings by IOVA.</summary>
-    public SortedDictionary<ulong, IoasArea> Areas { get; } = new();
+    /// <summary>Mappings ordered by IOVA (the area interval tree).</summary>
+    public IoasAreaIndex Areas { get; } = new();
 
     /// <summary>Paging HWPTs kept in sync with the mappings (hwpt_list).</summary>
     public List<HwptPagingObject> Hwpts { get; } = [];
@@ -76,8 +76,14 @@ internal sealed class IoasObject(EmulatedIommufd context) : IommufdObject(contex
     public ulong IovaAlignment => Hwpts.Count > 0 || Pins.Count > 0 ? EmulatedIommufd.PageSize : 1;
 
     /// <summary>True when <c>[first, last]</c> leaves the aperture or touches a reserved range.</summary>
-    public bool IsReserved(ulong first, ulong last) =>
-        last > ApertureLast || Reserved.Any(r => r.First <= last && first <= r.Last);
+    public bool IsReserved(ulong first, ulong last)
+    {
+        if (last > ApertureLast) return true;
+        // A loop, not Any(): every IOMMU_IOAS_MAP asks, and a lambda capturing the range allocates.
+        foreach (IoasReservation r in Reserved)
+            if (r.First <= last && first <= r.Last) return true;
+        return false;
+    }
 
     /// <summary>The IOVA ranges a mapping may use: the aperture without the reserved ranges, in order.</summary>
     public List<(ulong Start, ulong Last)> UsableRanges()
@@ -98,15 +104,22 @@ internal sealed class IoasObject(EmulatedIommufd context) : IommufdObject(contex
     }
 
     /// <summary>The highest IOVA a mapping may use: the smallest aperture of the paging domains (2^IAS - 1).</summary>
-    public ulong ApertureLast => Hwpts.Count == 0 ? ulong.MaxValue
-        : Hwpts.Min(h => h.Domain.Table.InputBits >= 64 ? ulong.MaxValue : (1UL << h.Domain.Table.InputBits) - 1);
-
-    public IEnumerable<IoasArea> Intersecting(ulong first, ulong last) => Areas.Values.Where(a => a.Iova <= last && first <= a.Last);
+    public ulong ApertureLast
+    {
+        get
+        {
+            // A loop, not Min(): every IOMMU_IOAS_MAP asks.
+            ulong last = ulong.MaxValue;
+            foreach (HwptPagingObject h in Hwpts)
+                last = Math.Min(last, h.Domain.Table.InputBits >= 64 ? ulong.MaxValue : (1UL << h.Domain.Table.InputBits) - 1);
+            return last;
+        }
+    }
 
     public override void Destroy()
     {
         // Only reachable with no HWPTs or pins (they hold the IOAS); drop the pins on host memory.
-        foreach (IoasArea a in Areas.Values) a.Region.Unpin();
+        foreach (IoasArea a in Areas.InOrder()) a.Region.Unpin();
         Areas.Clear();
     }
 }

@@ -137,13 +137,23 @@ internal sealed class Stage2PageTable
         return MapRange(RootAddress, StartLevel, ipa, pa, length, attrs, root: true);
     }
 
-    /// <summary>Removes every translation in <c>[ipa, ipa + length)</c> and frees tables that empty.</summary>
-    public void Unmap(ulong ipa, ulong length)
+    /// <summary>
+    /// Removes every translation in <c>[ipa, ipa + length)</c> and frees tables that empty.
+    /// Returns the bytes unmapped. A block the range covers only in part stays mapped and counts
+    /// nothing, as in io-pgtable-arm.c's __arm_lpae_unmap since Linux 6.13 ("iommu/io-pgtable-arm:
+    /// Remove split on unmap behavior": it warns "Unmap of a partial large IOPTE is not allowed"
+    /// and returns 0 instead of replacing the block with a table); see
+    /// <see cref="PartialBlockUnmapsRefused"/>. iommufd never asks for that: it unmaps whole areas.
+    /// </summary>
+    public ulong Unmap(ulong ipa, ulong length)
     {
         ObjectDisposedException.ThrowIf(IsDestroyed, this);
-        if (length == 0) return;
-        UnmapRange(RootAddress, StartLevel, ipa, ipa + length - 1, root: true);
+        if (length == 0) return 0;
+        return UnmapRange(RootAddress, StartLevel, ipa, ipa + length - 1, root: true);
     }
+
+    /// <summary>Unmaps that covered part of a block and so left it in place (the kernel's WARN_ONCE).</summary>
+    public long PartialBlockUnmapsRefused { get; private set; }
 
     /// <summary>The host PA <paramref name="ipa"/> maps to, or null (a software walk, for diagnostics).</summary>
     public ulong? Lookup(ulong ipa)
@@ -225,11 +235,12 @@ internal sealed class Stage2PageTable
         return Errno.None;
     }
 
-    private void UnmapRange(ulong table, int level, ulong first, ulong last, bool root)
+    private ulong UnmapRange(ulong table, int level, ulong first, ulong last, bool root)
     {
         int shift = GranuleGeometry.LevelShift(TableGranule, level);
         ulong blockSize = 1UL << shift;
         ulong ipa = first;
+        ulong unmapped = 0;
         while (true)
         {
             ulong descAddress = DescriptorAddress(table, level, ipa, root);
@@ -243,7 +254,7 @@ internal sealed class Stage2PageTable
                 if (isTable)
                 {
                     ulong next = desc & OutputAddressMask;
-                    UnmapRange(next, level + 1, ipa, chunkLast, root: false);
+                    unmapped += UnmapRange(next, level + 1, ipa, chunkLast, root: false);
                     if (_tables[next] == 0)
                     {
                         _memory.WriteUInt64(descAddress, 0);
@@ -252,16 +263,19 @@ internal sealed class Stage2PageTable
                         _allocator.Free(next);
                     }
                 }
+                else if (ipa != blockStart || chunkLast != blockLast)
+                {
+                    PartialBlockUnmapsRefused++;
+                }
                 else
                 {
-                    if (ipa != blockStart || chunkLast != blockLast)
-                        throw new InvalidOperationException($"Stage-2 table of {_owner}: unmapping [0x{first:X}, 0x{last:X}] would split a block (the IOAS unmaps whole mappings).");
                     _memory.WriteUInt64(descAddress, 0);
                     CountEntry(table, root, -1);
                     LeafCount--;
+                    unmapped += blockSize;
                 }
             }
-            if (chunkLast == last) return;
+            if (chunkLast == last) return unmapped;
             ipa = chunkLast + 1;
         }
     }

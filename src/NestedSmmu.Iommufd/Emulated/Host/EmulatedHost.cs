@@ -37,6 +37,8 @@ public sealed class EmulatedHost
 
     private readonly List<ArmSmmuDevice> _smmus = [];
     private readonly Dictionary<string, HostPciDevice> _devices = new(StringComparer.Ordinal);
+    // By BDF as well: a VMM names its vfio functions by address, once per DMA in a whole-system run.
+    private readonly Dictionary<PciAddress, HostPciDevice> _devicesByAddress = new();
     private readonly List<EmulatedIommufd> _contexts = [];
     private readonly Queue<string> _log = new();
     private int _nextContextId = 1;
@@ -76,6 +78,7 @@ public sealed class EmulatedHost
                 var device = new HostPciDevice(d, endpoint);
                 device.Master = smmu.AddMaster(device);
                 _devices.Add(d.Name, device);
+                _devicesByAddress.Add(d.Address, device);
             }
         }
     }
@@ -131,7 +134,7 @@ public sealed class EmulatedHost
     {
         if (_devices.TryGetValue(nameOrAddress, out HostPciDevice? byName)) return byName;
         if (!PciAddress.TryParse(nameOrAddress, out PciAddress address)) return null;
-        return _devices.Values.FirstOrDefault(d => d.Profile.Address == address);
+        return _devicesByAddress.GetValueOrDefault(address);
     }
 
     internal ArmSmmuDevice? FindSmmu(string name) => _smmus.FirstOrDefault(s => s.Name == name);

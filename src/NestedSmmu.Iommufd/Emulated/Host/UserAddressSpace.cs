@@ -19,7 +19,10 @@ public sealed class UserAddressSpace
     private const ulong PageSize = HostMemoryAllocator.PageSize;
     private const ulong PageMask = PageSize - 1;
 
-    private readonly SortedDictionary<ulong, Mapping> _mappings = new();
+    // Sorted by start: addresses are handed out in increasing order, so a new mapping is appended.
+    // A binary search finds the one an address falls in (IOMMU_IOAS_MAP resolves its user_va here on
+    // every call; a SortedDictionary walk allocated its enumerator's stack each time).
+    private readonly List<Mapping> _mappings = [];
     private ulong _next = UserBase;
 
     /// <summary>One mapping: a managed buffer, or a run of host physical memory.</summary>
@@ -45,7 +48,13 @@ public sealed class UserAddressSpace
     }
 
     /// <summary>Removes the mapping that starts at <paramref name="address"/>; false when there is none.</summary>
-    public bool Unmap(ulong address) => _mappings.Remove(address);
+    public bool Unmap(ulong address)
+    {
+        int i = LastStartingAtOrBelow(address);
+        if (i < 0 || _mappings[i].Start != address) return false;
+        _mappings.RemoveAt(i);
+        return true;
+    }
 
     internal ulong MapRegion(EmulatedHostMemoryRegion region) => Add(region.Length, null, region);
 
@@ -93,7 +102,7 @@ public sealed class UserAddressSpace
         if (span > UserLimit - start - PageSize)
             throw new IommufdException(Errno.ENOMEM, "mmap", $"the emulated user address space is exhausted (0x{length:X} bytes requested)");
         _next = start + span + PageSize;
-        _mappings.Add(start, new Mapping(start, length, buffer, region));
+        _mappings.Add(new Mapping(start, length, buffer, region));
         return start;
     }
 
@@ -102,15 +111,25 @@ public sealed class UserAddressSpace
         m = null!;
         if (address == 0 || length == 0 || address > ulong.MaxValue - length) return false;
         // The candidate is the last mapping starting at or below the address.
-        Mapping? candidate = null;
-        foreach (var (start, mapping) in _mappings)
-        {
-            if (start > address) break;
-            candidate = mapping;
-        }
-        if (candidate is null || address - candidate.Start > candidate.Length || length > candidate.Length - (address - candidate.Start))
+        int i = LastStartingAtOrBelow(address);
+        if (i < 0) return false;
+        Mapping candidate = _mappings[i];
+        if (address - candidate.Start > candidate.Length || length > candidate.Length - (address - candidate.Start))
             return false;
         m = candidate;
         return true;
+    }
+
+    /// <summary>The index of the last mapping whose start is at or below <paramref name="address"/>, or -1.</summary>
+    private int LastStartingAtOrBelow(ulong address)
+    {
+        int lo = 0, hi = _mappings.Count;
+        while (lo < hi)
+        {
+            int mid = (lo + hi) >> 1;
+            if (_mappings[mid].Start <= address) lo = mid + 1;
+            else hi = mid;
+        }
+        return lo - 1;
     }
 }
