@@ -10,10 +10,11 @@ directory. The table blob holds the tables back to back; IORT carries no pointer
 already what the firmware installs, except its checksum byte, which the firmware's loader
 fills in (iort-canwbs.py recomputes it).
 
-QEMU builds the tables once, when the firmware first selects the file (acpi_build_update in
-hw/acpi/..., the `patched` flag), and the ID mappings of an SMMU on a pxb-pcie bus come from
-that bus's range (pci_bus_range over its bridges' secondary and subordinate bus numbers), which
-the firmware programs before it reads the tables. Under qtest nobody does, so a bridge would
+QEMU builds the tables again when the firmware first selects the file, and only then
+(virt_acpi_build_update in hw/arm/virt-acpi-build.c, its `patched` flag). The ID mappings
+of an SMMU on a pxb-pcie bus come from that bus's range (pci_bus_range over its bridges'
+secondary and subordinate bus numbers), which the firmware programs before it reads the
+tables. Under qtest nobody does, so a bridge would
 read bus 0 and stretch the range down to 0. --bridge writes the numbers the firmware gives
 (secondary = subordinate = SECONDARY, all hex) into the bridge's config space through the
 ECAM window of the MCFG, read in a first qtest session, before the second one reads the table.
