@@ -42,7 +42,7 @@ public static class IommufdErrnoHints
 
         (IommufdIoctl.ViommuAlloc, Errno.EOPNOTSUPP) => "flags must be 0 and the IOMMU driver must support this vIOMMU type (SMMUv3 needs S1+S2 nesting; CMDQV needs the Tegra241 CMDQV)",
         (IommufdIoctl.ViommuAlloc, Errno.ENOENT) => "dev_id is not a bound device, or hwpt_id is not a paging HWPT",
-        (IommufdIoctl.ViommuAlloc, Errno.EINVAL) => "hwpt_id must be allocated with NEST_PARENT; TEGRA241_CMDQV needs its 16-byte driver data",
+        (IommufdIoctl.ViommuAlloc, Errno.EINVAL) => "hwpt_id must be allocated with NEST_PARENT, through a device behind the same SMMU; TEGRA241_CMDQV needs its 16-byte driver data",
         (IommufdIoctl.ViommuAlloc, Errno.ENOSPC) => "No free VINTF left in the CMDQV",
 
         (IommufdIoctl.VdeviceAlloc, Errno.EEXIST) => "The device already has a vDEVICE, or this virt_id is used in the vIOMMU",

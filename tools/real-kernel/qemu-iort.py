@@ -2,13 +2,22 @@
 """Prints nothing and writes OUT: the IORT QEMU gives a guest for a command line, read from
 the fw_cfg file etc/acpi/tables under the qtest accelerator (no guest code runs).
 
-  qemu-iort.py OUT.dat qemu-system-aarch64 -machine virt,... <devices>
+  qemu-iort.py OUT.dat [--bridge BUS:DEV.FN=SECONDARY]... qemu-system-aarch64 -machine virt,... <devices>
 
 The virt board's fw_cfg is the MMIO device at 0x9020000 (hw/arm/virt.c, VIRT_FW_CFG): data
 register at +0, big-endian 16-bit selector at +8 (docs/specs/fw_cfg.rst). File 0x19 is the
 directory. The table blob holds the tables back to back; IORT carries no pointers, so it is
 already what the firmware installs, except its checksum byte, which the firmware's loader
 fills in (iort-canwbs.py recomputes it).
+
+QEMU builds the tables again when the firmware first selects the file, and only then
+(virt_acpi_build_update in hw/arm/virt-acpi-build.c, its `patched` flag). The ID mappings
+of an SMMU on a pxb-pcie bus come from that bus's range (pci_bus_range over its bridges'
+secondary and subordinate bus numbers), which the firmware programs before it reads the
+tables. Under qtest nobody does, so a bridge would
+read bus 0 and stretch the range down to 0. --bridge writes the numbers the firmware gives
+(secondary = subordinate = SECONDARY, all hex) into the bridge's config space through the
+ECAM window of the MCFG, read in a first qtest session, before the second one reads the table.
 """
 import struct
 import subprocess
@@ -53,25 +62,61 @@ class Qtest:
         self.p.kill()
 
 
+ECAM_BUS_SHIFT, ECAM_DEVFN_SHIFT = 20, 12    # PCIe base spec, enhanced configuration access
+PRIMARY_BUS = 0x18                          # type 1 header: primary, secondary, subordinate bus
+MCFG_BASE = 44                              # MCFG: header (36), reserved (8), then base address
+
+
+def read_tables(q):
+    q.select(FILE_DIR)
+    (files,) = struct.unpack(">I", q.read(4))
+    entries = [struct.unpack(">IHH56s", q.read(DIR_ENTRY)) for _ in range(files)]
+    match = [(size, key) for size, key, _, name in entries if name.rstrip(b"\0") == ACPI_TABLES]
+    if not match:
+        sys.exit("qemu-iort: no etc/acpi/tables (is ACPI on?)")
+    size, key = match[0]
+    q.select(key)
+    return q.read(size)
+
+
+def table(blob, signature):
+    at = blob.find(signature)
+    if at < 0:
+        return None
+    (length,) = struct.unpack_from("<I", blob, at + 4)
+    return blob[at:at + length]
+
+
 def main(out, argv):
+    bridges = []
+    while argv and argv[0] == "--bridge":
+        where, secondary = argv[1].split("=")
+        bus, devfn = where.split(":")
+        dev, fn = devfn.split(".")
+        bridges.append((int(bus, 16), int(dev, 16), int(fn, 16), int(secondary, 16)))
+        argv = argv[2:]
+    if bridges:
+        q = Qtest(argv)
+        try:
+            mcfg = table(read_tables(q), b"MCFG")
+        finally:
+            q.close()
+        if mcfg is None:
+            sys.exit("qemu-iort: no MCFG to find the ECAM window")
+        (ecam,) = struct.unpack_from("<Q", mcfg, MCFG_BASE)
     q = Qtest(argv)
     try:
-        q.select(FILE_DIR)
-        (files,) = struct.unpack(">I", q.read(4))
-        entries = [struct.unpack(">IHH56s", q.read(DIR_ENTRY)) for _ in range(files)]
-        match = [(size, key) for size, key, _, name in entries if name.rstrip(b"\0") == ACPI_TABLES]
-        if not match:
-            sys.exit("qemu-iort: no etc/acpi/tables (is ACPI on?)")
-        size, key = match[0]
-        q.select(key)
-        blob = q.read(size)
+        for bus, dev, fn, secondary in bridges:
+            config = ecam + (bus << ECAM_BUS_SHIFT) + (((dev << 3) | fn) << ECAM_DEVFN_SHIFT)
+            for offset, value in ((0, bus), (1, secondary), (2, secondary)):
+                q.ask(f"writeb 0x{config + PRIMARY_BUS + offset:x} 0x{value:x}")
+        blob = read_tables(q)
     finally:
         q.close()
-    at = blob.find(b"IORT")
-    if at < 0:
+    iort = table(blob, b"IORT")
+    if iort is None:
         sys.exit("qemu-iort: the tables hold no IORT (no SMMU on the command line?)")
-    (length,) = struct.unpack_from("<I", blob, at + 4)
-    open(out, "wb").write(blob[at:at + length])
+    open(out, "wb").write(iort)
 
 
 if __name__ == "__main__":

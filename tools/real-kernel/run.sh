@@ -5,7 +5,7 @@
 # tests/vectors/real-kernel/. See README.md beside this file.
 #
 #   QEMU11=path/to/qemu11 QEMU11_ROOT=path/to/root RK_CACHE=/some/dir/inside/the/root \
-#     tools/real-kernel/run.sh [acpi|dt]...
+#     tools/real-kernel/run.sh [acpi|dt|acpi2|dt2]...
 #
 # QEMU11 is the wrapper that runs a command inside the root with the current directory bound
 # at the same path; QEMU11_ROOT is that root as this machine sees it; RK_CACHE is the cache
@@ -16,7 +16,7 @@ set -euo pipefail
 : "${RK_CACHE:?set RK_CACHE to a cache directory as seen inside the root}"
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
-modes=("$@"); [ ${#modes[@]} -gt 0 ] || modes=(acpi dt)
+modes=("$@"); [ ${#modes[@]} -gt 0 ] || modes=(acpi dt acpi2)
 export RK_CACHE
 host_cache=$QEMU11_ROOT$RK_CACHE
 mkdir -p "$host_cache"
@@ -52,7 +52,10 @@ for mode in "${modes[@]}"; do
   echo "run: $mode: $(grep -vc '^#' "$out/linux-$mode.txt") lines in $out/linux-$mode.txt"
 done
 
-# the emulated host's answers for the same sequence, on the profile shaped like this machine
+# the emulated host's answers for the same sequences, on the profiles shaped like these machines
 dotnet run --project tools/real-kernel/Conformance -c Release -- \
   --profile examples/hosts/qemu-virt-smmuv3.json --device edu | grep -v -- '-ms ' > "$out/emulated.txt"
 echo "run: emulated: $(grep -vc '^#' "$out/emulated.txt") lines in $out/emulated.txt"
+dotnet run --project tools/real-kernel/Conformance -c Release -- \
+  --profile examples/hosts/qemu-virt-two-smmuv3.json --device edu --device edu-b | grep -v -- '-ms ' > "$out/emulated-two-smmus.txt"
+echo "run: emulated: $(grep -vc '^#' "$out/emulated-two-smmus.txt") lines in $out/emulated-two-smmus.txt"

@@ -17,7 +17,7 @@ namespace NestedSmmu.Iommufd.Conformance;
 /// still gives a complete, comparable listing. Object ids are printed because both backends
 /// hand them out the same way (lowest free id of one xarray per context).
 /// </remarks>
-public sealed class ConformanceSequence
+public sealed partial class ConformanceSequence
 {
     /// <summary>The page size both the guest kernel and the emulated host use.</summary>
     public const ulong PageSize = 0x1000;
@@ -235,6 +235,11 @@ public sealed class ConformanceSequence
 
     /// <summary>The copy from <paramref name="fromIova"/> (RAM offset <paramref name="from"/>) to <paramref name="toIova"/> (RAM offset <paramref name="to"/>).</summary>
     private void Copy(IIommufd fd, DeviceId device, HostMemoryRegion ram, string name, int round,
+        ulong fromIova, ulong from, ulong toIova, ulong to) =>
+        Copy(_target, fd, device, ram, name, round, fromIova, from, toIova, to);
+
+    /// <summary>The copy made by <paramref name="target"/>'s device (the two-SMMU sequence has one target per device).</summary>
+    private void Copy(ConformanceTarget target, IIommufd fd, DeviceId device, HostMemoryRegion ram, string name, int round,
         ulong fromIova, ulong from, ulong toIova, ulong to)
     {
         Span<byte> pattern = stackalloc byte[CopyLength];
@@ -245,7 +250,7 @@ public sealed class ConformanceSequence
         ram.Write(to, zero);
         try
         {
-            _target.DmaCopy(fd, device, fromIova, toIova, CopyLength);
+            target.DmaCopy(fd, device, fromIova, toIova, CopyLength);
         }
         catch (IommufdException e)
         {

@@ -40,14 +40,17 @@ public sealed class EmulatedHostSelfCheck(TextWriter log, HostProfile profile)
             .GroupBy(d => d.Smmu).Select(g => g.First()).Take(2).ToList();
         if (!_checks.Check("the profile has devices behind two SMMUs", gpus.Count == 2)) return Failures.Count;
 
+        // One IOAS (the VM's RAM), one nest parent per SMMU: Linux keeps an S2 domain on the SMMU
+        // it was allocated for (arm_vsmmu_init refuses a parent of another SMMU with EINVAL).
         var vm = GuestVm.Create(fd, GuestRamSize);
-        var (dev0, parent) = vm.BindNestParent(gpus[0].Address.ToString());
-        DeviceId[] devs = [dev0, fd.BindDevice(gpus[1].Address.ToString())];
+        var devs = new DeviceId[2];
+        var parents = new HwptId[2];
         var viommus = new ViommuId[2];
         var events = new IVeventQueue[2];
         for (int i = 0; i < 2; i++)
         {
-            viommus[i] = fd.AllocViommu(devs[i], parent, ViommuType.ArmSmmuV3).Id;
+            (devs[i], parents[i]) = vm.BindNestParent(gpus[i].Address.ToString());
+            viommus[i] = fd.AllocViommu(devs[i], parents[i], ViommuType.ArmSmmuV3).Id;
             fd.AllocVdevice(viommus[i], devs[i], FirstVsid + (ulong)i);
             events[i] = fd.AllocVeventq(viommus[i], VeventqType.ArmSmmuV3, depth: 8);
         }
@@ -62,8 +65,8 @@ public sealed class EmulatedHostSelfCheck(TextWriter log, HostProfile profile)
 
         var ste0 = host.Diagnostics.ReadSte(gpus[0].Name);
         var ste1 = host.Diagnostics.ReadSte(gpus[1].Name);
-        _checks.Check($"both GPUs ({gpus[0].Name} on {gpus[0].Smmu}, {gpus[1].Name} on {gpus[1].Smmu}) have nested STEs sharing one stage 2",
-            ste0.Config == SteConfig.Nested && ste1.Config == SteConfig.Nested && ste0.S2TTB == ste1.S2TTB);
+        _checks.Check($"both GPUs ({gpus[0].Name} on {gpus[0].Smmu}, {gpus[1].Name} on {gpus[1].Smmu}) have nested STEs, each with its own SMMU's stage 2",
+            ste0.Config == SteConfig.Nested && ste1.Config == SteConfig.Nested && ste0.S2TTB != ste1.S2TTB);
 
         Span<byte> buf = stackalloc byte[8];
         for (int i = 0; i < 2; i++)

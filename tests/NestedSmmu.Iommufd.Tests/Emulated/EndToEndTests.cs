@@ -22,7 +22,7 @@ public sealed class EndToEndTests
     private const ulong Pattern = 0x1122_3344_5566_7788, Pattern2 = 0x0BAD_F00D_0BAD_F00D;
 
     [Fact]
-    public void Two_vIOMMUs_on_two_SMMUs_share_a_nest_parent_with_their_own_VMIDs_and_translate_nested_DMA()
+    public void Two_vIOMMUs_on_two_SMMUs_have_their_own_nest_parents_and_VMIDs_and_translate_nested_DMA()
     {
         using var bed = new TestBed(selftest: false);
         IIommufd fd = bed.Fd;
@@ -34,9 +34,14 @@ public sealed class EndToEndTests
         Vm vm = bed.CreateVm();
         DeviceId gpu0 = fd.BindDevice("gpu0");
         DeviceId gpu1 = fd.BindDevice("0001:01:00.0");
-        HwptId parent = fd.AllocPagingHwpt(gpu0, vm.Ioas, HwptAllocFlags.NestParent);
-        ViommuId v0 = fd.AllocViommu(gpu0, parent, ViommuType.ArmSmmuV3).Id;
-        ViommuId v1 = fd.AllocViommu(gpu1, parent, ViommuType.ArmSmmuV3).Id;
+        // One IOAS, one nest parent per SMMU: Linux's S2 domain serves the SMMU it was made on only
+        // (arm_vsmmu_init and arm_smmu_attach_dev answer EINVAL for another one).
+        HwptId parent0 = fd.AllocPagingHwpt(gpu0, vm.Ioas, HwptAllocFlags.NestParent);
+        Should.Throw<IommufdException>(() => fd.AllocViommu(gpu1, parent0, ViommuType.ArmSmmuV3)).Errno.ShouldBe(Errno.EINVAL);
+        Should.Throw<IommufdException>(() => fd.AttachDevice(gpu1, parent0)).Errno.ShouldBe(Errno.EINVAL);
+        HwptId parent1 = fd.AllocPagingHwpt(gpu1, vm.Ioas, HwptAllocFlags.NestParent);
+        ViommuId v0 = fd.AllocViommu(gpu0, parent0, ViommuType.ArmSmmuV3).Id;
+        ViommuId v1 = fd.AllocViommu(gpu1, parent1, ViommuType.ArmSmmuV3).Id;
         fd.AllocVdevice(v0, gpu0, Vsid0);
         fd.AllocVdevice(v1, gpu1, Vsid1);
 
@@ -56,13 +61,13 @@ public sealed class EndToEndTests
         fd.AttachDevice(gpu0, n0).ShouldBe((ObjectId)n0);
         fd.AttachDevice(gpu1, n1).ShouldBe((ObjectId)n1);
 
-        // Physical STEs: nested, each with its own vIOMMU's VMID on its own SMMU, one shared S2 table.
+        // Physical STEs: nested, each with its own vIOMMU's VMID on its own SMMU and its own S2 table.
         StreamTableEntry ste0 = bed.Diag.ReadSte("gpu0");
         StreamTableEntry ste1 = bed.Diag.ReadSte("gpu1");
         (ste0.Config, ste1.Config).ShouldBe((SteConfig.Nested, SteConfig.Nested));
         ste0.S1ContextPtr.ShouldBe(cd0);
         ste0.MEV.ShouldBeTrue();
-        ste0.S2TTB.ShouldBe(ste1.S2TTB);
+        ste0.S2TTB.ShouldNotBe(ste1.S2TTB);
         ste0.S2VMID.ShouldBe((ushort)2, "smmu0's VMID 1 belongs to the other VM");
         ste1.S2VMID.ShouldBe((ushort)1);
         bed.Diag.Smmu("smmu0").VmidsInUse.ShouldBe([(ushort)1, (ushort)2]);

@@ -203,14 +203,17 @@ public sealed class NestingTests
     }
 
     [Fact]
-    public void A_vIOMMU_needs_a_nest_parent_that_fits_and_frees_its_VMID()
+    public void A_vIOMMU_needs_a_nest_parent_of_its_own_SMMU_and_frees_its_VMID()
     {
         using var bed = new TestBed();
         Vm vm = bed.CreateVm();
         DeviceId gpu1 = bed.Fd.BindDevice("gpu1");
-        // A plain (non nest-parent) table sized for smmu1 is not a parent; a nest parent is sized for every SMMU.
-        HwptId parent = bed.Fd.AllocPagingHwpt(gpu1, vm.Ioas, HwptAllocFlags.NestParent);
+        // arm_vsmmu_init: the S2 domain belongs to the SMMU it was allocated for (smmu1 here)
+        HwptId foreign = bed.Fd.AllocPagingHwpt(gpu1, vm.Ioas, HwptAllocFlags.NestParent);
         DeviceId gpu0 = bed.Fd.BindDevice("gpu0");
+        Should.Throw<IommufdException>(() => bed.Fd.AllocViommu(gpu0, foreign, ViommuType.ArmSmmuV3)).Errno.ShouldBe(Errno.EINVAL);
+        bed.Diag.Smmu("smmu0").VmidsInUse.ShouldBeEmpty("a refused vIOMMU takes no VMID");
+        HwptId parent = bed.Fd.AllocPagingHwpt(gpu0, vm.Ioas, HwptAllocFlags.NestParent);
         ViommuId v = bed.Fd.AllocViommu(gpu0, parent, ViommuType.ArmSmmuV3).Id;
         bed.Diag.Smmu("smmu0").VmidsInUse.ShouldBe([(ushort)1]);
         bed.Fd.Destroy(v);

@@ -120,9 +120,9 @@ public sealed class VmTests
         var a0 = (AcceleratedVSmmu)vm.Vsmmus[0].Device;
         a0.DeviceOf(gpu0.Vsid).ShouldBe(gpu0.IommufdDevice);
         a0.Viommu.ShouldNotBeNull().Type.ShouldBe(ViommuType.Tegra241Cmdqv);
-        // One stage 2 for the VM: the host context attaches the second physical SMMU's device to the
-        // existing nest parent, which the emulated kernel lets span SMMU instances.
-        vm.HostContext.ShouldNotBeNull().NestParents.Count.ShouldBe(1);
+        // One stage 2 per physical SMMU: the kernel refuses the first SMMU's nest parent to the
+        // second SMMU's device (arm_smmu_attach_dev: EINVAL), so the host context allocates another.
+        vm.HostContext.ShouldNotBeNull().NestParents.Count.ShouldBe(2);
         vm.Tables.DeviceTreeBoot.ShouldBeFalse();
         vm.Tables.Dtb.ShouldBeNull(); // accel=on: QEMU writes no device tree for it
     }

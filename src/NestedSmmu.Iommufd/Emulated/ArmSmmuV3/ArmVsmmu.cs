@@ -41,7 +41,7 @@ internal class ArmVsmmu : ViommuDriver
     public List<NestedDomain> NestedDomains { get; } = [];
 
     /// <summary>
-    /// arm_vsmmu_init for type ARM_SMMUV3: EINVAL when the parent's table does not fit this SMMU,
+    /// arm_vsmmu_init for type ARM_SMMUV3: EINVAL when the parent belongs to another SMMU,
     /// ENOSPC when the SMMU has no VMID left.
     /// </summary>
     public static Errno TryCreate(ArmSmmuDevice smmu, PagingDomain parent, out ArmVsmmu? vsmmu)

@@ -405,7 +405,7 @@ public sealed partial class EmulatedIommufd
         $"dev_id {dev.Id} ({dev.Device.Name}), pt_id {ptId}: " + e switch
         {
             Errno.ENOENT => "the nested HWPT translates (STE.Config = S1) and the device has no vDEVICE in its vIOMMU yet: allocate the vDEVICE first",
-            Errno.EINVAL => "the HWPT belongs to another SMMU instance, or its table does not fit this SMMU",
+            Errno.EINVAL => "the HWPT was allocated through a device behind another SMMU instance (arm_smmu_attach_dev)",
             Errno.ENOSPC => "the SMMU has no free VMID",
             _ => "attaching failed",
         });

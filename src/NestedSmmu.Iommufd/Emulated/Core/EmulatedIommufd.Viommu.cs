@@ -20,7 +20,7 @@ public sealed partial class EmulatedIommufd
     /// iommufd_viommu_alloc_ioctl, in the kernel's order: flags or type 0 (EOPNOTSUPP); the device
     /// (ENOENT); the driver's support for the type (EOPNOTSUPP; an SMMU that cannot nest supports
     /// none, nor does a master that is not CANWBS); the HWPT must be a paging HWPT (ENOENT) made with NEST_PARENT (EINVAL); then the
-    /// driver's init (EINVAL when the parent's table does not fit this SMMU, ENOSPC without a
+    /// driver's init (EINVAL when the parent belongs to another SMMU, ENOSPC without a
     /// free VMID, and the type's own data checks). The vIOMMU holds the parent.
     /// </summary>
     private int ViommuAllocIoctl(ref IommuViommuAlloc cmd, ref bool respond)

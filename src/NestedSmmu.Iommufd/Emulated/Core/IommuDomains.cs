@@ -17,10 +17,12 @@ internal abstract class IommuDomain
 /// arm_smmu_domain_alloc_paging_flags (arm-smmu-v3.c) decides, a domain asked for without flags
 /// (or with DIRTY_TRACKING / PASID) is a stage-1 domain when the SMMU has stage 1: its table is
 /// walked through a CD the host driver writes into the master's CD table, tagged with an ASID
-/// from the host-wide allocator, and it belongs to the SMMU it was allocated for. A nest parent,
-/// or any paging domain on an SMMU without stage 1, is a stage-2 domain. A stage-2 nest parent
-/// is shared by vIOMMUs on any SMMU of the host: each SMMU that uses the table tags its TLB
-/// entries with a VMID of its own, held either here (direct attachments) or by the vIOMMU.
+/// from the host-wide allocator. A nest parent, or any paging domain on an SMMU without stage 1,
+/// is a stage-2 domain. Either way the domain belongs to the SMMU it was allocated for
+/// (arm_smmu_domain_finalise uses the master's SMMU): only masters and vIOMMUs of that SMMU may
+/// use it (arm_smmu_attach_dev and arm_vsmmu_init answer EINVAL otherwise, arm-smmu-v3.c and
+/// arm-smmu-v3-iommufd.c). Direct attachments tag a stage-2 domain's TLB entries with a VMID
+/// held here, each vIOMMU with one of its own.
 /// </summary>
 internal sealed class PagingDomain : IommuDomain
 {
@@ -37,7 +39,7 @@ internal sealed class PagingDomain : IommuDomain
     private readonly Dictionary<ArmSmmuDevice, ushort> _vmids = new();
     private readonly EmulatedHost _host;
 
-    private PagingDomain(EmulatedHost host, LpaePageTable table, bool nestParent, string label, ArmSmmuDevice? owner, ushort asid)
+    private PagingDomain(EmulatedHost host, LpaePageTable table, bool nestParent, string label, ArmSmmuDevice owner, ushort asid)
     {
         _host = host;
         Table = table;
@@ -54,8 +56,8 @@ internal sealed class PagingDomain : IommuDomain
     /// <summary>Stage 1 (a CD with <see cref="Asid"/>) or stage 2 (an STE with a VMID).</summary>
     public bool IsStage1 => Table.Format == LpaeFormat.Stage1;
 
-    /// <summary>The SMMU a stage-1 domain was finalised for (smmu_domain->smmu); null for stage 2, which any compatible SMMU may use.</summary>
-    public ArmSmmuDevice? Owner { get; }
+    /// <summary>The SMMU the domain was finalised for (smmu_domain->smmu), the only one that may use it.</summary>
+    public ArmSmmuDevice Owner { get; }
 
     /// <summary>The ASID of a stage-1 domain (cd.asid); 0 for stage 2.</summary>
     public ushort Asid { get; }
@@ -64,11 +66,10 @@ internal sealed class PagingDomain : IommuDomain
     public List<ArmVsmmu> Vsmmus { get; } = [];
 
     /// <summary>
-    /// Allocates the domain for a device behind <paramref name="smmu"/> (arm_smmu_domain_finalise).
-    /// Stage 1: input min(VAX ? 52 : 48, VA_BITS), output the SMMU's OAS, an ASID (EBUSY when none
-    /// is free). Stage 2: a nest parent is sized for every nesting-capable SMMU of the host
-    /// (smallest IAS and OAS), so any of them can use it; a plain stage-2 domain is sized for
-    /// <paramref name="smmu"/>. ENOMEM when host memory is exhausted.
+    /// Allocates the domain for a device behind <paramref name="smmu"/>, sized for that SMMU
+    /// (arm_smmu_domain_finalise). Stage 1: input min(VAX ? 52 : 48, VA_BITS), output the SMMU's
+    /// OAS, an ASID (EBUSY when none is free). Stage 2: the SMMU's IAS and OAS. ENOMEM when host
+    /// memory is exhausted.
     /// </summary>
     public static Errno TryCreate(ArmSmmuDevice smmu, bool stage1, bool nestParent, string label, out PagingDomain? domain)
     {
@@ -88,30 +89,17 @@ internal sealed class PagingDomain : IommuDomain
             return Errno.None;
         }
         int ias = smmu.Features.IasBits, oas = smmu.Features.OasBits;
-        if (nestParent)
-        {
-            foreach (ArmSmmuDevice other in host.SmmuDevices.Where(s => s.SupportsNesting))
-            {
-                ias = Math.Min(ias, other.Features.IasBits);
-                oas = Math.Min(oas, other.Features.OasBits);
-            }
-        }
         LpaePageTable? table = LpaePageTable.TryCreate(host.Allocator, host.Memory, LpaeFormat.Stage2, Math.Min(ias, MaxStage2InputBits), oas, label);
         if (table is null) return Errno.ENOMEM;
-        domain = new PagingDomain(host, table, nestParent, label, owner: null, asid: 0);
+        domain = new PagingDomain(host, table, nestParent, label, smmu, asid: 0);
         return Errno.None;
     }
 
     /// <summary>The largest IPA size the 4 KiB-granule table takes without 52-bit extensions.</summary>
     private const int MaxStage2InputBits = 48;
 
-    /// <summary>
-    /// True when <paramref name="smmu"/> can use this domain: a stage-1 domain only on its own
-    /// SMMU (arm_smmu_attach_dev: EINVAL otherwise), a stage-2 table when its sizes fit.
-    /// </summary>
-    public bool IsCompatible(ArmSmmuDevice smmu) => IsStage1
-        ? smmu == Owner
-        : Table.InputBits <= smmu.Features.IasBits && Table.OutputBits <= smmu.Features.OasBits;
+    /// <summary>True when <paramref name="smmu"/> may use this domain: it is the one the domain was allocated for.</summary>
+    public bool IsCompatible(ArmSmmuDevice smmu) => smmu == Owner;
 
     /// <summary>The VMID of direct attachments on <paramref name="smmu"/>, allocated on first use; null when VMIDs ran out.</summary>
     public ushort? VmidOn(ArmSmmuDevice smmu)
@@ -144,7 +132,7 @@ internal sealed class PagingDomain : IommuDomain
         // unmapped (a million times for a million-page IOAS) and those allocate.
         if (IsStage1)
         {
-            if (Masters.Count > 0) Owner!.InvalidateStage1(Asid, iova, length);
+            if (Masters.Count > 0) Owner.InvalidateStage1(Asid, iova, length);
         }
         else
         {
@@ -175,7 +163,7 @@ internal sealed class PagingDomain : IommuDomain
     /// </summary>
     public void MasterLeft()
     {
-        if (IsStage1 && Masters.Count == 0) Owner!.FlushAsid(Asid);
+        if (IsStage1 && Masters.Count == 0) Owner.FlushAsid(Asid);
     }
 
     /// <summary>Masters attached to this domain, or to a nested domain on top of it.</summary>
