@@ -169,7 +169,9 @@ public sealed class PageTableWalker
         // gathered above it. The start table base is checked below as always.
         if (useCache && firstLevel == r.StartLevel)
         {
-            for (int l = 3; l > r.StartLevel; l--)
+            // An empty cache (the start of every cold walk) misses at every level without a call per level.
+            if (cache.Count == 0) cache.CountMisses(3 - r.StartLevel);
+            else for (int l = 3; l > r.StartLevel; l--)
             {
                 if (cache.TryGetTable(r.Stage, tags, r.TableBase, g, l, input, out ulong cached, out byte flags))
                 {

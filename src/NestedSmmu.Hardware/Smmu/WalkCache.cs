@@ -136,6 +136,9 @@ public sealed class WalkCache
         return Miss(out table, out flags);
     }
 
+    /// <summary>Counts <paramref name="lookups"/> misses a walker did not make because the cache is empty.</summary>
+    public void CountMisses(int lookups) => Misses += lookups;
+
     // An empty cache (every cold walk starts so: Clear and whole-cache invalidations leave the
     // count exact) answers without hashing or reading a set.
     private bool Miss(out ulong table, out byte flags)
