@@ -496,6 +496,9 @@ public sealed class PageTableWalker
             return res;
         }
         bool anyAbortRanges = _memory.MayAbort;
+        // The tables this walk reads below firstLevel, inserted into the walk cache in one call at
+        // the end (nothing looks them up in between): the same entries, in the same order.
+        var pending = new PendingTables(firstLevel + 1);
         for (int level = firstLevel; level <= 3; level++)
         {
             int shift = GranuleGeometry.LevelShift(g, level);
@@ -507,13 +510,13 @@ public sealed class PageTableWalker
             {
                 res.Fault = WalkFault.ExternalAbort;
                 res.FetchAddress = descPa;
-                return res;
+                goto Done;
             }
             ulong desc = _memory.ReadUInt64(descPa);
             if ((desc & DescValid) == 0)
             {
                 res.Fault = WalkFault.Translation;
-                return res;
+                goto Done;
             }
             bool isPage = (desc & DescTable) != 0 && level == 3;
             if ((desc & DescTable) != 0 && level < 3)
@@ -522,16 +525,16 @@ public sealed class PageTableWalker
                 if (!Bits.FitsIn(next, r.OutputBits))
                 {
                     res.Fault = WalkFault.AddressSize;
-                    return res;
+                    goto Done;
                 }
-                if (useCache) _cache!.PutTable(r.Stage, tags, r.TableBase, g, level + 1, input, next, 0);
+                if (useCache) pending.Add(next);
                 table = next;
                 continue;
             }
             if (!isPage && !GranuleGeometry.BlockAllowed(g, level, r.Lpa))
             {
                 res.Fault = WalkFault.Translation;
-                return res;
+                goto Done;
             }
             ulong oa = DescriptorAddress(desc, r, shift);
             res.BlockShift = shift;
@@ -542,7 +545,7 @@ public sealed class PageTableWalker
             if (!Bits.FitsIn(oa, r.OutputBits))
             {
                 res.Fault = WalkFault.AddressSize;
-                return res;
+                goto Done;
             }
             if (!Bits.Get(desc, AF))
             {
@@ -551,15 +554,35 @@ public sealed class PageTableWalker
                 else if (!r.AccessFlagFaultDisabled)
                 {
                     res.Fault = WalkFault.AccessFlag;
-                    return res;
+                    goto Done;
                 }
             }
             if ((access == AccessKind.Read && (perms & Permissions.Read) == 0) || (access == AccessKind.Write && (perms & Permissions.Write) == 0))
                 res.Fault = WalkFault.Permission;
-            return res;
+            goto Done;
         }
         // Unreachable: level 3 always ends in a page, block or fault.
         res.Fault = WalkFault.Translation;
+    Done:
+        if (pending.Count != 0) _cache!.PutStage2Tables(vmid, r.TableBase, g, input, pending);
         return res;
+    }
+
+    /// <summary>Up to three table addresses a stage-2 walk read (levels FirstLevel, FirstLevel + 1, ...).</summary>
+    internal struct PendingTables(int firstLevel)
+    {
+        public readonly int FirstLevel = firstLevel;
+        public int Count;
+        public ulong T0, T1, T2;
+
+        public void Add(ulong table)
+        {
+            switch (Count++)
+            {
+                case 0: T0 = table; break;
+                case 1: T1 = table; break;
+                default: T2 = table; break;
+            }
+        }
     }
 }

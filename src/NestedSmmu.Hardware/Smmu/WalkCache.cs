@@ -158,6 +158,24 @@ public sealed class WalkCache
         Put(kind, tags, walkBase, level, (int)g, shift, region, table, flags, key: region, indexLevel: level);
     }
 
+    /// <summary>
+    /// <see cref="PutTable"/> for each table a stage-2 walk of <paramref name="vmid"/> read below
+    /// <paramref name="pending"/>'s first level, in walk order, in one call.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)] // see OutOfLine
+    internal void PutStage2Tables(ushort vmid, ulong walkBase, Granule g, ulong input, in PageTableWalker.PendingTables pending)
+    {
+        var tags = WalkTags.Stage2(vmid);
+        for (int i = 0; i < pending.Count; i++)
+        {
+            int level = pending.FirstLevel + i;
+            int shift = GranuleGeometry.LevelShift(g, level - 1);
+            ulong region = input >> shift;
+            ulong table = i == 0 ? pending.T0 : i == 1 ? pending.T1 : pending.T2;
+            Put(WalkCacheKind.Stage2Table, tags, walkBase, level, (int)g, shift, region, table, 0, key: region, indexLevel: level);
+        }
+    }
+
     /// <summary>The PA of the stage-1 table IPA <paramref name="ipa"/> under stage 2 <paramref name="s2Base"/> of <paramref name="vmid"/>.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)] // see OutOfLine
     public bool TryGetFetch(ushort vmid, ulong s2Base, Granule g, ulong ipa, out ulong pa, out bool writable)
