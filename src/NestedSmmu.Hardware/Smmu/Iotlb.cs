@@ -40,33 +40,47 @@ public readonly record struct TlbEntry(
 /// one for global entries. Only leaf translations are cached here, so the Leaf bit of an
 /// invalidation changes nothing here; table entries live in <see cref="WalkCache"/>.
 /// </summary>
+/// <remarks>
+/// A chained hash table over two arrays (no allocation once grown): buckets hold the first node of
+/// their chain, nodes the entries in insertion order with a free list of removed ones, as
+/// <see cref="Dictionary{TKey, TValue}"/> keeps them (so enumeration order is the same), but with
+/// the key compared inline and an O(1) <see cref="Clear"/>: a bucket is valid only while its stamp
+/// is the table's. A cold walk clears the TLB and inserts once; through the dictionary those two
+/// and the probe cost about 500 instructions of a nested 4K walk.
+/// </remarks>
 public sealed class Iotlb
 {
     private const int IndexShift = 12;
     /// <summary>Global entries are stored under this ASID key so any ASID finds them.</summary>
     private const int GlobalAsidKey = -1;
+    private const int InitialSize = 16;
+    private const int EndOfChain = -1;
 
-    /// <summary>Page number plus one word of tags (regime, VMID, ASID or the global marker), hashed cheaply.</summary>
-    private readonly struct Key : IEquatable<Key>
+    private struct Bucket
     {
-        public readonly ulong Page;
-        public readonly ulong Tag;
-        public Key(TlbRegime regime, ushort vmid, int asid, ulong page)
-        {
-            Page = page;
-            Tag = ((ulong)regime << 48) | ((ulong)vmid << 32) | (uint)asid;
-        }
-        public bool Equals(Key other) => Page == other.Page && Tag == other.Tag;
-        public override bool Equals(object? obj) => obj is Key k && Equals(k);
-        public override int GetHashCode() => (int)(Page ^ (Page >> 29) ^ (Tag * 0x9E3779B97F4A7C15 >> 32));
+        public uint Stamp; // the chain is valid while this equals the table's stamp
+        public int First;  // node index, or EndOfChain
     }
 
-    private readonly Dictionary<Key, TlbEntry> _entries = new();
+    private struct Node
+    {
+        public ulong Page;
+        public ulong Tag;   // regime, VMID, ASID or the global marker in one word
+        public int Next;    // next node of the chain, or of the free list
+        public bool Free;
+        public TlbEntry Entry;
+    }
+
+    private Bucket[] _buckets = new Bucket[InitialSize];
+    private Node[] _nodes = new Node[InitialSize];
+    private uint _stamp = 1;
+    private int _used;      // nodes handed out since the last clear (free ones included)
+    private int _freeList = EndOfChain, _freeCount;
     // Global (nG = 0) entries held; while there are none a miss needs no second probe.
     private int _globalSlots;
 
     public int Capacity { get; }
-    public int Count => _entries.Count;
+    public int Count => _used - _freeCount;
     public long Hits { get; private set; }
     public long Misses { get; private set; }
     /// <summary>Changes on every insertion and invalidation: lets per-stream shortcuts know they are stale.</summary>
@@ -77,54 +91,158 @@ public sealed class Iotlb
 
     public Iotlb(int capacity = 1 << 16) => Capacity = capacity;
 
-    public IEnumerable<TlbEntry> Entries => _entries.Values.Distinct();
+    public IEnumerable<TlbEntry> Entries
+    {
+        get
+        {
+            var list = new List<TlbEntry>(Count);
+            for (int i = 0; i < _used; i++) if (!_nodes[i].Free) list.Add(_nodes[i].Entry);
+            return list.Distinct();
+        }
+    }
+
+    private static ulong TagOf(TlbRegime regime, ushort vmid, int asid) => ((ulong)regime << 48) | ((ulong)vmid << 32) | (uint)asid;
+
+    private int BucketOf(ulong page, ulong tag) =>
+        (int)(page ^ (page >> 29) ^ (tag * 0x9E3779B97F4A7C15 >> 32)) & (_buckets.Length - 1);
+
+    private int Find(ulong page, ulong tag)
+    {
+        ref Bucket b = ref _buckets[BucketOf(page, tag)];
+        if (b.Stamp != _stamp) return EndOfChain;
+        var nodes = _nodes;
+        for (int i = b.First; i != EndOfChain; i = nodes[i].Next)
+        {
+            if (nodes[i].Page == page && nodes[i].Tag == tag) return i;
+        }
+        return EndOfChain;
+    }
 
     public bool TryLookup(TlbRegime regime, ushort vmid, ushort asid, ulong input, out TlbEntry entry)
     {
         ulong page = input >> IndexShift;
         // The SMMU's stream micro-TLB (SmmuV3.Translate) sits in front of this: repeated accesses
         // to one page never get here, so this needs no one-entry cache of its own.
-        var key = new Key(regime, vmid, asid, page);
-        // Stage-2 entries carry no ASID: they are inserted as global and found by the second probe.
-        if (_entries.TryGetValue(key, out entry) ||
-            (_globalSlots > 0 && _entries.TryGetValue(new Key(regime, vmid, GlobalAsidKey, page), out entry)))
+        if (Count > 0)
         {
-            Hits++;
-            return true;
+            int i = Find(page, TagOf(regime, vmid, asid));
+            // Stage-2 entries carry no ASID: they are inserted as global and found by the second probe.
+            if (i == EndOfChain && _globalSlots > 0) i = Find(page, TagOf(regime, vmid, GlobalAsidKey));
+            if (i != EndOfChain)
+            {
+                Hits++;
+                entry = _nodes[i].Entry;
+                return true;
+            }
         }
         Misses++;
+        entry = default;
         return false;
     }
 
-    public void Insert(TlbEntry entry, ulong input)
+    public void Insert(in TlbEntry entry, ulong input)
     {
         Generation++;
-        if (_entries.Count >= Capacity) { _entries.Clear(); _globalSlots = 0; } // whole-TLB eviction: simple and deterministic
-        int asid = entry.Global ? GlobalAsidKey : entry.Asid;
-        var key = new Key(entry.Regime, entry.Vmid, asid, input >> IndexShift);
-        ref TlbEntry slot = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_entries, key, out bool existed);
-        if (entry.Global && !existed) _globalSlots++;
-        slot = entry;
+        if (Count >= Capacity) Reset(); // whole-TLB eviction: simple and deterministic
+        ulong page = input >> IndexShift;
+        ulong tag = TagOf(entry.Regime, entry.Vmid, entry.Global ? GlobalAsidKey : entry.Asid);
+        int i = Find(page, tag);
+        if (i != EndOfChain)
+        {
+            _nodes[i].Entry = entry;
+            return;
+        }
+        if (_freeCount > 0)
+        {
+            i = _freeList;
+            _freeList = _nodes[i].Next;
+            _freeCount--;
+        }
+        else
+        {
+            if (_used == _nodes.Length) Grow();
+            i = _used++;
+        }
+        ref Bucket b = ref _buckets[BucketOf(page, tag)];
+        ref Node n = ref _nodes[i];
+        n.Page = page;
+        n.Tag = tag;
+        n.Free = false;
+        n.Entry = entry;
+        n.Next = b.Stamp == _stamp ? b.First : EndOfChain;
+        (b.Stamp, b.First) = (_stamp, i);
+        if (entry.Global) _globalSlots++;
+    }
+
+    /// <summary>Doubles both arrays and rechains every node (indices, and so the order, stay).</summary>
+    private void Grow()
+    {
+        Array.Resize(ref _nodes, _nodes.Length * 2);
+        _buckets = new Bucket[_buckets.Length * 2];
+        _stamp = 1;
+        for (int i = 0; i < _used; i++)
+        {
+            ref Node n = ref _nodes[i];
+            if (n.Free) continue;
+            ref Bucket b = ref _buckets[BucketOf(n.Page, n.Tag)];
+            n.Next = b.Stamp == _stamp ? b.First : EndOfChain;
+            (b.Stamp, b.First) = (_stamp, i);
+        }
     }
 
     /// <summary>Removes every entry <paramref name="scope"/> selects; returns how many page slots went.</summary>
     public int Invalidate(in TlbInvalidation scope)
     {
-        if (_entries.Count == 0) return 0;
+        if (Count == 0) return 0;
         Generation++;
         int removed = 0;
-        // Removing during enumeration is allowed for Dictionary since .NET Core 3.0.
-        foreach (var (k, e) in _entries)
+        var nodes = _nodes;
+        for (int i = 0; i < _used; i++)
         {
-            if (scope.Matches(e)) { _entries.Remove(k); removed++; if (e.Global) _globalSlots--; }
+            ref Node n = ref nodes[i];
+            if (n.Free || !scope.Matches(n.Entry)) continue;
+            Unlink(i);
+            if (n.Entry.Global) _globalSlots--;
+            n.Free = true;
+            n.Entry = default;
+            n.Next = _freeList;
+            _freeList = i;
+            _freeCount++;
+            removed++;
         }
         return removed;
+    }
+
+    private void Unlink(int node)
+    {
+        ref Bucket b = ref _buckets[BucketOf(_nodes[node].Page, _nodes[node].Tag)];
+        if (b.First == node)
+        {
+            b.First = _nodes[node].Next;
+            return;
+        }
+        int prev = b.First;
+        while (_nodes[prev].Next != node) prev = _nodes[prev].Next;
+        _nodes[prev].Next = _nodes[node].Next;
     }
 
     public void Clear()
     {
         Generation++;
-        _entries.Clear();
+        Reset();
+    }
+
+    private void Reset()
+    {
+        // A new stamp invalidates every bucket at once; on wrap-around the stale stamps are wiped.
+        if (++_stamp == 0)
+        {
+            Array.Clear(_buckets);
+            _stamp = 1;
+        }
+        _used = 0;
+        _freeList = EndOfChain;
+        _freeCount = 0;
         _globalSlots = 0;
     }
 }

@@ -169,7 +169,9 @@ public sealed class PageTableWalker
         // gathered above it. The start table base is checked below as always.
         if (useCache && firstLevel == r.StartLevel)
         {
-            for (int l = 3; l > r.StartLevel; l--)
+            // An empty cache (the start of every cold walk) misses at every level without a call per level.
+            if (cache.Count == 0) cache.CountMisses(3 - r.StartLevel);
+            else for (int l = 3; l > r.StartLevel; l--)
             {
                 if (cache.TryGetTable(r.Stage, tags, r.TableBase, g, l, input, out ulong cached, out byte flags))
                 {
@@ -237,7 +239,7 @@ public sealed class PageTableWalker
                         if (trace is not null) trace.Depth--;
                         goto Fetch;
                     }
-                    s2res = WalkFrom(s2, 3, s2PathTable, descAddr, AccessKind.Read, s2, false, null, default, useCache: false);
+                    s2res = WalkStage2(s2, 3, s2PathTable, descAddr, AccessKind.Read, 0, useCache: false);
                 }
                 else
                 {
@@ -445,6 +447,7 @@ public sealed class PageTableWalker
             trace?.Add("range", 2, s2.StartLevel, ipa, 0, $"IPA 0x{ipa:X} is outside the {s2.InputBits}-bit stage-2 input range");
             return new WalkResult { Fault = WalkFault.Translation, FaultStage = 2, Level = s2.StartLevel };
         }
+        if (trace is null && s2.Stage == 2) return WalkStage2(s2, s2.StartLevel, s2.TableBase, ipa, access, 0, useCache: false);
         return Walk(s2, ipa, access, s2, nested: false, trace);
     }
 
@@ -453,6 +456,133 @@ public sealed class PageTableWalker
     public WalkResult WalkStage2Checked(in WalkRegime s2, ulong ipa, AccessKind access, ushort vmid, TranslationTrace? trace)
     {
         if (!Bits.FitsIn(ipa, s2.InputBits)) return WalkStage2Checked(s2, ipa, access, trace);
+        if (trace is null && s2.Stage == 2) return WalkStage2(s2, s2.StartLevel, s2.TableBase, ipa, access, vmid, useCache: _cache is { Enabled: true });
         return Walk(s2, ipa, access, s2, nested: false, WalkTags.Stage2(vmid), trace);
+    }
+
+    /// <summary>
+    /// <see cref="WalkFrom"/> for an untraced single-stage stage-2 walk (every stage-2 walk of a
+    /// translation, and the stage-2 fetches of a nested stage-1 walk): the same reads, checks in the
+    /// same order, faults and walk-cache use, without the trace and nesting branches. Small enough
+    /// for the JIT to inline its helpers and keep its state in registers: in WalkFrom the inliner's
+    /// budget runs out, and even Bits.FitsIn and the regime's getters stay calls there.
+    /// </summary>
+    private WalkResult WalkStage2(in WalkRegime r, int firstLevel, ulong firstTable, ulong input, AccessKind access, ushort vmid, bool useCache)
+    {
+        var res = new WalkResult { FaultStage = r.Stage };
+        Granule g = r.Granule;
+        ulong table = firstTable;
+        var tags = WalkTags.Stage2(vmid);
+        if (useCache && firstLevel == r.StartLevel)
+        {
+            WalkCache cache = _cache!;
+            if (cache.Count == 0) cache.CountMisses(3 - r.StartLevel);
+            else
+            {
+                for (int l = 3; l > r.StartLevel; l--)
+                {
+                    if (cache.TryGetTable(r.Stage, tags, r.TableBase, g, l, input, out ulong cached, out _))
+                    {
+                        (firstLevel, table) = (l, cached);
+                        break;
+                    }
+                }
+            }
+        }
+        if (!Bits.FitsIn(r.TableBase, r.OutputBits))
+        {
+            res.Fault = WalkFault.AddressSize;
+            res.Level = r.StartLevel;
+            return res;
+        }
+        bool anyAbortRanges = _memory.MayAbort;
+        // The tables this walk reads below firstLevel, inserted into the walk cache in one call at
+        // the end (nothing looks them up in between): the same entries, in the same order.
+        var pending = new PendingTables(firstLevel + 1);
+        for (int level = firstLevel; level <= 3; level++)
+        {
+            int shift = GranuleGeometry.LevelShift(g, level);
+            int indexBits = level == r.StartLevel ? r.InputBits - shift : GranuleGeometry.Stride(g);
+            ulong descPa = table + ((input >> shift) & ((1UL << indexBits) - 1)) * 8;
+            res.Level = level;
+            res.LastTable = table;
+            if (descPa >= SparseMemory.AddressLimit - 8 || (anyAbortRanges && _memory.IsAbort(descPa, 8)))
+            {
+                res.Fault = WalkFault.ExternalAbort;
+                res.FetchAddress = descPa;
+                goto Done;
+            }
+            ulong desc = _memory.ReadUInt64(descPa);
+            if ((desc & DescValid) == 0)
+            {
+                res.Fault = WalkFault.Translation;
+                goto Done;
+            }
+            bool isPage = (desc & DescTable) != 0 && level == 3;
+            if ((desc & DescTable) != 0 && level < 3)
+            {
+                ulong next = DescriptorAddress(desc, r, r.PageShift);
+                if (!Bits.FitsIn(next, r.OutputBits))
+                {
+                    res.Fault = WalkFault.AddressSize;
+                    goto Done;
+                }
+                if (useCache) pending.Add(next);
+                table = next;
+                continue;
+            }
+            if (!isPage && !GranuleGeometry.BlockAllowed(g, level, r.Lpa))
+            {
+                res.Fault = WalkFault.Translation;
+                goto Done;
+            }
+            ulong oa = DescriptorAddress(desc, r, shift);
+            res.BlockShift = shift;
+            res.Output = oa | (input & ((1UL << shift) - 1));
+            var perms = (Bits.Get(desc, S2AP_R) ? Permissions.Read : 0) | (Bits.Get(desc, S2AP_W) ? Permissions.Write : 0);
+            res.Global = true;
+            res.Permissions = perms;
+            if (!Bits.FitsIn(oa, r.OutputBits))
+            {
+                res.Fault = WalkFault.AddressSize;
+                goto Done;
+            }
+            if (!Bits.Get(desc, AF))
+            {
+                // Not nested: the table is always writable, so the hardware update never faults.
+                if (r.HardwareAccessFlag) _memory.WriteUInt64(descPa, desc | (1UL << AF));
+                else if (!r.AccessFlagFaultDisabled)
+                {
+                    res.Fault = WalkFault.AccessFlag;
+                    goto Done;
+                }
+            }
+            if ((access == AccessKind.Read && (perms & Permissions.Read) == 0) || (access == AccessKind.Write && (perms & Permissions.Write) == 0))
+                res.Fault = WalkFault.Permission;
+            goto Done;
+        }
+        // Unreachable: level 3 always ends in a page, block or fault.
+        res.Fault = WalkFault.Translation;
+    Done:
+        if (pending.Count != 0) _cache!.PutStage2Tables(vmid, r.TableBase, g, input, pending);
+        return res;
+    }
+
+    /// <summary>Up to three table addresses a stage-2 walk read (levels FirstLevel, FirstLevel + 1, ...).</summary>
+    internal struct PendingTables(int firstLevel)
+    {
+        public readonly int FirstLevel = firstLevel;
+        public int Count;
+        public ulong T0, T1, T2;
+
+        public void Add(ulong table)
+        {
+            switch (Count++)
+            {
+                case 0: T0 = table; break;
+                case 1: T1 = table; break;
+                default: T2 = table; break;
+            }
+        }
     }
 }
