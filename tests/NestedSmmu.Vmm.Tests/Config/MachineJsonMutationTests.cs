@@ -11,14 +11,7 @@ namespace NestedSmmu.Vmm.Tests.Config;
 /// </summary>
 public sealed class MachineJsonMutationTests
 {
-    private static readonly string[] Machine =
-    [
-        "-machine", "virt,accel=kvm", "-bios", "AAVMF_CODE.fd", "-m", "256M", "-object", "iommufd,id=iommufd0",
-        "-device", "pxb-pcie,id=pcie.1,bus_nr=1,bus=pcie.0",
-        "-device", "arm-smmuv3,primary-bus=pcie.1,id=smmuv3.0,accel=on,cmdqv=on",
-        "-device", "pcie-root-port,id=rp1,bus=pcie.1,chassis=1",
-        "-device", "vfio-pci,host=0009:01:00.0,bus=rp1,id=gpu0,iommufd=iommufd0",
-    ];
+    private static readonly string[] Machine = [.. GraceMachines.Base(), .. GraceMachines.Gpu0OnSmmu0];
 
     [Fact]
     public void A_wrong_or_missing_member_is_refused_with_its_path_or_option()

@@ -16,16 +16,7 @@ public sealed class HalfBuiltTests
     /// <summary>Three accel vSMMUs (two with cmdqv) with a device each, and a free root port for hot-plug.</summary>
     private static readonly string[] Machine =
     [
-        "-machine", "virt,accel=kvm", "-bios", "AAVMF_CODE.fd", "-m", "256M", "-object", "iommufd,id=iommufd0",
-        "-device", "pxb-pcie,id=pcie.1,bus_nr=1,bus=pcie.0",
-        "-device", "arm-smmuv3,primary-bus=pcie.1,id=smmuv3.0,accel=on,cmdqv=on",
-        "-device", "pcie-root-port,id=rp1,bus=pcie.1,chassis=1",
-        "-device", "vfio-pci,host=0009:01:00.0,bus=rp1,id=gpu0,iommufd=iommufd0",
-        "-device", "pxb-pcie,id=pcie.2,bus_nr=8,bus=pcie.0",
-        "-device", "arm-smmuv3,primary-bus=pcie.2,id=smmuv3.1,accel=on,cmdqv=on",
-        "-device", "pcie-root-port,id=rp2,bus=pcie.2,chassis=2",
-        "-device", "vfio-pci,host=0005:01:00.0,bus=rp2,id=nic0,iommufd=iommufd0",
-        "-device", "pcie-root-port,id=rp3,bus=pcie.2,chassis=3",
+        .. GraceMachines.Base(), .. GraceMachines.Gpu0OnSmmu0, .. GraceMachines.Nic0OnSmmu3,
         "-device", "pxb-pcie,id=pcie.3,bus_nr=16,bus=pcie.0",
         "-device", "arm-smmuv3,primary-bus=pcie.3,id=smmuv3.2,accel=on,cmdqv=off",
         "-device", "pcie-root-port,id=rp4,bus=pcie.3,chassis=4",
