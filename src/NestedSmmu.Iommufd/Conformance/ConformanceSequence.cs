@@ -295,13 +295,7 @@ public sealed partial class ConformanceSequence
     {
         using IIommufd fd = _target.Open();
         using HostMemoryRegion ram = fd.AllocateHostMemory(RamLength, "conformance");
-        var ioas = Try("unbind_first.ioas.alloc", fd.AllocIoas, id => Id(id.Value));
-        Try("unbind_first.ioas.map", () => fd.MapIoas(ioas, ram, 0, RamLength, RamIova), Hex("iova"));
-        var device = Try("unbind_first.device.bind", () => fd.BindDevice(_target.Device), id => Id(id.Value));
-        var parent = Try("unbind_first.hwpt.alloc.nest_parent", () => fd.AllocPagingHwpt(device, ioas, HwptAllocFlags.NestParent), id => Id(id.Value));
-        Try("unbind_first.device.attach.nest_parent", () => fd.AttachDevice(device, parent), id => Id(id.Value));
-        var viommu = Try("unbind_first.viommu.alloc", () => fd.AllocViommu(device, parent, ViommuType.ArmSmmuV3), a => Id(a.Id.Value))?.Id ?? default;
-        var vdevice = Try("unbind_first.vdevice.alloc", () => fd.AllocVdevice(viommu, device, VirtualSid), id => Id(id.Value));
+        var (ioas, device, parent, viommu, vdevice) = Nesting(fd, ram, "unbind_first.", attachToParent: true);
         Try("unbind_first.device.unbind", () => Done(() => fd.UnbindDevice(device)), _ => "");
         Try("unbind_first.destroy.vdevice", () => Destroy(fd, vdevice), _ => "");
         Try("unbind_first.destroy.viommu", () => Destroy(fd, viommu), _ => "");
@@ -314,12 +308,7 @@ public sealed partial class ConformanceSequence
     {
         IIommufd fd = _target.Open();
         HostMemoryRegion ram = fd.AllocateHostMemory(RamLength, "conformance");
-        var ioas = Try("close.ioas.alloc", fd.AllocIoas, id => Id(id.Value));
-        Try("close.ioas.map", () => fd.MapIoas(ioas, ram, 0, RamLength, RamIova), Hex("iova"));
-        var device = Try("close.device.bind", () => fd.BindDevice(_target.Device), id => Id(id.Value));
-        var parent = Try("close.hwpt.alloc.nest_parent", () => fd.AllocPagingHwpt(device, ioas, HwptAllocFlags.NestParent), id => Id(id.Value));
-        var viommu = Try("close.viommu.alloc", () => fd.AllocViommu(device, parent, ViommuType.ArmSmmuV3), a => Id(a.Id.Value))?.Id ?? default;
-        Try("close.vdevice.alloc", () => fd.AllocVdevice(viommu, device, VirtualSid), id => Id(id.Value));
+        var (_, device, _, viommu, _) = Nesting(fd, ram, "close.");
         IVeventQueue? queue = Try("close.veventq.alloc", () => fd.AllocVeventq(viommu, VeventqType.ArmSmmuV3, VeventqDepth), Describe);
         var nested = Try("close.hwpt.alloc.nested.s1", () => fd.AllocNestedHwpt(device, viommu, Vste(SteConfig.Stage1)), id => Id(id.Value));
         Try("close.device.attach.nested.s1", () => fd.AttachDevice(device, nested), id => Id(id.Value));
@@ -341,12 +330,7 @@ public sealed partial class ConformanceSequence
     {
         using IIommufd fd = _target.Open();
         using HostMemoryRegion ram = fd.AllocateHostMemory(RamLength, "conformance");
-        var ioas = Try("overflow.ioas.alloc", fd.AllocIoas, id => Id(id.Value));
-        Try("overflow.ioas.map", () => fd.MapIoas(ioas, ram, 0, RamLength, RamIova), Hex("iova"));
-        var device = Try("overflow.device.bind", () => fd.BindDevice(_target.Device), id => Id(id.Value));
-        var parent = Try("overflow.hwpt.alloc.nest_parent", () => fd.AllocPagingHwpt(device, ioas, HwptAllocFlags.NestParent), id => Id(id.Value));
-        var viommu = Try("overflow.viommu.alloc", () => fd.AllocViommu(device, parent, ViommuType.ArmSmmuV3), a => Id(a.Id.Value))?.Id ?? default;
-        Try("overflow.vdevice.alloc", () => fd.AllocVdevice(viommu, device, VirtualSid), id => Id(id.Value));
+        var (_, device, _, viommu, _) = Nesting(fd, ram, "overflow.");
         using IVeventQueue? queue = Try("overflow.veventq.alloc", () => fd.AllocVeventq(viommu, VeventqType.ArmSmmuV3, OverflowDepth), Describe);
         var nested = Try("overflow.hwpt.alloc.nested.s1", () => fd.AllocNestedHwpt(device, viommu, Vste(SteConfig.Stage1)), id => Id(id.Value));
         Try("overflow.device.attach.nested.s1", () => fd.AttachDevice(device, nested), id => Id(id.Value));
@@ -382,12 +366,7 @@ public sealed partial class ConformanceSequence
         const string prefix = "stage1.";
         using IIommufd fd = _target.Open();
         using HostMemoryRegion ram = fd.AllocateHostMemory(RamLength, "conformance");
-        var ioas = Try(prefix + "ioas.alloc", fd.AllocIoas, id => Id(id.Value));
-        Try(prefix + "ioas.map", () => fd.MapIoas(ioas, ram, 0, RamLength, RamIova), Hex("iova"));
-        var device = Try(prefix + "device.bind", () => fd.BindDevice(_target.Device), id => Id(id.Value));
-        var parent = Try(prefix + "hwpt.alloc.nest_parent", () => fd.AllocPagingHwpt(device, ioas, HwptAllocFlags.NestParent), id => Id(id.Value));
-        var viommu = Try(prefix + "viommu.alloc", () => fd.AllocViommu(device, parent, ViommuType.ArmSmmuV3), a => Id(a.Id.Value))?.Id ?? default;
-        Try(prefix + "vdevice.alloc", () => fd.AllocVdevice(viommu, device, VirtualSid), id => Id(id.Value));
+        var (_, device, _, viommu, _) = Nesting(fd, ram, prefix);
         using IVeventQueue? queue = Try(prefix + "veventq.alloc", () => fd.AllocVeventq(viommu, VeventqType.ArmSmmuV3, VeventqDepth), Describe);
         if (_target.Stage1 is null)
         {
@@ -556,6 +535,24 @@ public sealed partial class ConformanceSequence
     private static string Answer(int rc) => rc >= 0 ? "ok" : ((Errno)(-rc)).ToString();
 
     // ------------------------------------------------------------------ helpers
+
+    /// <summary>
+    /// What every nesting scenario starts from, each call emitted under <paramref name="prefix"/>:
+    /// an IOAS with the RAM mapped, the device bound, a nest parent (the device attached to it when
+    /// <paramref name="attachToParent"/>), an ARM_SMMUV3 vIOMMU over it and the device's vDEVICE.
+    /// </summary>
+    private (IoasId Ioas, DeviceId Device, HwptId Parent, ViommuId Viommu, VdeviceId Vdevice) Nesting(
+        IIommufd fd, HostMemoryRegion ram, string prefix, bool attachToParent = false)
+    {
+        var ioas = Try(prefix + "ioas.alloc", fd.AllocIoas, id => Id(id.Value));
+        Try(prefix + "ioas.map", () => fd.MapIoas(ioas, ram, 0, RamLength, RamIova), Hex("iova"));
+        var device = Try(prefix + "device.bind", () => fd.BindDevice(_target.Device), id => Id(id.Value));
+        var parent = Try(prefix + "hwpt.alloc.nest_parent", () => fd.AllocPagingHwpt(device, ioas, HwptAllocFlags.NestParent), id => Id(id.Value));
+        if (attachToParent) Try(prefix + "device.attach.nest_parent", () => fd.AttachDevice(device, parent), id => Id(id.Value));
+        var viommu = Try(prefix + "viommu.alloc", () => fd.AllocViommu(device, parent, ViommuType.ArmSmmuV3), a => Id(a.Id.Value))?.Id ?? default;
+        var vdevice = Try(prefix + "vdevice.alloc", () => fd.AllocVdevice(viommu, device, VirtualSid), id => Id(id.Value));
+        return (ioas, device, parent, viommu, vdevice);
+    }
 
     private T Try<T>(string name, Func<T> call, Func<T, string> describe)
     {
