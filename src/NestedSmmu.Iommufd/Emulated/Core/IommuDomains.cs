@@ -111,10 +111,6 @@ internal sealed class PagingDomain : IommuDomain
         return fresh;
     }
 
-    /// <summary>Every (SMMU, VMID) whose TLB may hold translations through a stage-2 table.</summary>
-    public IEnumerable<(ArmSmmuDevice Smmu, ushort Vmid)> TlbTags =>
-        _vmids.Select(kv => (kv.Key, kv.Value)).Concat(Vsmmus.Select(v => (v.Smmu, v.Vmid)));
-
     /// <summary>Adds a mapping to the table (no invalidation needed: nothing caches a missing translation).</summary>
     public Errno Map(ulong iova, ulong pa, ulong length, bool read, bool write) => Table.Map(iova, pa, length, read, write);
 
@@ -128,8 +124,8 @@ internal sealed class PagingDomain : IommuDomain
     public void Unmap(ulong iova, ulong length)
     {
         Table.Unmap(iova, length);
-        // Loops rather than TlbTags / MastersTranslatingThrough: this runs once per IOAS area
-        // unmapped (a million times for a million-page IOAS) and those allocate.
+        // Plain loops over the tags and masters, no LINQ: this runs once per IOAS area unmapped
+        // (a million times for a million-page IOAS), and enumerator chains allocate.
         if (IsStage1)
         {
             if (Masters.Count > 0) Owner.InvalidateStage1(Asid, iova, length);
@@ -165,10 +161,6 @@ internal sealed class PagingDomain : IommuDomain
     {
         if (IsStage1 && Masters.Count == 0) Owner.FlushAsid(Asid);
     }
-
-    /// <summary>Masters attached to this domain, or to a nested domain on top of it.</summary>
-    public IEnumerable<ArmSmmuMaster> MastersTranslatingThrough() =>
-        Masters.Concat(Vsmmus.SelectMany(v => v.NestedDomains).SelectMany(d => d.Masters)).Distinct();
 
     /// <summary>
     /// Frees the VMIDs (flushing their TLB entries) or the ASID (xa_erase; flushed when the last
