@@ -20,15 +20,18 @@ internal sealed partial class ArmSmmuDevice
 
     private readonly Dictionary<uint, ArmSmmuMaster> _masters = new();
     private readonly Dictionary<uint, ulong> _l2Tables = new();
-    private readonly SortedSet<ushort> _vmids = new();
+    private readonly TagAllocator _vmids = new();
 
     public bool TwoLevel { get; private set; }
     public int StreamTableLog2Size { get; private set; }
     public ulong StreamTableBase { get; private set; }
     public ushort MaxVmid { get; }
 
+    /// <summary>The largest ASID: 16-bit with IDR0.ASID16, else 8-bit (smmu->asid_bits).</summary>
+    public ushort MaxAsid { get; }
+
     /// <summary>VMIDs in use on this SMMU, ascending.</summary>
-    public IReadOnlyCollection<ushort> VmidsInUse => _vmids;
+    public IReadOnlyCollection<ushort> VmidsInUse => _vmids.InUse;
 
     /// <summary>The masters (devices) behind this SMMU, by StreamID.</summary>
     public IReadOnlyDictionary<uint, ArmSmmuMaster> Masters => _masters;
@@ -137,25 +140,13 @@ internal sealed partial class ArmSmmuDevice
     // ------------------------------------------------------------------ VMIDs
 
     /// <summary>The lowest free VMID from 1 (0 is never used for a domain), or null when every VMID is taken.</summary>
-    public ushort? AllocVmid()
-    {
-        ushort candidate = 1;
-        foreach (ushort used in _vmids)
-        {
-            if (used != candidate) break;
-            if (candidate == MaxVmid) return null;
-            candidate++;
-        }
-        if (candidate > MaxVmid) return null;
-        _vmids.Add(candidate);
-        return candidate;
-    }
+    public ushort? AllocVmid() => _vmids.Allocate(MaxVmid);
 
     /// <summary>Frees a VMID after flushing every TLB entry tagged with it (TLBI_S12_VMALL + CMD_SYNC).</summary>
     public void FreeVmid(ushort vmid)
     {
         Submit([Command.TlbiS12Vmall(vmid)], sync: true);
-        _vmids.Remove(vmid);
+        _vmids.Free(vmid);
     }
 
     // ------------------------------------------------------------------ invalidation

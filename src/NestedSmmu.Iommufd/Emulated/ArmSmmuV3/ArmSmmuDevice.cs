@@ -43,6 +43,7 @@ internal sealed partial class ArmSmmuDevice
         Features = SmmuFeatures.FromIdrs(Read32(SmmuRegister.IDR0), Read32(SmmuRegister.IDR1), Read32(SmmuRegister.IDR3),
             Read32(SmmuRegister.IDR5), Read32(SmmuRegister.IIDR), Read32(SmmuRegister.AIDR));
         MaxVmid = Features.Vmid16 ? ushort.MaxValue : byte.MaxValue;
+        MaxAsid = Features.Asid16 ? ushort.MaxValue : byte.MaxValue;
         Hardware.EventRecorded += OnEventRecorded;
         Hardware.InterruptRaised += OnInterrupt;
         InitStreamTable();

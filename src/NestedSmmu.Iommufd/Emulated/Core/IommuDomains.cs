@@ -33,8 +33,6 @@ internal sealed class PagingDomain : IommuDomain
     public const int KernelVaBits = 48;
     /// <summary>The stage-1 input size without IDR5.VAX, and with it.</summary>
     private const int Stage1InputBits = 48, Stage1InputBitsVax = 52;
-    /// <summary>ASID size without and with IDR0.ASID16 (smmu->asid_bits).</summary>
-    private const int AsidBits8 = 8, AsidBits16 = 16;
 
     private readonly Dictionary<ArmSmmuDevice, ushort> _vmids = new();
     private readonly EmulatedHost _host;
@@ -80,7 +78,7 @@ internal sealed class PagingDomain : IommuDomain
             int input = Math.Min(smmu.Features.Vax != 0 ? Stage1InputBitsVax : Stage1InputBits, KernelVaBits);
             LpaePageTable? s1 = LpaePageTable.TryCreate(host.Allocator, host.Memory, LpaeFormat.Stage1, input, smmu.Features.OasBits, label);
             if (s1 is null) return Errno.ENOMEM;
-            if (host.Asids.Allocate(smmu.Features.Asid16 ? AsidBits16 : AsidBits8) is not { } asid)
+            if (host.Asids.Allocate(smmu.MaxAsid) is not { } asid)
             {
                 s1.Destroy();
                 return Errno.EBUSY;

@@ -135,7 +135,7 @@ public sealed class EmulatedHost
     internal MmioBus Bus { get; }
     internal IReadOnlyList<ArmSmmuDevice> SmmuDevices => _smmus;
     /// <summary>The ASIDs of stage-1 paging domains, shared by every SMMU (arm_smmu_asid_xa is global in arm-smmu-v3.c).</summary>
-    internal AsidAllocator Asids { get; } = new();
+    internal TagAllocator Asids { get; } = new();
     internal IEnumerable<HostPciDevice> Devices => _devices.Values;
     internal IReadOnlyList<string> LogLines => [.. _log];
 
