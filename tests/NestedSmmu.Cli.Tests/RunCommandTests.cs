@@ -147,6 +147,22 @@ public sealed class RunCommandTests
     }
 
     [Fact]
+    public void A_passed_through_device_without_a_vIOMMU_runs_and_its_teardown_leaves_only_the_drivers_CD_table()
+    {
+        // No vIOMMU: the device is attached to the IOAS's automatic domain, which arm-smmu-v3 makes a
+        // stage-1 domain, so the host driver gives the device a CD table that lives as long as the
+        // device (arm_smmu_release_device frees it), not the VM: the teardown check must not count it.
+        var run = CliRunner.Run("run", "--json", "--", "-machine", "virt,accel=kvm", "-bios", "AAVMF_CODE.fd", "-m", "512M",
+            "-object", "iommufd,id=iommufd0", "-device", "pcie-root-port,id=rp1,bus=pcie.0,chassis=1",
+            "-device", "vfio-pci,host=0009:01:00.0,bus=rp1,id=gpu0,iommufd=iommufd0");
+        run.ExitCode.ShouldBe(0, run.Stdout + run.Stderr);
+        JsonElement r = Json(run);
+        r.GetProperty("verdict").GetString().ShouldBe("pass");
+        r.GetProperty("checks").EnumerateArray()
+            .ShouldContain(c => c.GetProperty("name").GetString()!.StartsWith("teardown") && c.GetProperty("passed").GetBoolean());
+    }
+
+    [Fact]
     public void Two_vsmmus_without_cmdqv_run_the_trapped_path_only()
     {
         var run = CliRunner.Run(["run", "--json", "--", .. TwoVsmmusNoCmdqv]);

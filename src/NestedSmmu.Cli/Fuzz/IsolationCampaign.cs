@@ -182,7 +182,7 @@ internal static partial class IsolationCampaign
             HostView view = ProfileHostView.From(_profile);
             _host = new EmulatedHost(_profile);
             _diag = _host.Diagnostics;
-            _memoryBefore = _diag.HostMemoryAllocated;
+            _memoryBefore = _diag.HostMemoryHeldForContexts;
             _guests = [Start(_host, view, _profile, "vm0", 0), Start(_host, view, _profile, "vm1", 1)];
             _fault = options.InjectFault?.Invoke();
             _vintfWatch = _diag.ObserveVintfCommands((smmu, c) => _admitted.Add((smmu, c)));
@@ -248,7 +248,7 @@ internal static partial class IsolationCampaign
                     g.Vm.Dispose();
                     g.Fd.Dispose();
                 }
-                ulong left = _diag.HostMemoryAllocated - _memoryBefore;
+                ulong left = _diag.HostMemoryHeldForContexts - _memoryBefore;
                 if (left != 0) Violations.Add(new FuzzFinding(step, "both", "teardown", InvariantNames[5], $"0x{left:X} bytes of host memory left"));
             }
             catch (Exception e)

@@ -47,7 +47,7 @@ internal static class RunHarness
         if (check.Error is { } refused) return new RunOutcome(args, check.Warnings, null, refused.Message);
 
         var host = new EmulatedHost(request.Profile);
-        ulong hostMemoryBefore = host.Diagnostics.HostMemoryAllocated;
+        ulong hostMemoryBefore = host.Diagnostics.HostMemoryHeldForContexts;
         IIommufd fd = host.Open();
         if (request.Trace is { } t) fd = new TracingIommufd(fd, t);
         var checks = new List<RunCheck>();
@@ -107,7 +107,7 @@ internal static class RunHarness
         request.Phase?.Invoke("tearing down");
         vm.Dispose();
         fd.Dispose();
-        ulong left = host.Diagnostics.HostMemoryAllocated - hostMemoryBefore;
+        ulong left = host.Diagnostics.HostMemoryHeldForContexts - hostMemoryBefore;
         checks.Add(new RunCheck("teardown: the VM gave back every byte of host memory", left == 0, $"0x{left:X} bytes left"));
         return new RunOutcome(args, check.Warnings, report with { Checks = [.. checks] }, null);
     }

@@ -69,7 +69,7 @@ public sealed class SelftestScenarioTests
         Should.Throw<ObjectDisposedException>(() => reader.Read());
         vm.Ram.Dispose();
         bed.Diag.CdTableBytes.ShouldBe(TestBed.Page, "nic0's one-CD table stays for the device's life");
-        (bed.Diag.HostMemoryAllocated - bed.Diag.CdTableBytes).ShouldBe(baseline, "every other kernel table and the guest RAM went back");
+        bed.Diag.HostMemoryHeldForContexts.ShouldBe(baseline, "every other kernel table and the guest RAM went back");
         // The devices are free for another context.
         using EmulatedIommufd again = bed.Host.Open();
         again.BindDevice("gpu0").Value.ShouldBe(1u);

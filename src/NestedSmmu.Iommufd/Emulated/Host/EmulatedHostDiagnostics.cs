@@ -320,6 +320,19 @@ public sealed class EmulatedHostDiagnostics
         }
     }
 
+    /// <summary>
+    /// Host memory held on behalf of iommufd contexts and the VMM: <see cref="HostMemoryAllocated"/>
+    /// without the per-device state the driver keeps for the device's life (<see cref="CdTableBytes"/>).
+    /// What a leak check compares: a context or VM torn down must bring this back to where it was.
+    /// </summary>
+    public ulong HostMemoryHeldForContexts
+    {
+        get
+        {
+            lock (_host.KernelLock) return _host.Allocator.BytesAllocated - CdTableBytes;
+        }
+    }
+
     /// <summary>What holds the host memory at <paramref name="address"/> (e.g. <c>smmu0 cmdq</c>, <c>ram0</c>), or null when free.</summary>
     public string? HostMemoryOwner(ulong address)
     {
