@@ -145,21 +145,30 @@ public sealed class PageTableWalker
     /// <paramref name="nested"/>, the walk is a nested stage-1 walk whose table addresses go through
     /// <paramref name="s2"/>. Input-range checks are the caller's (they differ per stage).
     /// </summary>
-    public WalkResult Walk(in WalkRegime r, ulong input, AccessKind access, in WalkRegime s2, bool nested, TranslationTrace? trace) =>
-        WalkFrom(r, r.StartLevel, r.TableBase, input, access, s2, nested, trace, default, useCache: false);
+    public WalkResult Walk(in WalkRegime r, ulong input, AccessKind access, in WalkRegime s2, bool nested, TranslationTrace? trace)
+    {
+        WalkFrom(r, r.StartLevel, r.TableBase, input, access, s2, nested, trace, default, useCache: false, out var res);
+        return res;
+    }
 
     /// <summary>
     /// As <see cref="Walk(in WalkRegime, ulong, AccessKind, in WalkRegime, bool, TranslationTrace?)"/>,
     /// using and filling the walk cache with entries tagged <paramref name="tags"/> (stage-2 entries
     /// with its VMID). With a trace every level is read and shown, so the cache is not used.
     /// </summary>
-    public WalkResult Walk(in WalkRegime r, ulong input, AccessKind access, in WalkRegime s2, bool nested, in WalkTags tags, TranslationTrace? trace) =>
-        WalkFrom(r, r.StartLevel, r.TableBase, input, access, s2, nested, trace, tags, useCache: trace is null && _cache is { Enabled: true });
+    /// <remarks>
+    /// The result is written in place (<paramref name="result"/>): returned by value, it was built in
+    /// the callee's frame with narrow stores and copied out with one wide load, a store-forwarding
+    /// stall per copy that the profile of a nested translation showed after every walk.
+    /// </remarks>
+    public void Walk(in WalkRegime r, ulong input, AccessKind access, in WalkRegime s2, bool nested, in WalkTags tags, TranslationTrace? trace,
+        out WalkResult result) =>
+        WalkFrom(r, r.StartLevel, r.TableBase, input, access, s2, nested, trace, tags, useCache: trace is null && _cache is { Enabled: true }, out result);
 
-    private WalkResult WalkFrom(in WalkRegime r, int firstLevel, ulong firstTable, ulong input, AccessKind access,
-        in WalkRegime s2, bool nested, TranslationTrace? trace, in WalkTags tags, bool useCache)
+    private void WalkFrom(in WalkRegime r, int firstLevel, ulong firstTable, ulong input, AccessKind access,
+        in WalkRegime s2, bool nested, TranslationTrace? trace, in WalkTags tags, bool useCache, out WalkResult res)
     {
-        var res = new WalkResult { FaultStage = r.Stage };
+        res = new WalkResult { FaultStage = r.Stage };
         Granule g = r.Granule;
         int stride = GranuleGeometry.Stride(g);
         ulong table = firstTable;
@@ -200,7 +209,7 @@ public sealed class PageTableWalker
             res.Fault = WalkFault.AddressSize;
             res.Level = r.StartLevel;
             if (trace is not null) TraceFault(trace, WalkTraceKind.TableBaseTooLarge, r.Stage, r.StartLevel, r.TableBase, 0, r.TableBase, 0, r.TableBase, r.OutputBits);
-            return res;
+            return;
         }
 
         for (int level = firstLevel; level <= 3; level++)
@@ -239,11 +248,12 @@ public sealed class PageTableWalker
                         if (trace is not null) trace.Depth--;
                         goto Fetch;
                     }
-                    s2res = WalkStage2(s2, 3, s2PathTable, descAddr, AccessKind.Read, 0, useCache: false);
+                    WalkStage2(s2, 3, s2PathTable, descAddr, AccessKind.Read, 0, useCache: false, out s2res);
                 }
                 else
                 {
-                    s2res = useCache ? WalkStage2Checked(s2, descAddr, AccessKind.Read, tags.Vmid, null) : WalkStage2Checked(s2, descAddr, AccessKind.Read, trace);
+                    if (useCache) WalkStage2Checked(s2, descAddr, AccessKind.Read, tags.Vmid, null, out s2res);
+                    else s2res = WalkStage2Checked(s2, descAddr, AccessKind.Read, trace);
                     if (trace is null && s2res.Ok && s2res.Level == 3 && s2.StartLevel < 3)
                     {
                         (s2PathCached, s2PathRegion, s2PathTable) = (true, descAddr >> s2RegionShift, s2res.LastTable);
@@ -255,7 +265,8 @@ public sealed class PageTableWalker
                     s2res.FaultStage = 2;
                     s2res.FaultIpa = descAddr;
                     s2res.FaultClass = FaultClass.TTD;
-                    return s2res;
+                    res = s2res;
+                    return;
                 }
                 descPa = s2res.Output;
                 tableWritable = (s2res.Permissions & Permissions.Write) != 0;
@@ -275,7 +286,7 @@ public sealed class PageTableWalker
                 if (trace is not null) TraceFault(trace, WalkTraceKind.FetchAborted, r.Stage, level, descPa, 0, table, index, descPa, 0);
                 res.Fault = WalkFault.ExternalAbort;
                 res.FetchAddress = descPa;
-                return res;
+                return;
             }
             ulong desc = _memory.ReadUInt64(descPa);
 
@@ -283,7 +294,7 @@ public sealed class PageTableWalker
             {
                 if (trace is not null) TraceFault(trace, WalkTraceKind.Invalid, r.Stage, level, descPa, desc, table, index, 0, 0);
                 res.Fault = WalkFault.Translation;
-                return res;
+                return;
             }
 
             bool isTable = (desc & DescTable) != 0 && level < 3;
@@ -301,7 +312,7 @@ public sealed class PageTableWalker
                 {
                     if (trace is not null) TraceFault(trace, WalkTraceKind.NextTableTooLarge, r.Stage, level, descPa, desc, table, index, next, r.OutputBits);
                     res.Fault = WalkFault.AddressSize;
-                    return res;
+                    return;
                 }
                 if (useCache)
                 {
@@ -316,7 +327,7 @@ public sealed class PageTableWalker
             {
                 if (trace is not null) TraceFault(trace, WalkTraceKind.BlockNotAllowed, r.Stage, level, descPa, desc, table, index, 0, (int)g);
                 res.Fault = WalkFault.Translation;
-                return res;
+                return;
             }
 
             // Leaf: page or block. Checks in the architecture's priority: address size, access flag, permission.
@@ -344,7 +355,7 @@ public sealed class PageTableWalker
             {
                 if (trace is not null) TraceFault(trace, WalkTraceKind.OutputTooLarge, r.Stage, level, descPa, desc, table, index, oa, r.OutputBits);
                 res.Fault = WalkFault.AddressSize;
-                return res;
+                return;
             }
             if (!Bits.Get(desc, AF))
             {
@@ -353,7 +364,8 @@ public sealed class PageTableWalker
                     if (!tableWritable)
                     {
                         // The update is a write to the stage-1 table, which stage 2 forbids.
-                        return new WalkResult { Fault = WalkFault.Permission, FaultStage = 2, FaultIpa = descAddr, FaultClass = FaultClass.TTD, FaultOnDescriptorWrite = true, Level = level };
+                        res = new WalkResult { Fault = WalkFault.Permission, FaultStage = 2, FaultIpa = descAddr, FaultClass = FaultClass.TTD, FaultOnDescriptorWrite = true, Level = level };
+                        return;
                     }
                     _memory.WriteUInt64(descPa, desc | (1UL << AF));
                     if (trace is not null) TraceFault(trace, WalkTraceKind.AccessFlagSet, r.Stage, level, descPa, desc | (1UL << AF), table, index, 0, 0);
@@ -362,20 +374,20 @@ public sealed class PageTableWalker
                 {
                     if (trace is not null) TraceFault(trace, WalkTraceKind.AccessFlag, r.Stage, level, descPa, desc, table, index, 0, 0);
                     res.Fault = WalkFault.AccessFlag;
-                    return res;
+                    return;
                 }
             }
             if ((access == AccessKind.Read && (perms & Permissions.Read) == 0) || (access == AccessKind.Write && (perms & Permissions.Write) == 0))
             {
                 if (trace is not null) TraceFault(trace, WalkTraceKind.Permission, r.Stage, level, descPa, desc, table, index, (ulong)access, (int)perms);
                 res.Fault = WalkFault.Permission;
-                return res;
+                return;
             }
-            return res;
+            return;
         }
         // Unreachable: level 3 always ends in a page, block or fault.
         res.Fault = WalkFault.Translation;
-        return res;
+        return;
     }
 
     // Trace formatting lives out of line: string building in the walk itself would make the JIT
@@ -447,17 +459,21 @@ public sealed class PageTableWalker
             trace?.Add("range", 2, s2.StartLevel, ipa, 0, $"IPA 0x{ipa:X} is outside the {s2.InputBits}-bit stage-2 input range");
             return new WalkResult { Fault = WalkFault.Translation, FaultStage = 2, Level = s2.StartLevel };
         }
-        if (trace is null && s2.Stage == 2) return WalkStage2(s2, s2.StartLevel, s2.TableBase, ipa, access, 0, useCache: false);
+        if (trace is null && s2.Stage == 2)
+        {
+            WalkStage2(s2, s2.StartLevel, s2.TableBase, ipa, access, 0, useCache: false, out var res);
+            return res;
+        }
         return Walk(s2, ipa, access, s2, nested: false, trace);
     }
 
     /// <summary>As <see cref="WalkStage2Checked(in WalkRegime, ulong, AccessKind, TranslationTrace?)"/>, with the walk cache for <paramref name="vmid"/>.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    public WalkResult WalkStage2Checked(in WalkRegime s2, ulong ipa, AccessKind access, ushort vmid, TranslationTrace? trace)
+    public void WalkStage2Checked(in WalkRegime s2, ulong ipa, AccessKind access, ushort vmid, TranslationTrace? trace, out WalkResult result)
     {
-        if (!Bits.FitsIn(ipa, s2.InputBits)) return WalkStage2Checked(s2, ipa, access, trace);
-        if (trace is null && s2.Stage == 2) return WalkStage2(s2, s2.StartLevel, s2.TableBase, ipa, access, vmid, useCache: _cache is { Enabled: true });
-        return Walk(s2, ipa, access, s2, nested: false, WalkTags.Stage2(vmid), trace);
+        if (!Bits.FitsIn(ipa, s2.InputBits)) result = WalkStage2Checked(s2, ipa, access, trace);
+        else if (trace is null && s2.Stage == 2) WalkStage2(s2, s2.StartLevel, s2.TableBase, ipa, access, vmid, useCache: _cache is { Enabled: true }, out result);
+        else Walk(s2, ipa, access, s2, nested: false, WalkTags.Stage2(vmid), trace, out result);
     }
 
     /// <summary>
@@ -467,9 +483,10 @@ public sealed class PageTableWalker
     /// for the JIT to inline its helpers and keep its state in registers: in WalkFrom the inliner's
     /// budget runs out, and even Bits.FitsIn and the regime's getters stay calls there.
     /// </summary>
-    private WalkResult WalkStage2(in WalkRegime r, int firstLevel, ulong firstTable, ulong input, AccessKind access, ushort vmid, bool useCache)
+    private void WalkStage2(in WalkRegime r, int firstLevel, ulong firstTable, ulong input, AccessKind access, ushort vmid, bool useCache,
+        out WalkResult res)
     {
-        var res = new WalkResult { FaultStage = r.Stage };
+        res = new WalkResult { FaultStage = r.Stage };
         Granule g = r.Granule;
         ulong table = firstTable;
         var tags = WalkTags.Stage2(vmid);
@@ -493,7 +510,7 @@ public sealed class PageTableWalker
         {
             res.Fault = WalkFault.AddressSize;
             res.Level = r.StartLevel;
-            return res;
+            return;
         }
         bool anyAbortRanges = _memory.MayAbort;
         // The tables this walk reads below firstLevel, inserted into the walk cache in one call at
@@ -565,7 +582,7 @@ public sealed class PageTableWalker
         res.Fault = WalkFault.Translation;
     Done:
         if (pending.Count != 0) _cache!.PutStage2Tables(vmid, r.TableBase, g, input, pending);
-        return res;
+        return;
     }
 
     /// <summary>Up to three table addresses a stage-2 walk read (levels FirstLevel, FirstLevel + 1, ...).</summary>

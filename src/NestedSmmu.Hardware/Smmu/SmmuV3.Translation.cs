@@ -177,7 +177,7 @@ public sealed partial class SmmuV3
         ref readonly WalkRegime r1 = ref (upper ? ref cd.Ttb1Regime : ref cd.Ttb0Regime);
         if (trace is not null) TraceStage1(trace, r1, upper, asid);
 
-        var w1 = _walker.Walk(r1, iova, access, cfg.Stage2, cfg.HasStage2, new WalkTags(cfg.Regime, cfg.Vmid, asid, cd.NoAsid), trace);
+        _walker.Walk(r1, iova, access, cfg.Stage2, cfg.HasStage2, new WalkTags(cfg.Regime, cfg.Vmid, asid, cd.NoAsid), trace, out var w1);
         if (!w1.Ok)
         {
             // F_WALK_EABT is not a translation-related fault: CD.R / STE.S2R do not apply (IHI 0070 5.5).
@@ -201,7 +201,7 @@ public sealed partial class SmmuV3
         {
             ref readonly WalkRegime r2 = ref cfg.Stage2;
             if (trace is not null) TraceStage2(trace, r2, output, cfg.Vmid);
-            var w2 = _walker.WalkStage2Checked(r2, output, access, cfg.Vmid, trace);
+            _walker.WalkStage2Checked(r2, output, access, cfg.Vmid, trace, out var w2);
             if (w2.Fault == WalkFault.ExternalAbort)
                 return TranslationFault(EventRecord.WalkAbort(sid, ssid, iova, access == AccessKind.Read, true, FaultClass.IN, w2.FetchAddress), 2, record: true, trace);
             if (!w2.Ok)
@@ -256,7 +256,7 @@ public sealed partial class SmmuV3
             return TranslationResult.Ok(pa, hit.Permissions);
         }
         trace?.Add("s2", 2, r2.StartLevel, r2.TableBase, 0, "stage 2: " + DescribeStage2(r2, cfg.Vmid));
-        var w = _walker.WalkStage2Checked(r2, iova, access, cfg.Vmid, trace);
+        _walker.WalkStage2Checked(r2, iova, access, cfg.Vmid, trace, out var w);
         if (w.Fault == WalkFault.ExternalAbort)
             return TranslationFault(EventRecord.WalkAbort(sid, null, iova, access == AccessKind.Read, true, FaultClass.IN, w.FetchAddress), 2, record: true, trace);
         if (!w.Ok)
