@@ -123,6 +123,65 @@ public sealed class PageTableWalker
         _cache = cache;
     }
 
+    // One translation's own knowledge, kept from BeginTranslation to EndTranslation (or for one
+    // public walk outside them), so nothing can invalidate it while it is used:
+    // - the stage-2 path: the tables the last untraced stage-2 walk read, by level, for _pathInput.
+    //   The stage-1 tables of a nested walk usually sit in one small IPA region, and its output IPA
+    //   near them, so their stage-2 walks share the upper tables; a walk starts at the deepest table
+    //   the path shares with it. Valid levels: [_pathFirst, _pathLast] (none when _pathLast < 0).
+    // - the walk-cache entries it learned, staged in the cache and inserted at the end, and the
+    //   lookups the path answered or an empty cache made pointless, counted at the end.
+    private bool _inTranslation;
+    private ulong _pathInput, _pathBase;
+    private ushort _pathVmid;
+    private Granule _pathGranule;
+    private int _pathFirst, _pathLast = -1;
+    private readonly ulong[] _pathTables = new ulong[4];
+    private int _pathHits, _skippedMisses;
+
+    /// <summary>
+    /// Starts one translation: until <see cref="EndTranslation"/>, the walks share their stage-2
+    /// paths and the walk-cache entries they learn are inserted at the end.
+    /// </summary>
+    public void BeginTranslation()
+    {
+        _inTranslation = true;
+        _pathLast = -1;
+        _cache?.DiscardStaged();
+    }
+
+    /// <summary>Ends the translation begun by <see cref="BeginTranslation"/>: its walk-cache entries are inserted.</summary>
+    public void EndTranslation()
+    {
+        _inTranslation = false;
+        Flush();
+    }
+
+    private void Flush()
+    {
+        _pathLast = -1;
+        if (_cache is null) return;
+        _cache.CommitStaged();
+        if ((_pathHits | _skippedMisses) != 0)
+        {
+            _cache.CountLookups(_pathHits, _skippedMisses);
+            (_pathHits, _skippedMisses) = (0, 0);
+        }
+    }
+
+    /// <summary>The deepest level (above the start level) whose table the path knows for <paramref name="input"/>, or -1.</summary>
+    private int PathLevel(in WalkRegime r, ushort vmid, ulong input)
+    {
+        if (_pathLast < 0 || _pathBase != r.TableBase || _pathVmid != vmid || _pathGranule != r.Granule) return -1;
+        ulong diff = input ^ _pathInput;
+        for (int l = _pathLast; l >= _pathFirst; l--)
+        {
+            // Same input bits above this level's table: every index above it, so the table, is the same.
+            if (diff >> GranuleGeometry.LevelShift(r.Granule, l - 1) == 0) return l;
+        }
+        return -1;
+    }
+
     // Descriptor fields (Arm ARM D8.3)
     private const ulong DescValid = 1UL << 0;
     private const ulong DescTable = 1UL << 1;
@@ -147,7 +206,10 @@ public sealed class PageTableWalker
     /// </summary>
     public WalkResult Walk(in WalkRegime r, ulong input, AccessKind access, in WalkRegime s2, bool nested, TranslationTrace? trace)
     {
+        bool own = !_inTranslation;
+        if (own) _pathLast = -1;
         WalkFrom(r, r.StartLevel, r.TableBase, input, access, s2, nested, trace, default, useCache: false, out var res);
+        if (own) Flush();
         return res;
     }
 
@@ -162,8 +224,14 @@ public sealed class PageTableWalker
     /// stall per copy that the profile of a nested translation showed after every walk.
     /// </remarks>
     public void Walk(in WalkRegime r, ulong input, AccessKind access, in WalkRegime s2, bool nested, in WalkTags tags, TranslationTrace? trace,
-        out WalkResult result) =>
-        WalkFrom(r, r.StartLevel, r.TableBase, input, access, s2, nested, trace, tags, useCache: trace is null && _cache is { Enabled: true }, out result);
+        out WalkResult result)
+    {
+        bool useCache = trace is null && _cache is { Enabled: true };
+        bool own = !_inTranslation;
+        if (own) _pathLast = -1;
+        WalkFrom(r, r.StartLevel, r.TableBase, input, access, s2, nested, trace, tags, useCache, out result);
+        if (own) Flush();
+    }
 
     private void WalkFrom(in WalkRegime r, int firstLevel, ulong firstTable, ulong input, AccessKind access,
         in WalkRegime s2, bool nested, TranslationTrace? trace, in WalkTags tags, bool useCache, out WalkResult res)
@@ -174,12 +242,14 @@ public sealed class PageTableWalker
         ulong table = firstTable;
         bool noWrite = false, noUnpriv = false;
         WalkCache cache = useCache ? _cache! : null!;
+        // Lookups in the cache are made only when it holds entries: what this translation learns is
+        // inserted when it ends, so an empty cache stays empty until then (every cold walk).
+        bool probe = useCache && cache.Count != 0;
         // The deepest cached table for this input: the walk resumes there with the APTable limits
         // gathered above it. The start table base is checked below as always.
         if (useCache && firstLevel == r.StartLevel)
         {
-            // An empty cache (the start of every cold walk) misses at every level without a call per level.
-            if (cache.Count == 0) cache.CountMisses(3 - r.StartLevel);
+            if (!probe) _skippedMisses += 3 - r.StartLevel;
             else for (int l = 3; l > r.StartLevel; l--)
             {
                 if (cache.TryGetTable(r.Stage, tags, r.TableBase, g, l, input, out ulong cached, out byte flags))
@@ -191,12 +261,6 @@ public sealed class PageTableWalker
                 }
             }
         }
-        // Within one nested walk the stage-1 tables usually sit in one small IPA region, so their
-        // stage-2 walks share everything down to the last-level table. The walker keeps that table
-        // for the duration of this walk only (so no invalidation can make it stale). With a trace
-        // every stage-2 walk is shown in full instead.
-        bool s2PathCached = false;
-        ulong s2PathRegion = 0, s2PathTable = 0;
         int s2RegionShift = nested ? GranuleGeometry.LevelShift(s2.Granule, 2) : 0;
         ulong s2IndexMask = nested ? (1UL << GranuleGeometry.Stride(s2.Granule)) - 1 : 0;
         ulong s2PageMask = nested ? (1UL << s2.PageShift) - 1 : 0;
@@ -227,37 +291,37 @@ public sealed class PageTableWalker
                 if (trace is not null) TraceNestedFetch(trace, level, descAddr);
                 if (trace is not null) trace.Depth++;
                 WalkResult s2res;
-                if (useCache && cache.TryGetFetch(tags.Vmid, s2.TableBase, s2.Granule, descAddr, out ulong fetchPa, out bool fetchWritable))
+                if (probe && cache.TryGetFetch(tags.Vmid, s2.TableBase, s2.Granule, descAddr, out ulong fetchPa, out bool fetchWritable))
                 {
                     (descPa, tableWritable) = (fetchPa, fetchWritable);
                     goto Fetch;
                 }
-                if (s2PathCached && descAddr >> s2RegionShift == s2PathRegion)
+                if (useCache && !probe) _skippedMisses++;
+                if (trace is null && _pathLast == 3 && (descAddr ^ _pathInput) >> s2RegionShift == 0
+                    && _pathBase == s2.TableBase && _pathVmid == tags.Vmid && _pathGranule == s2.Granule)
                 {
-                    // The common case inline: a valid page, AF set, stage-2 read allowed, output within
-                    // PS. Anything else takes the full walk from the cached table, with all its checks.
-                    ulong leafAddr = s2PathTable + ((descAddr >> s2.PageShift) & s2IndexMask) * 8;
+                    // The common case inline: the path's last-level table, a valid page, AF set, stage-2
+                    // read allowed, output within PS. Anything else takes the full walk from that table,
+                    // with all its checks.
+                    ulong s2Table = _pathTables[3];
+                    ulong leafAddr = s2Table + ((descAddr >> s2.PageShift) & s2IndexMask) * 8;
                     ulong leaf = _memory.ReadUInt64(leafAddr);
                     ulong leafOa = DescriptorAddress(leaf, s2, s2.PageShift);
+                    if (useCache) _pathHits++;
                     if ((leaf & (DescValid | DescTable)) == (DescValid | DescTable) && Bits.Get(leaf, AF) && Bits.Get(leaf, S2AP_R)
                         && Bits.FitsIn(leafOa, s2.OutputBits) && !anyAbortRanges)
                     {
                         descPa = leafOa | (descAddr & s2PageMask);
                         tableWritable = Bits.Get(leaf, S2AP_W);
-                        if (useCache) cache.PutFetch(tags.Vmid, s2.TableBase, s2.Granule, descAddr, leafOa, s2.PageShift, 3, tableWritable);
-                        if (trace is not null) trace.Depth--;
+                        if (useCache) cache.StageFetch(tags.Vmid, s2.TableBase, s2.Granule, descAddr, leafOa, s2.PageShift, 3, tableWritable);
                         goto Fetch;
                     }
-                    WalkStage2(s2, 3, s2PathTable, descAddr, AccessKind.Read, 0, useCache: false, out s2res);
+                    WalkStage2(s2, 3, s2Table, descAddr, AccessKind.Read, tags.Vmid, useCache: false, fromPath: true, out s2res);
                 }
                 else
                 {
-                    if (useCache) WalkStage2Checked(s2, descAddr, AccessKind.Read, tags.Vmid, null, out s2res);
+                    if (trace is null) WalkStage2Known(s2, descAddr, AccessKind.Read, tags.Vmid, useCache, probe, out s2res);
                     else s2res = WalkStage2Checked(s2, descAddr, AccessKind.Read, trace);
-                    if (trace is null && s2res.Ok && s2res.Level == 3 && s2.StartLevel < 3)
-                    {
-                        (s2PathCached, s2PathRegion, s2PathTable) = (true, descAddr >> s2RegionShift, s2res.LastTable);
-                    }
                 }
                 if (trace is not null) trace.Depth--;
                 if (!s2res.Ok)
@@ -273,7 +337,7 @@ public sealed class PageTableWalker
                 if (useCache)
                 {
                     ulong mappingMask = (1UL << s2res.BlockShift) - 1;
-                    cache.PutFetch(tags.Vmid, s2.TableBase, s2.Granule, descAddr, descPa & ~mappingMask, s2res.BlockShift, s2res.Level, tableWritable);
+                    cache.StageFetch(tags.Vmid, s2.TableBase, s2.Granule, descAddr, descPa & ~mappingMask, s2res.BlockShift, s2res.Level, tableWritable);
                 }
             }
 
@@ -317,7 +381,7 @@ public sealed class PageTableWalker
                 if (useCache)
                 {
                     byte flags = (byte)((noWrite ? WalkCache.NoWrite : 0) | (noUnpriv ? WalkCache.NoUnprivileged : 0));
-                    cache.PutTable(r.Stage, tags, r.TableBase, g, level + 1, input, next, flags);
+                    cache.StageTable(r.Stage, tags, r.TableBase, g, level + 1, input, next, flags);
                 }
                 table = next;
                 continue;
@@ -448,9 +512,9 @@ public sealed class PageTableWalker
             (stage == 1 ? $"AP[2:1]={Bits.Get(desc, 7, 6)}" : $"S2AP={Bits.Get(desc, 7, 6)}") + $", perms {perms}");
 
     /// <summary>A stage-2 walk with the input-range check (IPA beyond 2^(64 - S2T0SZ): stage-2 translation fault).</summary>
-    // The two stage-2 entry points stay calls: inlined into the nested walk, their result reached
-    // the caller through two temporaries, each copied with a wide load just after the callee's
-    // narrow stores (a store-forwarding stall per copy in the profile of a cold nested walk).
+    // The stage-2 entry points stay calls: inlined into the nested walk, their result reached the
+    // caller through two temporaries, each copied with a wide load just after the callee's narrow
+    // stores (a store-forwarding stall per copy in the profile of a cold nested walk).
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     public WalkResult WalkStage2Checked(in WalkRegime s2, ulong ipa, AccessKind access, TranslationTrace? trace)
     {
@@ -461,19 +525,68 @@ public sealed class PageTableWalker
         }
         if (trace is null && s2.Stage == 2)
         {
-            WalkStage2(s2, s2.StartLevel, s2.TableBase, ipa, access, 0, useCache: false, out var res);
+            bool own = !_inTranslation;
+            if (own) _pathLast = -1;
+            WalkStage2(s2, s2.StartLevel, s2.TableBase, ipa, access, 0, useCache: false, fromPath: false, out var res);
+            if (own) _pathLast = -1;
             return res;
         }
         return Walk(s2, ipa, access, s2, nested: false, trace);
     }
 
-    /// <summary>As <see cref="WalkStage2Checked(in WalkRegime, ulong, AccessKind, TranslationTrace?)"/>, with the walk cache for <paramref name="vmid"/>.</summary>
+    /// <summary>
+    /// As <see cref="WalkStage2Checked(in WalkRegime, ulong, AccessKind, TranslationTrace?)"/>, with
+    /// the walk cache for <paramref name="vmid"/> and, within a translation, the stage-2 path of its
+    /// earlier walks.
+    /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     public void WalkStage2Checked(in WalkRegime s2, ulong ipa, AccessKind access, ushort vmid, TranslationTrace? trace, out WalkResult result)
     {
         if (!Bits.FitsIn(ipa, s2.InputBits)) result = WalkStage2Checked(s2, ipa, access, trace);
-        else if (trace is null && s2.Stage == 2) WalkStage2(s2, s2.StartLevel, s2.TableBase, ipa, access, vmid, useCache: _cache is { Enabled: true }, out result);
-        else Walk(s2, ipa, access, s2, nested: false, WalkTags.Stage2(vmid), trace, out result);
+        else if (trace is not null || s2.Stage != 2) Walk(s2, ipa, access, s2, nested: false, WalkTags.Stage2(vmid), trace, out result);
+        else
+        {
+            bool useCache = _cache is { Enabled: true };
+            bool probe = useCache && _cache!.Count != 0;
+            bool own = !_inTranslation;
+            if (own) _pathLast = -1;
+            WalkStage2Known(s2, ipa, access, vmid, useCache, probe, out result);
+            if (own) Flush();
+        }
+    }
+
+    /// <summary>
+    /// An untraced stage-2 walk of an IPA within range that starts at the deepest table known: the
+    /// translation's stage-2 path, then (when <paramref name="probe"/>) the walk cache for deeper levels.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)] // as the stage-2 entry points
+    private void WalkStage2Known(in WalkRegime r, ulong input, AccessKind access, ushort vmid, bool useCache, bool probe, out WalkResult res)
+    {
+        int firstLevel = r.StartLevel;
+        ulong table = r.TableBase;
+        int known = PathLevel(r, vmid, input);
+        if (known > 0)
+        {
+            (firstLevel, table) = (known, _pathTables[known]);
+            if (useCache) _pathHits++;
+        }
+        if (useCache && firstLevel < 3)
+        {
+            if (!probe) _skippedMisses += 3 - firstLevel;
+            else
+            {
+                var tags = WalkTags.Stage2(vmid);
+                for (int l = 3; l > firstLevel; l--)
+                {
+                    if (_cache!.TryGetTable(r.Stage, tags, r.TableBase, r.Granule, l, input, out ulong cached, out _))
+                    {
+                        (firstLevel, table, known) = (l, cached, -1);
+                        break;
+                    }
+                }
+            }
+        }
+        WalkStage2(r, firstLevel, table, input, access, vmid, useCache, fromPath: known > 0, out res);
     }
 
     /// <summary>
@@ -484,38 +597,25 @@ public sealed class PageTableWalker
     /// budget runs out, and even Bits.FitsIn and the regime's getters stay calls there.
     /// </summary>
     private void WalkStage2(in WalkRegime r, int firstLevel, ulong firstTable, ulong input, AccessKind access, ushort vmid, bool useCache,
-        out WalkResult res)
+        bool fromPath, out WalkResult res)
     {
         res = new WalkResult { FaultStage = r.Stage };
         Granule g = r.Granule;
         ulong table = firstTable;
-        var tags = WalkTags.Stage2(vmid);
-        if (useCache && firstLevel == r.StartLevel)
-        {
-            WalkCache cache = _cache!;
-            if (cache.Count == 0) cache.CountMisses(3 - r.StartLevel);
-            else
-            {
-                for (int l = 3; l > r.StartLevel; l--)
-                {
-                    if (cache.TryGetTable(r.Stage, tags, r.TableBase, g, l, input, out ulong cached, out _))
-                    {
-                        (firstLevel, table) = (l, cached);
-                        break;
-                    }
-                }
-            }
-        }
         if (!Bits.FitsIn(r.TableBase, r.OutputBits))
         {
             res.Fault = WalkFault.AddressSize;
             res.Level = r.StartLevel;
             return;
         }
+        // The translation's stage-2 path becomes this walk's: the levels above firstLevel stay
+        // when the walk started from the path (same input bits above them), else it starts here.
+        if (!fromPath) _pathFirst = firstLevel > r.StartLevel ? firstLevel : r.StartLevel + 1;
+        (_pathInput, _pathBase, _pathVmid, _pathGranule) = (input, r.TableBase, vmid, g);
+        if (firstLevel > r.StartLevel) _pathTables[firstLevel] = firstTable;
+        _pathLast = firstLevel > r.StartLevel ? firstLevel : -1;
         bool anyAbortRanges = _memory.MayAbort;
-        // The tables this walk reads below firstLevel, inserted into the walk cache in one call at
-        // the end (nothing looks them up in between): the same entries, in the same order.
-        var pending = new PendingTables(firstLevel + 1);
+        WalkCache cache = useCache ? _cache! : null!;
         for (int level = firstLevel; level <= 3; level++)
         {
             int shift = GranuleGeometry.LevelShift(g, level);
@@ -544,7 +644,9 @@ public sealed class PageTableWalker
                     res.Fault = WalkFault.AddressSize;
                     goto Done;
                 }
-                if (useCache) pending.Add(next);
+                if (useCache) cache.StageTable(2, WalkTags.Stage2(vmid), r.TableBase, g, level + 1, input, next, 0);
+                _pathTables[level + 1] = next;
+                _pathLast = level + 1;
                 table = next;
                 continue;
             }
@@ -581,25 +683,6 @@ public sealed class PageTableWalker
         // Unreachable: level 3 always ends in a page, block or fault.
         res.Fault = WalkFault.Translation;
     Done:
-        if (pending.Count != 0) _cache!.PutStage2Tables(vmid, r.TableBase, g, input, pending);
         return;
-    }
-
-    /// <summary>Up to three table addresses a stage-2 walk read (levels FirstLevel, FirstLevel + 1, ...).</summary>
-    internal struct PendingTables(int firstLevel)
-    {
-        public readonly int FirstLevel = firstLevel;
-        public int Count;
-        public ulong T0, T1, T2;
-
-        public void Add(ulong table)
-        {
-            switch (Count++)
-            {
-                case 0: T0 = table; break;
-                case 1: T1 = table; break;
-                default: T2 = table; break;
-            }
-        }
     }
 }

@@ -177,6 +177,25 @@ public sealed partial class SmmuV3
         ref readonly WalkRegime r1 = ref (upper ? ref cd.Ttb1Regime : ref cd.Ttb0Regime);
         if (trace is not null) TraceStage1(trace, r1, upper, asid);
 
+        // Both walks are one translation for the walker: the output IPA's stage-2 walk starts from
+        // the stage-2 path the stage-1 tables' walks read, and the walk-cache entries both learn
+        // are inserted when it ends.
+        _walker.BeginTranslation();
+        try
+        {
+            return WalkBothStages(cfg, cd, r1, sid, ssid, iova, access, trace);
+        }
+        finally
+        {
+            _walker.EndTranslation();
+        }
+    }
+
+    private TranslationResult WalkBothStages(StreamConfig cfg, CdConfig cd, in WalkRegime r1, uint sid, uint? ssid, ulong iova, AccessKind access,
+        TranslationTrace? trace)
+    {
+        ref readonly StreamTableEntry ste = ref cfg.Ste;
+        ushort asid = cd.Asid;
         _walker.Walk(r1, iova, access, cfg.Stage2, cfg.HasStage2, new WalkTags(cfg.Regime, cfg.Vmid, asid, cd.NoAsid), trace, out var w1);
         if (!w1.Ok)
         {

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace NestedSmmu.Hardware.Smmu;
 
@@ -100,9 +101,9 @@ public sealed class WalkCache
     public bool Enabled { get; set; } = true;
 
     /// <summary>The first slot of the set the key maps to.</summary>
-    private int SetOf(WalkCacheKind kind, in WalkTags tags, ulong walkBase, int level, ulong key)
+    private int SetOf(WalkCacheKind kind, ushort vmid, ushort asid, ulong walkBase, int level, ulong key)
     {
-        ulong h = (key ^ (walkBase >> 12) * 0xC2B2AE3D27D4EB4F ^ ((ulong)kind << 56 | (ulong)level << 48 | (ulong)tags.Vmid << 16 | tags.Asid))
+        ulong h = (key ^ (walkBase >> 12) * 0xC2B2AE3D27D4EB4F ^ ((ulong)kind << 56 | (ulong)level << 48 | (ulong)vmid << 16 | asid))
             * 0x9E3779B97F4A7C15;
         return (int)(h >> _hashShift) << WaysLog2;
     }
@@ -116,13 +117,13 @@ public sealed class WalkCache
     /// <paramref name="walkBase"/>, found when an earlier walk read the table descriptor one level up.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)] // see OutOfLine
-    public bool TryGetTable(int stage, in WalkTags tags, ulong walkBase, Granule g, int level, ulong input, out ulong table, out byte flags)
+    internal bool TryGetTable(int stage, in WalkTags tags, ulong walkBase, Granule g, int level, ulong input, out ulong table, out byte flags)
     {
         if (_count == 0) return Miss(out table, out flags);
         var kind = stage == 1 ? WalkCacheKind.Stage1Table : WalkCacheKind.Stage2Table;
         int shift = GranuleGeometry.LevelShift(g, level - 1);
         ulong region = input >> shift;
-        int set = SetOf(kind, tags, walkBase, level, region);
+        int set = SetOf(kind, tags.Vmid, tags.Asid, walkBase, level, region);
         for (int w = set; w < set + Ways; w++)
         {
             ref Slot s = ref _slots[w];
@@ -136,9 +137,6 @@ public sealed class WalkCache
         return Miss(out table, out flags);
     }
 
-    /// <summary>Counts <paramref name="lookups"/> misses a walker did not make because the cache is empty.</summary>
-    public void CountMisses(int lookups) => Misses += lookups;
-
     // An empty cache (every cold walk starts so: Clear and whole-cache invalidations leave the
     // count exact) answers without hashing or reading a set.
     private bool Miss(out ulong table, out byte flags)
@@ -148,42 +146,13 @@ public sealed class WalkCache
         return false;
     }
 
-    /// <summary>Records the table descriptor at <paramref name="level"/> - 1 that leads to <paramref name="table"/>.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)] // see OutOfLine
-    public void PutTable(int stage, in WalkTags tags, ulong walkBase, Granule g, int level, ulong input, ulong table, byte flags)
-    {
-        var kind = stage == 1 ? WalkCacheKind.Stage1Table : WalkCacheKind.Stage2Table;
-        int shift = GranuleGeometry.LevelShift(g, level - 1);
-        ulong region = input >> shift;
-        Put(kind, tags, walkBase, level, (int)g, shift, region, table, flags, key: region, indexLevel: level);
-    }
-
-    /// <summary>
-    /// <see cref="PutTable"/> for each table a stage-2 walk of <paramref name="vmid"/> read below
-    /// <paramref name="pending"/>'s first level, in walk order, in one call.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.NoInlining)] // see OutOfLine
-    internal void PutStage2Tables(ushort vmid, ulong walkBase, Granule g, ulong input, in PageTableWalker.PendingTables pending)
-    {
-        var tags = WalkTags.Stage2(vmid);
-        for (int i = 0; i < pending.Count; i++)
-        {
-            int level = pending.FirstLevel + i;
-            int shift = GranuleGeometry.LevelShift(g, level - 1);
-            ulong region = input >> shift;
-            ulong table = i == 0 ? pending.T0 : i == 1 ? pending.T1 : pending.T2;
-            Put(WalkCacheKind.Stage2Table, tags, walkBase, level, (int)g, shift, region, table, 0, key: region, indexLevel: level);
-        }
-    }
-
     /// <summary>The PA of the stage-1 table IPA <paramref name="ipa"/> under stage 2 <paramref name="s2Base"/> of <paramref name="vmid"/>.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)] // see OutOfLine
-    public bool TryGetFetch(ushort vmid, ulong s2Base, Granule g, ulong ipa, out ulong pa, out bool writable)
+    internal bool TryGetFetch(ushort vmid, ulong s2Base, Granule g, ulong ipa, out ulong pa, out bool writable)
     {
         if (_count == 0) { Misses++; (pa, writable) = (0, false); return false; }
-        var tags = WalkTags.Stage2(vmid);
         ulong page = ipa >> (int)g;
-        int set = SetOf(WalkCacheKind.Stage2TableFetch, tags, s2Base, 0, page);
+        int set = SetOf(WalkCacheKind.Stage2TableFetch, vmid, 0, s2Base, 0, page);
         for (int w = set; w < set + Ways; w++)
         {
             ref Slot s = ref _slots[w];
@@ -203,39 +172,103 @@ public sealed class WalkCache
         return false;
     }
 
-    /// <summary>Records the stage-2 leaf (base <paramref name="paBase"/>, size 2^<paramref name="sizeShift"/>) that maps <paramref name="ipa"/>.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)] // see OutOfLine
-    public void PutFetch(ushort vmid, ulong s2Base, Granule g, ulong ipa, ulong paBase, int sizeShift, int level, bool writable)
+    // Insertion is staged. The walker records what a translation learns in _staged (plain stores,
+    // no call per entry: the calls with their eight or more arguments cost more than the insertions
+    // themselves), and CommitStaged inserts it when the translation ends. Nothing can invalidate
+    // in between, and a lookup during the translation misses what it staged: the walker finds those
+    // in its own record of the translation's stage-2 paths. An implementation may fill its walk
+    // caches whenever it likes (IHI 0070 3.17: a cache may always miss).
+    private const int StagedCapacity = 32;
+    private readonly Slot[] _staged = new Slot[StagedCapacity];
+    private int _stagedCount;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ref Slot NextStaged()
     {
-        ulong page = ipa >> (int)g;
-        Put(WalkCacheKind.Stage2TableFetch, WalkTags.Stage2(vmid), s2Base, level, (int)g, sizeShift, ipa >> sizeShift, paBase,
-            writable ? Writable : (byte)0, key: page, indexLevel: 0);
+        if (_stagedCount == StagedCapacity) CommitStaged();
+        return ref _staged[_stagedCount++];
     }
 
-    // Inlined into PutTable and PutFetch: a call with twelve arguments (half of them on the stack)
-    // cost more than the insertion itself (cold nested 4K walk: 11 004 -> 10 372 instructions).
+    /// <summary>Stages the table descriptor at <paramref name="level"/> - 1 that leads to <paramref name="table"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void Put(WalkCacheKind kind, in WalkTags tags, ulong walkBase, int level, int pageShift, int sizeShift, ulong region, ulong output, byte flags,
-        ulong key, int indexLevel)
+    internal void StageTable(int stage, in WalkTags tags, ulong walkBase, Granule g, int level, ulong input, ulong table, byte flags)
     {
-        if (!Enabled) return;
-        int set = SetOf(kind, tags, walkBase, indexLevel, key);
-        // Callers insert only after a lookup of the same key missed, so the key is not in the set:
-        // take a free way, else the ways in turn (round robin across sets).
-        int way = -1;
-        for (int w = set; w < set + Ways; w++)
+        int shift = GranuleGeometry.LevelShift(g, level - 1);
+        ulong region = input >> shift;
+        ref Slot s = ref NextStaged();
+        s.Key = region;
+        s.Region = region;
+        s.WalkBase = walkBase;
+        s.Output = table;
+        s.Vmid = tags.Vmid;
+        s.Asid = tags.Asid;
+        s.Regime = tags.Regime;
+        s.Kind = stage == 1 ? WalkCacheKind.Stage1Table : WalkCacheKind.Stage2Table;
+        s.Level = (byte)level;
+        s.SizeShift = (byte)shift;
+        s.PageShift = (byte)g;
+        s.Flags = flags;
+        s.Global = tags.Global;
+    }
+
+    /// <summary>Stages the stage-2 leaf (base <paramref name="paBase"/>, size 2^<paramref name="sizeShift"/>) that maps <paramref name="ipa"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void StageFetch(ushort vmid, ulong s2Base, Granule g, ulong ipa, ulong paBase, int sizeShift, int level, bool writable)
+    {
+        ref Slot s = ref NextStaged();
+        s.Key = ipa >> (int)g;
+        s.Region = ipa >> sizeShift;
+        s.WalkBase = s2Base;
+        s.Output = paBase;
+        s.Vmid = vmid;
+        s.Asid = 0;
+        s.Regime = TlbRegime.Stage2;
+        s.Kind = WalkCacheKind.Stage2TableFetch;
+        s.Level = (byte)level;
+        s.SizeShift = (byte)sizeShift;
+        s.PageShift = (byte)g;
+        s.Flags = writable ? Writable : (byte)0;
+        s.Global = true;
+    }
+
+    /// <summary>Forgets what was staged (a translation starting after one that did not commit).</summary>
+    internal void DiscardStaged() => _stagedCount = 0;
+
+    /// <summary>Inserts what the translation staged, in the order it was learned.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)] // see OutOfLine
+    internal void CommitStaged()
+    {
+        int n = _stagedCount;
+        _stagedCount = 0;
+        if (!Enabled || n == 0) return;
+        // Element references without bounds checks: every index is below n <= StagedCapacity, and a
+        // set's ways are within the array (SetOf returns a multiple of Ways below its length).
+        ref Slot slots = ref MemoryMarshal.GetArrayDataReference(_slots);
+        ref Slot staged = ref MemoryMarshal.GetArrayDataReference(_staged);
+        long generation = _generation;
+        int added = 0;
+        for (int i = 0; i < n; i++)
         {
-            if (_slots[w].Generation != _generation) { way = w; break; }
+            ref Slot e = ref Unsafe.Add(ref staged, i);
+            int set = SetOf(e.Kind, e.Vmid, e.Asid, e.WalkBase, e.Kind == WalkCacheKind.Stage2TableFetch ? 0 : e.Level, e.Key);
+            // Staged only after a lookup missed, so the key is usually not in the set (a translation
+            // may stage one entry twice; both copies are what memory held): a free way, else the ways in turn.
+            int way = set;
+            while (way < set + Ways && Unsafe.Add(ref slots, way).Generation == generation) way++;
+            if (way == set + Ways) way = set + (_victim++ & (Ways - 1));
+            ref Slot s = ref Unsafe.Add(ref slots, way);
+            if (s.Generation != generation) added++;
+            s = e;
+            s.Generation = generation;
         }
-        if (way < 0) way = set + (_victim++ & (Ways - 1));
-        ref Slot s = ref _slots[way];
-        if (s.Generation != _generation) _count++;
-        s = new Slot
-        {
-            Generation = _generation, Key = key, Region = region, WalkBase = walkBase, Output = output, Vmid = tags.Vmid, Asid = tags.Asid,
-            Regime = tags.Regime, Kind = kind, Level = (byte)level, SizeShift = (byte)sizeShift, PageShift = (byte)pageShift,
-            Flags = flags, Global = tags.Global,
-        };
+        _count += added;
+    }
+
+    /// <summary>Counts lookups a walker answered from its own record of the translation (hits) or skipped because the cache is empty (misses).</summary>
+    internal void CountLookups(int hits, int misses)
+    {
+        Hits += hits;
+        Misses += misses;
     }
 
     /// <summary>
@@ -245,6 +278,8 @@ public sealed class WalkCache
     /// </summary>
     public int Invalidate(in TlbInvalidation scope)
     {
+        // What a translation staged was read before this command: it must not be inserted after it.
+        _stagedCount = 0;
         if (_count == 0) return 0;
         int removed = 0, left = 0;
         var slots = _slots;
@@ -280,6 +315,7 @@ public sealed class WalkCache
     /// <summary>Forgets every entry (reset, or a benchmark's cold start): O(1).</summary>
     public void Clear()
     {
+        _stagedCount = 0;
         _generation++;
         _count = 0;
     }

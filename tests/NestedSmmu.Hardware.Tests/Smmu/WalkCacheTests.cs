@@ -195,3 +195,52 @@ public class WalkCacheTests
         f.H.Smmu.WalkCache.Entries.ShouldBeEmpty();
     }
 }
+
+/// <summary>
+/// What one cold nested translation leaves in the walk cache: the walker stages what it learns and
+/// inserts it when the translation ends, and shares one stage-2 path between the walks of the
+/// stage-1 tables and of the output IPA. The entries must be exactly those of the tables read.
+/// </summary>
+public class WalkCacheFillTests
+{
+    private const ulong Iova = 0x20_0000, Ipa = 0x4000_0000, Pa = 0x9_0000_0000;
+
+    [Fact]
+    public void AColdNestedTranslationCachesEveryTableItRead()
+    {
+        var h = new SmmuHarness();
+        var n = Streams.NestedStream(h, 5, new TestAllocator(0x2000_0000), asid: 1, vmid: 3);
+        n.MapPage(Iova, Ipa, Pa);
+        n.MapTables();
+        h.Smmu.WalkCache.Count.ShouldBe(0);
+        h.TranslateOk(5, Iova).ShouldBe(Pa);
+        var entries = h.Smmu.WalkCache.Entries;
+
+        // Stage 1 (39-bit, start level 1): the tables of levels 2 and 3, at IPAs, for the 1 GiB and 2 MiB regions.
+        var s1 = entries.Where(e => e.Kind == WalkCacheKind.Stage1Table).OrderBy(e => e.Level).ToList();
+        s1.Select(e => (e.Level, e.InputBase, e.SizeShift)).ShouldBe([(2, 0UL, 30), (3, Iova, 21)]);
+        s1[0].Output.ShouldBe(Next(n.S1, Iova, 1));
+        s1[1].Output.ShouldBe(Next(n.S1, Iova, 2));
+
+        // One stage-2 leaf per stage-1 table read (levels 1, 2 and 3), each the table's IPA page to PA = IPA + Delta.
+        var fetches = entries.Where(e => e.Kind == WalkCacheKind.Stage2TableFetch).OrderBy(e => e.InputBase).ToList();
+        ulong[] tableIpas = [n.S1.Root, s1[0].Output, s1[1].Output];
+        fetches.Select(e => (e.InputBase, e.Output, e.SizeShift)).ShouldBe(tableIpas.Order().Select(ipa => (ipa, ipa + n.Delta, 12)));
+
+        // Stage 2 (40-bit, start level 1): levels 2 and 3 for the tables' IPA region and for the output IPA's,
+        // read once each: the output walk's path is its own (another 1 GiB region), the tables' walks share theirs.
+        var s2 = entries.Where(e => e.Kind == WalkCacheKind.Stage2Table).Select(e => (e.Level, e.InputBase, e.Output)).Order().ToList();
+        s2.ShouldBe(new[]
+        {
+            (2, 0UL, Next(n.S2, Streams.IpaTables, 1)),
+            (2, Ipa, Next(n.S2, Ipa, 1)),
+            (3, Streams.IpaTables & ~0x1F_FFFFUL, Next(n.S2, Streams.IpaTables, 2)),
+            (3, Ipa, Next(n.S2, Ipa, 2)),
+        }.Order().ToList());
+        entries.Count.ShouldBe(9);
+        h.Smmu.WalkCache.Count.ShouldBe(9);
+    }
+
+    /// <summary>The table the descriptor at <paramref name="level"/> on <paramref name="ia"/>'s walk points to (4K granule, 48-bit addresses).</summary>
+    private static ulong Next(TestPageTable t, ulong ia, int level) => t.ReadDescriptor(t.WalkTo(ia, level)) & 0x0000_FFFF_FFFF_F000;
+}
