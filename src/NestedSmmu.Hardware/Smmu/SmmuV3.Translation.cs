@@ -63,6 +63,7 @@ public sealed partial class SmmuV3
         return result;
     }
 
+    [System.Runtime.CompilerServices.SkipLocalsInit]
     private TranslationResult TranslateSlow(uint sid, uint? ssid, ulong iova, AccessKind access, TranslationTrace? trace)
     {
         if (!Enabled)
@@ -194,25 +195,9 @@ public sealed partial class SmmuV3
     private TranslationResult WalkBothStages(StreamConfig cfg, CdConfig cd, in WalkRegime r1, uint sid, uint? ssid, ulong iova, AccessKind access,
         TranslationTrace? trace)
     {
-        ref readonly StreamTableEntry ste = ref cfg.Ste;
         ushort asid = cd.Asid;
         _walker.Walk(r1, iova, access, cfg.Stage2, cfg.HasStage2, new WalkTags(cfg.Regime, cfg.Vmid, asid, cd.NoAsid), trace, out var w1);
-        if (!w1.Ok)
-        {
-            // F_WALK_EABT is not a translation-related fault: CD.R / STE.S2R do not apply (IHI 0070 5.5).
-            if (w1.Fault == WalkFault.ExternalAbort)
-                return TranslationFault(EventRecord.WalkAbort(sid, ssid, iova, access == AccessKind.Read, w1.FaultStage == 2, FaultClass.TTD, w1.FetchAddress),
-                    w1.FaultStage, record: true, trace);
-            if (w1.FaultStage == 2)
-            {
-                // TTRnW: 0 when the faulting descriptor access was the hardware's access-flag write (IHI 0070 7.3.16).
-                var e2 = EventRecord.Translation(w1.EventType, sid, ssid, iova, access == AccessKind.Read, true, w1.FaultClass, w1.FaultIpa,
-                    descriptorRead: !w1.FaultOnDescriptorWrite);
-                return TranslationFault(e2, 2, ste.S2R, trace);
-            }
-            var e1 = EventRecord.Translation(w1.EventType, sid, ssid, iova, access == AccessKind.Read, false, FaultClass.IN, 0);
-            return TranslationFault(e1, 1, cd.Cd.R, trace);
-        }
+        if (!w1.Ok) return Stage1WalkFault(w1, cfg, cd, sid, ssid, iova, access, trace);
         ulong output = w1.Output;
         int sizeShift = w1.BlockShift;
         Permissions perms = w1.Permissions;
@@ -221,13 +206,7 @@ public sealed partial class SmmuV3
             ref readonly WalkRegime r2 = ref cfg.Stage2;
             if (trace is not null) TraceStage2(trace, r2, output, cfg.Vmid);
             _walker.WalkStage2Checked(r2, output, access, cfg.Vmid, trace, out var w2);
-            if (w2.Fault == WalkFault.ExternalAbort)
-                return TranslationFault(EventRecord.WalkAbort(sid, ssid, iova, access == AccessKind.Read, true, FaultClass.IN, w2.FetchAddress), 2, record: true, trace);
-            if (!w2.Ok)
-            {
-                var e2 = EventRecord.Translation(w2.EventType, sid, ssid, iova, access == AccessKind.Read, true, FaultClass.IN, output);
-                return TranslationFault(e2, 2, ste.S2R, trace);
-            }
+            if (!w2.Ok) return OutputWalkFault(w2, cfg, sid, ssid, iova, access, output, trace);
             output = w2.Output;
             sizeShift = Math.Min(sizeShift, w2.BlockShift);
             perms &= w2.Permissions;
@@ -236,6 +215,37 @@ public sealed partial class SmmuV3
         Tlb.Insert(new TlbEntry(cfg.Regime, cfg.Vmid, asid, w1.Global || cd.NoAsid, iova & ~sizeMask, sizeShift, w1.Level, r1.Granule, output & ~sizeMask, perms), iova);
         if (trace is not null) TraceResult(trace, iova, output, perms);
         return TranslationResult.Ok(output, perms);
+    }
+
+    // The fault paths of WalkBothStages live out of line: their event records, built inline, made
+    // the translation's frame (zeroed on every call) several times larger than its walks need.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private TranslationResult Stage1WalkFault(in WalkResult w1, StreamConfig cfg, CdConfig cd, uint sid, uint? ssid, ulong iova, AccessKind access,
+        TranslationTrace? trace)
+    {
+        // F_WALK_EABT is not a translation-related fault: CD.R / STE.S2R do not apply (IHI 0070 5.5).
+        if (w1.Fault == WalkFault.ExternalAbort)
+            return TranslationFault(EventRecord.WalkAbort(sid, ssid, iova, access == AccessKind.Read, w1.FaultStage == 2, FaultClass.TTD, w1.FetchAddress),
+                w1.FaultStage, record: true, trace);
+        if (w1.FaultStage == 2)
+        {
+            // TTRnW: 0 when the faulting descriptor access was the hardware's access-flag write (IHI 0070 7.3.16).
+            var e2 = EventRecord.Translation(w1.EventType, sid, ssid, iova, access == AccessKind.Read, true, w1.FaultClass, w1.FaultIpa,
+                descriptorRead: !w1.FaultOnDescriptorWrite);
+            return TranslationFault(e2, 2, cfg.Ste.S2R, trace);
+        }
+        var e1 = EventRecord.Translation(w1.EventType, sid, ssid, iova, access == AccessKind.Read, false, FaultClass.IN, 0);
+        return TranslationFault(e1, 1, cd.Cd.R, trace);
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private TranslationResult OutputWalkFault(in WalkResult w2, StreamConfig cfg, uint sid, uint? ssid, ulong iova, AccessKind access, ulong ipa,
+        TranslationTrace? trace)
+    {
+        if (w2.Fault == WalkFault.ExternalAbort)
+            return TranslationFault(EventRecord.WalkAbort(sid, ssid, iova, access == AccessKind.Read, true, FaultClass.IN, w2.FetchAddress), 2, record: true, trace);
+        var e2 = EventRecord.Translation(w2.EventType, sid, ssid, iova, access == AccessKind.Read, true, FaultClass.IN, ipa);
+        return TranslationFault(e2, 2, cfg.Ste.S2R, trace);
     }
 
     /// <summary>
