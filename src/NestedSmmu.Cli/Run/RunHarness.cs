@@ -135,8 +135,8 @@ internal static class RunHarness
     internal static List<Workload> GuestDevices(Vm vm, GuestKernel kernel, List<RunCheck> checks)
     {
         foreach (VmDevice d in vm.Devices.Where(d => d.Vsmmu is not null && !d.CanDma))
-            checks.Add(new RunCheck($"{d.Name}: the VM can make it issue DMA", false, d.Kind == VmDeviceKind.NotRun && d.Spec is VfioPciDevice
-                ? $"vfio behind the emulated vSMMU {d.Vsmmu!.Name} needs shadow stage-2 mappings of the guest's tables (QEMU's vfio_iommu_map_notify), which this model does not make"
+            checks.Add(new RunCheck($"{d.Name}: the VM can make it issue DMA", false, d.Spec is VfioPciDevice && d.Host is null
+                ? "vfio device not named by a host address (sysfsdev or fd): the model binds host functions by address"
                 : $"{d.Kind} device"));
         var workloads = new List<Workload>();
         foreach (VmDevice d in vm.Devices.Where(d => d.CanDma && d.Vsmmu is not null))
