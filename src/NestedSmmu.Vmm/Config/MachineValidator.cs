@@ -163,6 +163,9 @@ public static class MachineValidator
             string q = d.Quote();
             if (d.Iommufd is { } link && spec.FindObject(link) is not IommufdObject)
                 throw new QemuConfigException(q, $"Device '{link}' not found");
+            // hw/vfio/device.c vfio_device_get_name: a device passed as an fd (no host, no sysfsdev) needs iommufd.
+            if (d.Host is null && !d.Extra.Any(p => p.Key == "sysfsdev") && d.Extra.Any(p => p.Key == "fd") && d.Iommufd is null)
+                throw new QemuConfigException(q, "Use FD passing only with iommufd backend");
             HostDeviceInfo? info = null;
             if (host is not null && d.Host is not null)
             {
