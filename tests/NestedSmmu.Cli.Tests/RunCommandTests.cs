@@ -282,6 +282,21 @@ public sealed class RunCommandTests
     }
 
     [Fact]
+    public void A_vfio_device_hot_plugged_behind_an_emulated_smmu_is_refused_with_exit_2_naming_the_region_qemu_names()
+    {
+        // QEMU 11.1.3 refused a device hot-plugged there on this machine naming the same region (the GPEX root,
+        // both root ports and the e1000 took the first four); the bus number is the one the guest's firmware gave rp1.
+        using JsonDocument v = JsonDocument.Parse(File.ReadAllText(TestVectors.PathOf("qemu-verdicts", "map-notifier", "hotplug-legacy-root-port.json")));
+        v.RootElement.GetProperty("qmpError").GetString()!.ShouldContain("Region smmuv3-iommu-memory-region-0-4: device 00.00.0 requires");
+        const string gpu0 = "vfio-pci,host=0009:01:00.0,bus=rp1,id=gpu0,iommufd=iommufd0";
+        var run = CliRunner.Run("run", "--hotplug", gpu0, "--", "-machine", "virt,iommu=smmuv3", "-m", "256M", "-object", "iommufd,id=iommufd0",
+            "-device", "pcie-root-port,id=rp0,chassis=1", "-device", "pcie-root-port,id=rp1,chassis=2", "-device", "e1000");
+        run.ExitCode.ShouldBe(2, run.Stderr);
+        run.Stderr.Trim().ShouldBe($"error: -device {gpu0}: vfio 0009:01:00.0: memory listener initialization failed: " +
+            "Region smmuv3-iommu-memory-region-0-4: device 02.00.0 requires iommu MAP notifier which is not currently supported");
+    }
+
+    [Fact]
     public void A_line_qemu_refuses_exits_2_with_qemus_message()
     {
         var run = CliRunner.Run("run", "--", "-machine", "virt", "-device", "arm-smmuv3,accel=on,primary-bus=pcie.0");
