@@ -258,6 +258,20 @@ public sealed class RunCommandTests
         Devices(r).Single(d => d.GetProperty("name").GetString() == "gpu0").GetProperty("dmas").GetInt64().ShouldBeGreaterThan(0);
     }
 
+    [Fact]
+    public void Vfio_given_before_its_emulated_smmu_fails_the_dma_check_saying_why()
+    {
+        // QEMU accepts this order (the SMMU takes the bus after vfio took system memory); the device's DMA then
+        // bypasses the vSMMU the firmware puts it behind, which the run cannot check as it promises.
+        var run = CliRunner.Run("run", "--json", "--", "-machine", "virt", "-m", "256M", "-object", "iommufd,id=iommufd0",
+            "-device", "vfio-pci,host=0009:01:00.0,id=gpu0,iommufd=iommufd0", "-device", "arm-smmuv3,primary-bus=pcie.0,id=smmu0");
+        run.ExitCode.ShouldBe(1, run.Stderr);
+        JsonElement check = Json(run).GetProperty("checks").EnumerateArray().Single(c => c.GetProperty("name").GetString() == "gpu0: the VM can make it issue DMA");
+        check.GetProperty("passed").GetBoolean().ShouldBeFalse();
+        check.GetProperty("detail").GetString().ShouldBe(
+            "vfio device realized before its emulated vSMMU smmu0: QEMU maps its DMA untranslated while the firmware puts it behind smmu0");
+    }
+
     /// <summary>The brief's two lines: vfio-pci behind iommu=smmuv3, and behind an arm-smmuv3 without accel=on.</summary>
     public static TheoryData<string, string> EmulatedSmmuLines() => new()
     {

@@ -7,6 +7,7 @@ using NestedSmmu.Iommufd;
 using NestedSmmu.Iommufd.Emulated;
 using NestedSmmu.Vmm.Config;
 using NestedSmmu.Vmm.Machine;
+using NestedSmmu.Vmm.VSmmu;
 
 namespace NestedSmmu.Cli.Run;
 
@@ -183,9 +184,7 @@ internal static class RunHarness
     private static List<Workload> GuestDevices(Vm vm, GuestKernel kernel, List<RunCheck> checks)
     {
         foreach (VmDevice d in vm.Devices.Where(d => d.Vsmmu is not null && !d.CanDma))
-            checks.Add(new RunCheck($"{d.Name}: the VM can make it issue DMA", false, d.Spec is VfioPciDevice && d.Host is null
-                ? "vfio device not named by a host address (sysfsdev or fd): the model binds host functions by address"
-                : $"{d.Kind} device"));
+            checks.Add(new RunCheck($"{d.Name}: the VM can make it issue DMA", false, WhyNoDma(d)));
         var workloads = new List<Workload>();
         foreach (VmDevice d in vm.Devices.Where(d => d.CanDma && d.Vsmmu is not null))
         {
@@ -200,6 +199,17 @@ internal static class RunHarness
         }
         return workloads;
     }
+
+    private static string WhyNoDma(VmDevice d) => d.Spec switch
+    {
+        VfioPciDevice when d.Host is null => "vfio device not named by a host address (sysfsdev or fd): the model binds host functions by address",
+        // Validation refuses vfio behind an emulated SMMU that exists when it realizes; one given later on the
+        // command line sets the bus's IOMMU after vfio took system memory for its DMA (hw/pci/pci.c
+        // pci_device_iommu_address_space), though the firmware tables put the device behind that SMMU.
+        VfioPciDevice when d.Vsmmu?.Device is EmulatedVSmmu =>
+            $"vfio device realized before its emulated vSMMU {d.Vsmmu.Name}: QEMU maps its DMA untranslated while the firmware puts it behind {d.Vsmmu.Name}",
+        _ => $"{d.Kind} device",
+    };
 
     /// <summary>
     /// Every device's workload with bypass_vcmdq on (trapped), then, for devices behind a CMDQV, off

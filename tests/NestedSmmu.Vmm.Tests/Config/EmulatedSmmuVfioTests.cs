@@ -103,6 +103,18 @@ public sealed class EmulatedSmmuVfioTests
         Check("-object iommufd,id=iommufd0 -device vfio-pci,host=0009:01:00.0,iommufd=iommufd0", TestHosts.Grace).Error.ShouldBeNull();
     }
 
+    [Fact]
+    public void An_smmu_given_after_the_vfio_device_was_not_its_iommu_when_it_realized_so_the_line_is_accepted()
+    {
+        // hw/pci/pci.c: the SMMU's realize sets the bus's IOMMU (pci_setup_iommu); vfio-pci asked for its
+        // address space at its own realize, before, and got system memory: no MAP notifier, no refusal.
+        MachineCheck c = Check("-object iommufd,id=iommufd0 -device vfio-pci,host=0009:01:00.0,id=gpu0,iommufd=iommufd0 " +
+            "-device arm-smmuv3,primary-bus=pcie.0,id=smmu0", TestHosts.Grace);
+        c.Error.ShouldBeNull();
+        // The firmware tables still put it behind smmu0 (run reports that it cannot drive it).
+        c.Devices.Single(d => d.Name == "gpu0").Vsmmu.ShouldBe("smmu0");
+    }
+
     /// <summary>The cold-plug cases of qemu-verdicts/map-notifier (the last one shows a vfio-user device with no vIOMMU gets past the listener).</summary>
     public static TheoryData<string> ColdPlugVectors() =>
     [
