@@ -29,7 +29,9 @@ public sealed partial class Vm
         {
             (VfioPciDevice, AcceleratedVSmmu) => VmDeviceKind.Vfio,
             (VfioPciDevice, null) => VmDeviceKind.VfioUntranslated,
-            // QEMU refuses VFIO behind an emulated vIOMMU (EmulatedSmmuVfio): validation and HotPlug do too.
+            // Validation and HotPlug refuse VFIO behind an emulated vIOMMU as QEMU does (EmulatedSmmuVfio); it gets
+            // here only when the SMMU came after it on the command line: QEMU then gave it system memory for DMA
+            // while the firmware tables put it behind the SMMU, which this model does not run.
             (VfioPciDevice, EmulatedVSmmu) => VmDeviceKind.NotRun,
             (_, EmulatedVSmmu) => VmDeviceKind.Emulated,
             _ => VmDeviceKind.NotRun,
