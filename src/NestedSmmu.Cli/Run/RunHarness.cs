@@ -7,6 +7,7 @@ using NestedSmmu.Iommufd;
 using NestedSmmu.Iommufd.Emulated;
 using NestedSmmu.Vmm.Config;
 using NestedSmmu.Vmm.Machine;
+using NestedSmmu.Vmm.VSmmu;
 
 namespace NestedSmmu.Cli.Run;
 
@@ -41,39 +42,103 @@ internal static class RunHarness
         IReadOnlyList<string> args = request.QemuArguments.Count == 0 ? DefaultMachine.Arguments(request.Profile, out machineNotes)
             : request.QemuArguments.Count == 1 && request.QemuArguments[0].Any(char.IsWhiteSpace)
                 ? QemuCommandLine.SplitShellWords(request.QemuArguments[0]) : request.QemuArguments;
-        HostView view = ProfileHostView.From(request.Profile);
-        request.Phase?.Invoke("checking the machine");
-        MachineCheck check = MachineValidator.Check(args, view);
-        if (check.Error is { } refused) return new RunOutcome(args, check.Warnings, null, refused.Message);
+        StartOutcome start = Start(request.Profile, args, request.HotPlug, request.Trace, request.Phase);
+        if (start.Machine is not { } m) return new RunOutcome(args, start.Check.Warnings, null, start.Error);
 
-        var host = new EmulatedHost(request.Profile);
-        ulong hostMemoryBefore = host.Diagnostics.HostMemoryHeldForContexts;
-        IIommufd fd = host.Open();
-        if (request.Trace is { } t) fd = new TracingIommufd(fd, t);
-        var checks = new List<RunCheck>();
+        List<RunCheck> checks = m.Checks;
         var figures = new Dictionary<string, DeviceRunFigures>(StringComparer.Ordinal);
         VmReport report;
-        request.Phase?.Invoke("realizing the VM");
+        try
+        {
+            var totals = RunPaths(m.Vm, m.Host.Diagnostics, m.Kernel, m.Workloads, request, checks, figures);
+            PathChecks(m.Vm, figures, totals, checks);
+            var guestErrors = m.Kernel.Log.Errors.ToList();
+            checks.Add(new RunCheck("the guest kernel logged no error", guestErrors.Count == 0, string.Join("; ", guestErrors)));
+            var deviceMessages = m.Vm.DeviceMessages.ToList();
+            checks.Add(new RunCheck("the vSMMUs and CMDQVs reported no guest or host error", deviceMessages.Count == 0, string.Join("; ", deviceMessages)));
+            report = VmReport.Build(m.Vm, $"emulated host '{request.Profile.Name}'", figures, checks);
+            if (machineNotes.Count > 0) report = report with { Notes = [.. report.Notes, .. machineNotes] };
+        }
+        catch
+        {
+            m.Dispose();
+            throw;
+        }
+
+        request.Phase?.Invoke("tearing down");
+        m.Dispose();
+        ulong left = m.Host.Diagnostics.HostMemoryHeldForContexts - m.HostMemoryBefore;
+        checks.Add(new RunCheck("teardown: the VM gave back every byte of host memory", left == 0, $"0x{left:X} bytes left"));
+        return new RunOutcome(args, start.Check.Warnings, report with { Checks = [.. checks] }, null);
+    }
+
+    /// <summary>
+    /// A machine running on a fresh emulated host: realized, its guest booted (the boot checks made),
+    /// the asked devices hot-plugged and every device behind a vIOMMU probed by the guest. `run`'s
+    /// workloads and the whole-system bench start from here; disposing it tears the VM down.
+    /// </summary>
+    /// <param name="Host">The emulated host.</param>
+    /// <param name="HostMemoryBefore">Host memory held for contexts before the VM existed (the teardown check compares with it).</param>
+    /// <param name="Fd">The VM's iommufd on that host.</param>
+    /// <param name="Vm">The VM.</param>
+    /// <param name="Kernel">The booted guest.</param>
+    /// <param name="Workloads">The devices the guest drives.</param>
+    /// <param name="Checks">The boot and probe checks so far, in order.</param>
+    internal sealed record StartedMachine(EmulatedHost Host, ulong HostMemoryBefore, IIommufd Fd, Vm Vm, GuestKernel Kernel,
+        List<Workload> Workloads, List<RunCheck> Checks) : IDisposable
+    {
+        public void Dispose()
+        {
+            Vm.Dispose();
+            Fd.Dispose();
+        }
+    }
+
+    /// <summary>What <see cref="Start"/> came to: the machine, or (no machine) the error that stopped it.</summary>
+    /// <param name="Check">The validator's verdict (its warnings are reported either way).</param>
+    /// <param name="Machine">The running machine, or null.</param>
+    /// <param name="Error">QEMU's refusal, the kernel's or the board's at realize, or a refused hot-plug; null with a machine.</param>
+    internal sealed record StartOutcome(MachineCheck Check, StartedMachine? Machine, string? Error);
+
+    /// <summary>
+    /// Everything before the workloads: validate <paramref name="args"/> on the emulated host, realize
+    /// the VM (<see cref="Vm.Realize"/>) on a fresh one, boot the reference guest from the VM's
+    /// firmware tables, hot-plug <paramref name="hotPlug"/>, and probe every device behind a vIOMMU.
+    /// </summary>
+    internal static StartOutcome Start(HostProfile profile, IReadOnlyList<string> args, IReadOnlyList<string>? hotPlug = null,
+        Action<string>? trace = null, Action<string>? phase = null)
+    {
+        HostView view = ProfileHostView.From(profile);
+        phase?.Invoke("checking the machine");
+        MachineCheck check = MachineValidator.Check(args, view);
+        if (check.Error is { } refused) return new StartOutcome(check, null, refused.Message);
+
+        var host = new EmulatedHost(profile);
+        ulong hostMemoryBefore = host.Diagnostics.HostMemoryHeldForContexts;
+        IIommufd fd = host.Open();
+        if (trace is { } t) fd = new TracingIommufd(fd, t);
+        phase?.Invoke("realizing the VM");
         Vm vm;
         try
         {
-            vm = Vm.Realize(check, view, fd, new VmOptions { PassthroughDma = new EmulatedPassthroughDma(host.Diagnostics), Trace = request.Trace });
+            vm = Vm.Realize(check, view, fd, new VmOptions { PassthroughDma = new EmulatedPassthroughDma(host.Diagnostics), Trace = trace });
         }
         catch (Exception e) when (e is IommufdException or InvalidOperationException)
         {
             // The kernel said no (an errno), or the board cannot hold the devices (QEMU's platform-bus messages).
             fd.Dispose();
-            return new RunOutcome(args, check.Warnings, null, e.Message);
+            return new StartOutcome(check, null, e.Message);
         }
         try
         {
-            request.Phase?.Invoke("booting the guest");
-            GuestKernel kernel = Boot(vm, request.Trace);
+            phase?.Invoke("booting the guest");
+            GuestKernel kernel = Boot(vm, trace);
             vm.Boot();
+            var checks = new List<RunCheck>();
             BootChecks(vm, kernel, checks);
-            foreach (string text in request.HotPlug ?? [])
+            foreach (string text in hotPlug ?? [])
             {
-                request.Phase?.Invoke($"hot-plugging {text}");
+                phase?.Invoke($"hot-plugging {text}");
                 try
                 {
                     vm.HotPlug(text);
@@ -82,20 +147,11 @@ internal static class RunHarness
                 {
                     vm.Dispose();
                     fd.Dispose();
-                    return new RunOutcome(args, check.Warnings, null, e.Message);
+                    return new StartOutcome(check, null, e.Message);
                 }
             }
-
             List<Workload> workloads = GuestDevices(vm, kernel, checks);
-
-            var totals = RunPaths(vm, host.Diagnostics, kernel, workloads, request, checks, figures);
-            PathChecks(vm, figures, totals, checks);
-            var guestErrors = kernel.Log.Errors.ToList();
-            checks.Add(new RunCheck("the guest kernel logged no error", guestErrors.Count == 0, string.Join("; ", guestErrors)));
-            var deviceMessages = vm.DeviceMessages.ToList();
-            checks.Add(new RunCheck("the vSMMUs and CMDQVs reported no guest or host error", deviceMessages.Count == 0, string.Join("; ", deviceMessages)));
-            report = VmReport.Build(vm, $"emulated host '{request.Profile.Name}'", figures, checks);
-            if (machineNotes.Count > 0) report = report with { Notes = [.. report.Notes, .. machineNotes] };
+            return new StartOutcome(check, new StartedMachine(host, hostMemoryBefore, fd, vm, kernel, workloads, checks), null);
         }
         catch
         {
@@ -103,13 +159,6 @@ internal static class RunHarness
             fd.Dispose();
             throw;
         }
-
-        request.Phase?.Invoke("tearing down");
-        vm.Dispose();
-        fd.Dispose();
-        ulong left = host.Diagnostics.HostMemoryHeldForContexts - hostMemoryBefore;
-        checks.Add(new RunCheck("teardown: the VM gave back every byte of host memory", left == 0, $"0x{left:X} bytes left"));
-        return new RunOutcome(args, check.Warnings, report with { Checks = [.. checks] }, null);
     }
 
     /// <summary>Each vSMMU probed and reset by the guest, each live CMDQV enabled by it with VINTF0's host page mapped in.</summary>
@@ -132,12 +181,10 @@ internal static class RunHarness
     /// The guest's DMA-API device for every VM device behind a vIOMMU, routed by the firmware tables;
     /// a device behind a vIOMMU that the VM cannot drive leaves what the run promises unverified: a failed check.
     /// </summary>
-    internal static List<Workload> GuestDevices(Vm vm, GuestKernel kernel, List<RunCheck> checks)
+    private static List<Workload> GuestDevices(Vm vm, GuestKernel kernel, List<RunCheck> checks)
     {
         foreach (VmDevice d in vm.Devices.Where(d => d.Vsmmu is not null && !d.CanDma))
-            checks.Add(new RunCheck($"{d.Name}: the VM can make it issue DMA", false, d.Kind == VmDeviceKind.NotRun && d.Spec is VfioPciDevice
-                ? $"vfio behind the emulated vSMMU {d.Vsmmu!.Name} needs shadow stage-2 mappings of the guest's tables (QEMU's vfio_iommu_map_notify), which this model does not make"
-                : $"{d.Kind} device"));
+            checks.Add(new RunCheck($"{d.Name}: the VM can make it issue DMA", false, WhyNoDma(d)));
         var workloads = new List<Workload>();
         foreach (VmDevice d in vm.Devices.Where(d => d.CanDma && d.Vsmmu is not null))
         {
@@ -152,6 +199,17 @@ internal static class RunHarness
         }
         return workloads;
     }
+
+    private static string WhyNoDma(VmDevice d) => d.Spec switch
+    {
+        VfioPciDevice when d.Host is null => "vfio device not named by a host address (sysfsdev or fd): the model binds host functions by address",
+        // Validation refuses vfio behind an emulated SMMU that exists when it realizes; one given later on the
+        // command line sets the bus's IOMMU after vfio took system memory for its DMA (hw/pci/pci.c
+        // pci_device_iommu_address_space), though the firmware tables put the device behind that SMMU.
+        VfioPciDevice when d.Vsmmu?.Device is EmulatedVSmmu =>
+            $"vfio device realized before its emulated vSMMU {d.Vsmmu.Name}: QEMU maps its DMA untranslated while the firmware puts it behind {d.Vsmmu.Name}",
+        _ => $"{d.Kind} device",
+    };
 
     /// <summary>
     /// Every device's workload with bypass_vcmdq on (trapped), then, for devices behind a CMDQV, off
@@ -180,7 +238,7 @@ internal static class RunHarness
         return totals;
     }
 
-    internal static GuestKernel Boot(Vm vm, Action<string>? trace)
+    private static GuestKernel Boot(Vm vm, Action<string>? trace)
     {
         // Driver allocations (queues, tables) come from the lower half of RAM, DMA buffers from the upper.
         var pages = new GuestPageAllocator(vm.Ram, vm.Ram.Base, vm.Ram.Size / 2);

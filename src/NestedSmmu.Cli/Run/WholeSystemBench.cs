@@ -1,11 +1,8 @@
 using System.Diagnostics;
-using NestedSmmu.Guest;
 using NestedSmmu.Guest.Dma;
 using NestedSmmu.Guest.Smmu;
 using NestedSmmu.Hardware.Smmu;
-using NestedSmmu.Iommufd;
 using NestedSmmu.Iommufd.Emulated;
-using NestedSmmu.Vmm.Config;
 using NestedSmmu.Vmm.Machine;
 
 namespace NestedSmmu.Cli.Run;
@@ -58,7 +55,7 @@ internal static class WholeSystemBench
     public static WholeSystemFigures Run(HostProfile profile, int samples, int dmaRounds, int warmupMs)
     {
         var boots = new double[samples];
-        Booted? last = null;
+        RunHarness.StartedMachine? last = null;
         for (int i = 0; i < samples; i++)
         {
             last?.Dispose();
@@ -66,41 +63,28 @@ internal static class WholeSystemBench
             last = Boot(profile);
             boots[i] = Stopwatch.GetElapsedTime(start).TotalNanoseconds;
         }
-        using Booted b = last!;
+        using RunHarness.StartedMachine b = last!;
         double dmaNs = TimeDma(b, dmaRounds, warmupMs);
         Array.Sort(boots);
         return new WholeSystemFigures(profile.Name, b.Vm.Vsmmus.Count, b.Workloads.Count, boots[samples / 2], dmaNs, DmaBytes);
     }
 
-    private sealed record Booted(EmulatedHost Host, IIommufd Fd, Vm Vm, GuestKernel Kernel, List<RunHarness.Workload> Workloads) : IDisposable
+    /// <summary>What `run` does before its workloads (<see cref="RunHarness.Start"/>) on the default machine; any failed boot or probe check stops the bench.</summary>
+    private static RunHarness.StartedMachine Boot(HostProfile profile)
     {
-        public void Dispose()
+        RunHarness.StartOutcome s = RunHarness.Start(profile, DefaultMachine.Arguments(profile));
+        if (s.Machine is not { } m)
+            throw new InvalidOperationException(s.Check.Error is { } refused ? $"the default machine of '{profile.Name}' is refused: {refused.Message}" : s.Error);
+        if (m.Checks.FirstOrDefault(c => !c.Passed) is { } failed)
         {
-            Vm.Dispose();
-            Fd.Dispose();
+            m.Dispose();
+            throw new InvalidOperationException($"probe failed: {failed.Name} {failed.Detail}");
         }
-    }
-
-    /// <summary>What `run` does before its workloads: check the machine, realize it, boot the guest, probe every device.</summary>
-    private static Booted Boot(HostProfile profile)
-    {
-        IReadOnlyList<string> args = DefaultMachine.Arguments(profile);
-        HostView view = ProfileHostView.From(profile);
-        MachineCheck check = MachineValidator.Check(args, view);
-        if (check.Error is { } refused) throw new InvalidOperationException($"the default machine of '{profile.Name}' is refused: {refused.Message}");
-        var host = new EmulatedHost(profile);
-        IIommufd fd = host.Open();
-        Vm vm = Vm.Realize(check, view, fd, new VmOptions { PassthroughDma = new EmulatedPassthroughDma(host.Diagnostics) });
-        GuestKernel kernel = RunHarness.Boot(vm, null);
-        vm.Boot();
-        var checks = new List<RunCheck>();
-        List<RunHarness.Workload> workloads = RunHarness.GuestDevices(vm, kernel, checks);
-        if (checks.FirstOrDefault(c => !c.Passed) is { } failed) throw new InvalidOperationException($"probe failed: {failed.Name} {failed.Detail}");
-        return new Booted(host, fd, vm, kernel, workloads);
+        return m;
     }
 
     /// <summary>Median ns per DMA over <paramref name="rounds"/> rounds of every device reading every page of its buffer once.</summary>
-    private static double TimeDma(Booted b, int rounds, int warmupMs)
+    private static double TimeDma(RunHarness.StartedMachine b, int rounds, int warmupMs)
     {
         if (b.Workloads.Count == 0) throw new InvalidOperationException("the guest drives no device");
         ulong half = b.Vm.Ram.Size / 2;
@@ -130,7 +114,7 @@ internal static class WholeSystemBench
         return perDma[rounds / 2];
     }
 
-    private static void Round(Booted b, ulong[] iovas, byte[] data)
+    private static void Round(RunHarness.StartedMachine b, ulong[] iovas, byte[] data)
     {
         for (int i = 0; i < b.Workloads.Count; i++)
         {

@@ -72,7 +72,7 @@ public static class MachineValidator
                 {
                     DeviceSpec d = spec.Devices[i];
                     if (d is ArmSmmuV3Device smmu) CheckSmmu(smmu);
-                    else if (_topology.FunctionOf(d) is { } f) CheckEndpoint(d, f);
+                    else if (_topology.FunctionOf(d) is { } f) CheckEndpoint(d, f, i);
                 }
                 if (placeError is not null) throw placeError;
                 MachineDone();
@@ -139,7 +139,7 @@ public static class MachineValidator
         /// <summary>The SMMU created before this point whose primary bus is above <paramref name="f"/>.</summary>
         private ArmSmmuV3Device? SmmuAbove(PciFunction f) => _smmuOnBus.GetValueOrDefault(_topology!.Bus(f.Bus).RootBus);
 
-        private void CheckEndpoint(DeviceSpec d, PciFunction f)
+        private void CheckEndpoint(DeviceSpec d, PciFunction f, int index)
         {
             string q = d.Quote();
             // virt_machine_device_pre_plug_cb for virtio-iommu-pci: the legacy SMMU is already the machine's IOMMU.
@@ -155,26 +155,42 @@ public static class MachineValidator
                 if (d is not VfioPciDevice)
                     throw new QemuConfigException(q, "Emulated endpoint devices are not allowed when using arm-smmuv3,accel=on");
             }
-            if (d is VfioPciDevice vfio) CheckVfio(vfio, smmu);
+            if (d is VfioPciDevice vfio) CheckVfio(vfio, smmu, f, index);
         }
 
-        private void CheckVfio(VfioPciDevice d, ArmSmmuV3Device? smmu)
+        private void CheckVfio(VfioPciDevice d, ArmSmmuV3Device? smmu, PciFunction f, int index)
         {
             string q = d.Quote();
             if (d.Iommufd is { } link && spec.FindObject(link) is not IommufdObject)
                 throw new QemuConfigException(q, $"Device '{link}' not found");
-            if (host is null || d.Host is null) return;
+            // hw/vfio/device.c vfio_device_get_name: a device passed as an fd (no host, no sysfsdev) needs iommufd.
+            if (d.Host is null && !d.Extra.Any(p => p.Key == "sysfsdev") && d.Extra.Any(p => p.Key == "fd") && d.Iommufd is null)
+                throw new QemuConfigException(q, "Use FD passing only with iommufd backend");
+            HostDeviceInfo? info = null;
+            if (host is not null && d.Host is not null)
+            {
+                // hw/vfio/pci.c: the sysfs node must exist.
+                info = host.FindDevice(d.Host);
+                string sysfsName = HostView.CanonicalAddress(d.Host) ?? d.Host;
+                if (info is null)
+                    throw new QemuConfigException(q, $"vfio /sys/bus/pci/devices/{sysfsName}: no such host device: No such file or directory");
+                if (info.Problem is { } problem)
+                    throw new QemuConfigException(q, $"vfio {sysfsName}: {problem}");
+                _hostOf[d] = info;
+            }
 
-            // hw/vfio/pci.c: the sysfs node must exist.
-            HostDeviceInfo? info = host.FindDevice(d.Host);
-            string address = HostView.CanonicalAddress(d.Host) ?? d.Host;
-            if (info is null)
-                throw new QemuConfigException(q, $"vfio /sys/bus/pci/devices/{address}: no such host device: No such file or directory");
-            if (info.Problem is { } problem)
-                throw new QemuConfigException(q, $"vfio {address}: {problem}");
-            _hostOf[d] = info;
-            if (smmu is not { Accel: true }) return;
+            // Attaching to the container: behind an emulated SMMU the memory listener fails.
+            bool translated = SmmuDeviceRegions.TranslatedAtRealize(_topology!, f, index);
+            if (translated && smmu is not { Accel: true })
+            {
+                (string aliasBus, PciDevfn aliasDevfn) = _topology!.DmaAlias(f);
+                int region = SmmuDeviceRegions.BeforeRealizeOf(_topology, index).Touch(aliasBus, aliasDevfn);
+                byte busNumber = _topology.Numbering(PciNumberingView.Unenumerated).NumberOf(aliasBus);
+                throw new QemuConfigException(q, EmulatedSmmuVfio.Refusal(d, info?.IommuGroup, busNumber, aliasDevfn, region));
+            }
+            if (info is null || host is null || smmu is not { Accel: true }) return;
 
+            string address = HostView.CanonicalAddress(d.Host!) ?? d.Host!;
             string vname = smmu.Name;
             if (VsmmuBindingRules.HasIommu(d.Name, info, vname, host.Description) is { } noIommu)
                 throw new QemuConfigException(q, noIommu);

@@ -114,6 +114,37 @@ public sealed class PciTopology
         return t;
     }
 
+    /// <summary>
+    /// The bus and devfn an IOMMU sees a function's DMA come from (hw/pci/pci.c
+    /// pci_device_get_iommu_bus_devfn): walking up to the root bus, every conventional PCI bus
+    /// hides its devices behind the bridge that provides it, a PCIe-to-PCI bridge
+    /// (pcie-pci-bridge) as its own secondary bus and devfn 00.0, any other bridge (pci-bridge)
+    /// as the bridge's own bus and devfn. On PCIe buses the function keeps its own.
+    /// </summary>
+    public (string Bus, PciDevfn Devfn) DmaAlias(PciFunction function)
+    {
+        ArgumentNullException.ThrowIfNull(function);
+        string bus = function.Bus;
+        PciDevfn devfn = function.Devfn;
+        for (PciBus b = Bus(function.Bus); !b.IsRootBus; b = Bus(b.ParentBus!))
+        {
+            if (b.Owner?.Driver == PcieToPciBridgeDriver)
+            {
+                (bus, devfn) = (b.Name, PciDevfn.Of(0, 0));
+            }
+            else if (b.Owner?.Driver == PciBridgeDriver)
+            {
+                PciFunction bridge = FunctionOf(b.Owner)!;
+                (bus, devfn) = (bridge.Bus, bridge.Devfn);
+            }
+        }
+        return (bus, devfn);
+    }
+
+    // The bridges whose secondary bus is conventional PCI; the others (root and switch ports) provide PCIe buses.
+    private const string PciBridgeDriver = "pci-bridge";
+    private const string PcieToPciBridgeDriver = "pcie-pci-bridge";
+
     /// <summary>True when a root bus bypasses the IOMMU (pxb-pcie bypass_iommu=on, or pcie.0 with default-bus-bypass-iommu=on).</summary>
     public bool Bypasses(PciBus rootBus) => rootBus.Kind == PciBusKind.Root
         ? Spec.Machine.DefaultBusBypassIommu

@@ -29,8 +29,9 @@ public sealed partial class Vm
         {
             (VfioPciDevice, AcceleratedVSmmu) => VmDeviceKind.Vfio,
             (VfioPciDevice, null) => VmDeviceKind.VfioUntranslated,
-            // VFIO behind an emulated vIOMMU needs shadow stage-2 mappings from the guest's tables (QEMU's
-            // vfio_iommu_map_notify); this model does not do that.
+            // Validation and HotPlug refuse VFIO behind an emulated vIOMMU as QEMU does (EmulatedSmmuVfio); it gets
+            // here only when the SMMU came after it on the command line: QEMU then gave it system memory for DMA
+            // while the firmware tables put it behind the SMMU, which this model does not run.
             (VfioPciDevice, EmulatedVSmmu) => VmDeviceKind.NotRun,
             (_, EmulatedVSmmu) => VmDeviceKind.Emulated,
             _ => VmDeviceKind.NotRun,
@@ -100,7 +101,8 @@ public sealed partial class Vm
     /// device_add after boot: <paramref name="deviceOptions"/> is what follows <c>-device</c>
     /// (<c>vfio-pci,host=0009:01:00.0,bus=pcie.port2,id=dev9,iommufd=iommufd0</c>). The device is
     /// placed as QEMU places it; behind an accel vSMMU it must keep that vSMMU's physical SMMU and
-    /// resolved properties, not split an IOMMU group, and have a CMDQV where cmdqv is on.
+    /// resolved properties, not split an IOMMU group, and have a CMDQV where cmdqv is on; behind an
+    /// emulated vSMMU it is refused as QEMU refuses it (<see cref="EmulatedSmmuVfio"/>).
     /// </summary>
     /// <exception cref="InvalidOperationException">The guest has not booted yet.</exception>
     /// <exception cref="QemuConfigException">Refused; the message says why (QEMU's words where QEMU has them).</exception>
@@ -125,6 +127,9 @@ public sealed partial class Vm
         ushort rid = topology.Numbering(PciNumberingView.FirmwareEnumerated).RequesterIdOf(f).Value;
         PciIommuOwner? owner = topology.OwnerOf(f);
         VmVsmmu? v = owner is null ? null : _vsmmus.FirstOrDefault(x => x.Name == owner.Name);
+        // Registering the function gives it its SMMU device region (hw/pci/pci.c do_pci_register_device), before vfio's realize.
+        (string aliasBus, PciDevfn aliasDevfn) = topology.DmaAlias(f);
+        int region = owner is null ? -1 : _smmuRegions.Touch(aliasBus, aliasDevfn);
 
         HostDeviceInfo? h = null;
         if (vfio.Host is { } address)
@@ -136,6 +141,12 @@ public sealed partial class Vm
             if (_devices.FirstOrDefault(d => d.Host?.Address == h.Address) is { } holder)
                 throw new QemuConfigException(q, $"vfio {canonical}: host device is already assigned to {holder.Name}");
             if (v?.Device is AcceleratedVSmmu) CheckHotPlugBinding(q, vfio, h, v);
+        }
+        if (v?.Device is EmulatedVSmmu)
+        {
+            // The guest's firmware has numbered the buses by now: QEMU reads the bridge's register.
+            byte busNumber = topology.Numbering(PciNumberingView.FirmwareEnumerated).NumberOf(aliasBus);
+            throw new QemuConfigException(q, EmulatedSmmuVfio.Refusal(vfio, h?.IommuGroup, busNumber, aliasDevfn, region));
         }
         var check = new DeviceCheck(one.Name, one, f.Bus, f.Devfn, rid, v?.Name, h?.Address, h?.PhysicalSmmu,
             h is null ? null : SmmuResolution.DeviceAtsExposed(vfio, h));

@@ -64,12 +64,15 @@ public sealed partial class Vm : IDisposable
     private readonly HostView _host;
     private readonly VmOptions _options;
     private MachineSpec _spec;
+    // QEMU's SMMU device regions, numbered once for the machine's life (unplug leaves them): hot-plug refusals name one.
+    private readonly SmmuDeviceRegions _smmuRegions;
     private bool _disposed;
 
     private Vm(MachineCheck check, HostView host, IIommufd iommufd, VmOptions options, VirtBoard board, FirmwareTables tables)
     {
         Check = check;
         _spec = check.Spec;
+        _smmuRegions = SmmuDeviceRegions.AtMachineDone(check.Topology!);
         _host = host;
         Iommufd = iommufd;
         _options = options;
