@@ -45,22 +45,42 @@ public readonly record struct WalkCacheEntry(WalkCacheKind Kind, WalkTags Tags, 
 /// </summary>
 public sealed class WalkCache
 {
+    // A slot is four words (32 bytes, a 4-way set in two cache lines), so staging an entry is four
+    // stores and committing it one copy: with the thirteen named fields of the first version, the
+    // stores of a cold nested walk's 13 entries were a third of the walk cache's cost.
+    // Ident: what a lookup compares besides Key and WalkBase, and the generation the slot is valid in.
+    // Payload: the output address and what the entry carries with it.
     private struct Slot
     {
-        public long Generation;     // valid while equal to the cache's generation
+        public ulong Ident;         // [15:0] VMID, [31:16] ASID, [33:32] regime, [35:34] kind, [37:36] level (tables), [39:38] granule, [63:40] generation
         public ulong Key;           // what a lookup compares: the region (tables), the granule page (fetches)
-        public ulong Region;        // input >> SizeShift: what invalidation compares
         public ulong WalkBase;
-        public ulong Output;        // next table address, or the PA base of a fetch mapping
-        public ushort Vmid, Asid;
-        public TlbRegime Regime;
-        public WalkCacheKind Kind;
-        public byte Level;          // level of the table Output is (tables), the leaf's level (fetches)
-        public byte SizeShift;      // log2 of the input region the entry covers
-        public byte PageShift;      // the walk's granule
-        public byte Flags;          // stage 1: APTable accumulations; fetch: stage-2 write permission
-        public bool Global;
+        public ulong Payload;       // [51:0] next table or mapping base, [57:52] size shift, [59:58] flags, [60] global, [62:61] leaf level (fetches)
     }
+
+    private const int AsidShift = 16, RegimeShift = 32, KindShift = 34, LevelShift = 36, GranuleShift = 38, GenerationShift = 40;
+    private const ulong IdentityMask = (1UL << GenerationShift) - 1;
+    internal const long GenerationLimit = 1L << (64 - GenerationShift);
+    private const int SizeShiftShift = 52, FlagsShift = 58, GlobalShift = 60, LeafLevelShift = 61;
+    private const ulong AddressMask = (1UL << SizeShiftShift) - 1;
+
+    private static ulong Identity(ushort vmid, ushort asid, TlbRegime regime, WalkCacheKind kind, int level, Granule g) =>
+        vmid | (ulong)asid << AsidShift | (ulong)regime << RegimeShift | (ulong)kind << KindShift | (ulong)level << LevelShift
+        | (ulong)(((int)g - (int)Granule.G4K) >> 1) << GranuleShift;
+
+    private static ushort VmidOf(in Slot s) => (ushort)s.Ident;
+    private static ushort AsidOf(in Slot s) => (ushort)(s.Ident >> AsidShift);
+    private static TlbRegime RegimeOf(in Slot s) => (TlbRegime)((s.Ident >> RegimeShift) & 3);
+    private static WalkCacheKind KindOf(in Slot s) => (WalkCacheKind)((s.Ident >> KindShift) & 3);
+    private static int PageShiftOf(in Slot s) => (int)Granule.G4K + 2 * (int)((s.Ident >> GranuleShift) & 3);
+    private static int SizeShiftOf(in Slot s) => (int)((s.Payload >> SizeShiftShift) & 63);
+    private static bool GlobalOf(in Slot s) => ((s.Payload >> GlobalShift) & 1) != 0;
+    /// <summary>The table's level (tables), the stage-2 leaf's level (fetches).</summary>
+    private static int LevelOf(in Slot s) =>
+        KindOf(s) == WalkCacheKind.Stage2TableFetch ? (int)((s.Payload >> LeafLevelShift) & 3) : (int)((s.Ident >> LevelShift) & 3);
+    /// <summary>The input region the entry covers, in units of its size (what invalidation compares).</summary>
+    private static ulong RegionOf(in Slot s) =>
+        KindOf(s) == WalkCacheKind.Stage2TableFetch ? s.Key >> (SizeShiftOf(s) - PageShiftOf(s)) : s.Key;
 
     /// <summary>Stage-1 Flags bit: APTable[1] set on the way (no writes below).</summary>
     public const byte NoWrite = 1;
@@ -74,7 +94,7 @@ public sealed class WalkCache
     private readonly Slot[] _slots;
     private readonly int _hashShift;
     private int _victim;
-    private long _generation = 1;
+    private long _generation = 1;   // below GenerationLimit; slots hold it in Ident's top bits
     private int _count;
 
     // OutOfLine: the lookups and insertions are kept out of the walker's loop. Inlined there (the
@@ -100,17 +120,14 @@ public sealed class WalkCache
     /// <summary>When false nothing is looked up or inserted (a model without walk caches).</summary>
     public bool Enabled { get; set; } = true;
 
-    /// <summary>The first slot of the set the key maps to.</summary>
-    private int SetOf(WalkCacheKind kind, ushort vmid, ushort asid, ulong walkBase, int level, ulong key)
+    /// <summary>The first slot of the set an entry of <paramref name="identity"/> (no generation) maps to.</summary>
+    private int SetOf(ulong identity, ulong walkBase, ulong key)
     {
-        ulong h = (key ^ (walkBase >> 12) * 0xC2B2AE3D27D4EB4F ^ ((ulong)kind << 56 | (ulong)level << 48 | (ulong)vmid << 16 | asid))
-            * 0x9E3779B97F4A7C15;
+        ulong h = (key ^ (walkBase >> 12) * 0xC2B2AE3D27D4EB4F ^ identity) * 0x9E3779B97F4A7C15;
         return (int)(h >> _hashShift) << WaysLog2;
     }
 
-    private bool Same(in Slot s, WalkCacheKind kind, in WalkTags tags, ulong walkBase, int level, int pageShift, ulong region) =>
-        s.Generation == _generation && s.Key == region && s.WalkBase == walkBase && s.Kind == kind && s.Level == level
-        && s.PageShift == pageShift && s.Vmid == tags.Vmid && s.Asid == tags.Asid && s.Regime == tags.Regime;
+    private ulong Current => (ulong)_generation << GenerationShift;
 
     /// <summary>
     /// The table to use at <paramref name="level"/> for <paramref name="input"/> in the walk of
@@ -121,16 +138,17 @@ public sealed class WalkCache
     {
         if (_count == 0) return Miss(out table, out flags);
         var kind = stage == 1 ? WalkCacheKind.Stage1Table : WalkCacheKind.Stage2Table;
-        int shift = GranuleGeometry.LevelShift(g, level - 1);
-        ulong region = input >> shift;
-        int set = SetOf(kind, tags.Vmid, tags.Asid, walkBase, level, region);
+        ulong region = input >> GranuleGeometry.LevelShift(g, level - 1);
+        ulong identity = Identity(tags.Vmid, tags.Asid, tags.Regime, kind, level, g);
+        int set = SetOf(identity, walkBase, region);
+        ulong ident = identity | Current;
         for (int w = set; w < set + Ways; w++)
         {
             ref Slot s = ref _slots[w];
-            if (Same(s, kind, tags, walkBase, level, (int)g, region))
+            if (s.Ident == ident && s.Key == region && s.WalkBase == walkBase)
             {
                 Hits++;
-                (table, flags) = (s.Output, s.Flags);
+                (table, flags) = (s.Payload & AddressMask, (byte)((s.Payload >> FlagsShift) & 3));
                 return true;
             }
         }
@@ -152,18 +170,19 @@ public sealed class WalkCache
     {
         if (_count == 0) { Misses++; (pa, writable) = (0, false); return false; }
         ulong page = ipa >> (int)g;
-        int set = SetOf(WalkCacheKind.Stage2TableFetch, vmid, 0, s2Base, 0, page);
+        ulong identity = Identity(vmid, 0, TlbRegime.Stage2, WalkCacheKind.Stage2TableFetch, 0, g);
+        int set = SetOf(identity, s2Base, page);
+        ulong ident = identity | Current;
         for (int w = set; w < set + Ways; w++)
         {
             ref Slot s = ref _slots[w];
-            // A fetch entry is found through the granule page it was made for (Key); its region is the
-            // real mapping, which may be a block, kept for exact invalidation.
-            if (s.Generation == _generation && s.Key == page && s.Kind == WalkCacheKind.Stage2TableFetch && s.WalkBase == s2Base
-                && s.Vmid == vmid && s.PageShift == (int)g)
+            // A fetch entry is found through the granule page it was made for (Key); its size is the
+            // real mapping's, which may be a block, kept for exact invalidation.
+            if (s.Ident == ident && s.Key == page && s.WalkBase == s2Base)
             {
                 Hits++;
-                pa = s.Output + (ipa & ((1UL << s.SizeShift) - 1));
-                writable = (s.Flags & Writable) != 0;
+                pa = (s.Payload & AddressMask) + (ipa & ((1UL << SizeShiftOf(s)) - 1));
+                writable = ((s.Payload >> FlagsShift) & Writable) != 0;
                 return true;
             }
         }
@@ -194,21 +213,11 @@ public sealed class WalkCache
     internal void StageTable(int stage, in WalkTags tags, ulong walkBase, Granule g, int level, ulong input, ulong table, byte flags)
     {
         int shift = GranuleGeometry.LevelShift(g, level - 1);
-        ulong region = input >> shift;
         ref Slot s = ref NextStaged();
-        s.Key = region;
-        s.Region = region;
+        s.Ident = Identity(tags.Vmid, tags.Asid, tags.Regime, stage == 1 ? WalkCacheKind.Stage1Table : WalkCacheKind.Stage2Table, level, g);
+        s.Key = input >> shift;
         s.WalkBase = walkBase;
-        s.Output = table;
-        s.Vmid = tags.Vmid;
-        s.Asid = tags.Asid;
-        s.Regime = tags.Regime;
-        s.Kind = stage == 1 ? WalkCacheKind.Stage1Table : WalkCacheKind.Stage2Table;
-        s.Level = (byte)level;
-        s.SizeShift = (byte)shift;
-        s.PageShift = (byte)g;
-        s.Flags = flags;
-        s.Global = tags.Global;
+        s.Payload = table | (ulong)shift << SizeShiftShift | (ulong)flags << FlagsShift | (tags.Global ? 1UL << GlobalShift : 0);
     }
 
     /// <summary>Stages the stage-2 leaf (base <paramref name="paBase"/>, size 2^<paramref name="sizeShift"/>) that maps <paramref name="ipa"/>.</summary>
@@ -216,19 +225,11 @@ public sealed class WalkCache
     internal void StageFetch(ushort vmid, ulong s2Base, Granule g, ulong ipa, ulong paBase, int sizeShift, int level, bool writable)
     {
         ref Slot s = ref NextStaged();
+        s.Ident = Identity(vmid, 0, TlbRegime.Stage2, WalkCacheKind.Stage2TableFetch, 0, g);
         s.Key = ipa >> (int)g;
-        s.Region = ipa >> sizeShift;
         s.WalkBase = s2Base;
-        s.Output = paBase;
-        s.Vmid = vmid;
-        s.Asid = 0;
-        s.Regime = TlbRegime.Stage2;
-        s.Kind = WalkCacheKind.Stage2TableFetch;
-        s.Level = (byte)level;
-        s.SizeShift = (byte)sizeShift;
-        s.PageShift = (byte)g;
-        s.Flags = writable ? Writable : (byte)0;
-        s.Global = true;
+        s.Payload = paBase | (ulong)sizeShift << SizeShiftShift | (writable ? (ulong)Writable << FlagsShift : 0) | 1UL << GlobalShift
+            | (ulong)level << LeafLevelShift;
     }
 
     /// <summary>Forgets what was staged (a translation starting after one that did not commit).</summary>
@@ -245,21 +246,21 @@ public sealed class WalkCache
         // set's ways are within the array (SetOf returns a multiple of Ways below its length).
         ref Slot slots = ref MemoryMarshal.GetArrayDataReference(_slots);
         ref Slot staged = ref MemoryMarshal.GetArrayDataReference(_staged);
-        long generation = _generation;
+        ulong current = Current;
         int added = 0;
         for (int i = 0; i < n; i++)
         {
             ref Slot e = ref Unsafe.Add(ref staged, i);
-            int set = SetOf(e.Kind, e.Vmid, e.Asid, e.WalkBase, e.Kind == WalkCacheKind.Stage2TableFetch ? 0 : e.Level, e.Key);
+            int set = SetOf(e.Ident, e.WalkBase, e.Key);
             // Staged only after a lookup missed, so the key is usually not in the set (a translation
             // may stage one entry twice; both copies are what memory held): a free way, else the ways in turn.
             int way = set;
-            while (way < set + Ways && Unsafe.Add(ref slots, way).Generation == generation) way++;
+            while (way < set + Ways && (Unsafe.Add(ref slots, way).Ident & ~IdentityMask) == current) way++;
             if (way == set + Ways) way = set + (_victim++ & (Ways - 1));
             ref Slot s = ref Unsafe.Add(ref slots, way);
-            if (s.Generation != generation) added++;
+            if ((s.Ident & ~IdentityMask) != current) added++;
             s = e;
-            s.Generation = generation;
+            s.Ident |= current;
         }
         _count += added;
     }
@@ -286,11 +287,11 @@ public sealed class WalkCache
         for (int i = 0; i < slots.Length; i++)
         {
             ref Slot s = ref slots[i];
-            if (s.Generation != _generation) continue;
-            bool leaf = s.Kind == WalkCacheKind.Stage2TableFetch;
-            if (scope.MatchesTags(s.Regime, s.Vmid, s.Asid, s.Global) && MatchesRange(scope, s, leaf))
+            if ((s.Ident & ~IdentityMask) != Current) continue;
+            bool leaf = KindOf(s) == WalkCacheKind.Stage2TableFetch;
+            if (scope.MatchesTags(RegimeOf(s), VmidOf(s), AsidOf(s), GlobalOf(s)) && MatchesRange(scope, s, leaf))
             {
-                s.Generation = 0;
+                s.Ident = 0;
                 removed++;
             }
             else left++;
@@ -304,11 +305,12 @@ public sealed class WalkCache
         if (!scope.MatchAddress) return true;
         // Leaf = 1: "only leaf entries need be invalidated" (IHI 0070 4.4, TLBI_NH_VA, TLBI_S2_IPA): tables stay.
         if (!leaf && scope.LeafOnly) return false;
-        ulong start = s.Region << s.SizeShift;
-        ulong end = start + (1UL << s.SizeShift);
+        int sizeShift = SizeShiftOf(s);
+        ulong start = RegionOf(s) << sizeShift;
+        ulong end = start + (1UL << sizeShift);
         if (!(start < scope.Start + scope.Length && scope.Start < end)) return false;
         // TTL selects leaves at one level; it does not spare the tables above them.
-        if (leaf && scope.Ttl != 0 && (s.Level != scope.Ttl || scope.Granule is not { } g || (int)g != s.PageShift)) return false;
+        if (leaf && scope.Ttl != 0 && (LevelOf(s) != scope.Ttl || scope.Granule is not { } g || (int)g != PageShiftOf(s))) return false;
         return true;
     }
 
@@ -316,8 +318,11 @@ public sealed class WalkCache
     public void Clear()
     {
         _stagedCount = 0;
-        _generation++;
         _count = 0;
+        if (++_generation < GenerationLimit) return;
+        // The generation no longer fits its bits: forget the slots themselves (once per 16 M clears).
+        Array.Clear(_slots);
+        _generation = 1;
     }
 
     /// <summary>The valid entries (diagnostics and tests; allocates).</summary>
@@ -328,9 +333,9 @@ public sealed class WalkCache
             var list = new List<WalkCacheEntry>();
             foreach (ref readonly Slot s in _slots.AsSpan())
             {
-                if (s.Generation != _generation) continue;
-                list.Add(new WalkCacheEntry(s.Kind, new WalkTags(s.Regime, s.Vmid, s.Asid, s.Global), s.WalkBase,
-                    s.Level, s.Region << s.SizeShift, s.SizeShift, s.Output));
+                if ((s.Ident & ~IdentityMask) != Current) continue;
+                list.Add(new WalkCacheEntry(KindOf(s), new WalkTags(RegimeOf(s), VmidOf(s), AsidOf(s), GlobalOf(s)), s.WalkBase,
+                    LevelOf(s), RegionOf(s) << SizeShiftOf(s), SizeShiftOf(s), s.Payload & AddressMask));
             }
             return list;
         }

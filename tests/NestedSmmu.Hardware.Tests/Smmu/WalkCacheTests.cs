@@ -241,6 +241,25 @@ public class WalkCacheFillTests
         h.Smmu.WalkCache.Count.ShouldBe(9);
     }
 
+    [Fact]
+    public void ClearsPastTheGenerationBitsForgetEveryEntry()
+    {
+        // A slot keeps the generation it was made in within 24 bits; when the count runs out, Clear
+        // empties the slots themselves, so an entry of generation 1 cannot come back as valid.
+        var h = new SmmuHarness();
+        var n = Streams.NestedStream(h, 5, new TestAllocator(0x2000_0000), asid: 1, vmid: 3);
+        n.MapPage(Iova, Ipa, Pa);
+        n.MapTables();
+        h.TranslateOk(5, Iova).ShouldBe(Pa);
+        var before = h.Smmu.WalkCache.Entries.ToHashSet();
+        before.Count.ShouldBe(9);
+        for (long i = 0; i < WalkCache.GenerationLimit; i++) h.Smmu.WalkCache.Clear();
+        h.Smmu.WalkCache.Entries.ShouldBeEmpty();
+        h.Smmu.Tlb.Clear();
+        h.TranslateOk(5, Iova).ShouldBe(Pa);
+        h.Smmu.WalkCache.Entries.ToHashSet().SetEquals(before).ShouldBeTrue();
+    }
+
     /// <summary>The table the descriptor at <paramref name="level"/> on <paramref name="ia"/>'s walk points to (4K granule, 48-bit addresses).</summary>
     private static ulong Next(TestPageTable t, ulong ia, int level) => t.ReadDescriptor(t.WalkTo(ia, level)) & 0x0000_FFFF_FFFF_F000;
 }
