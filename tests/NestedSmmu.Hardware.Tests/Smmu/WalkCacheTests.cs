@@ -205,8 +205,8 @@ public class WalkCacheFillTests
 {
     private const ulong Iova = 0x20_0000, Ipa = 0x4000_0000, Pa = 0x9_0000_0000;
 
-    [Fact]
-    public void AColdNestedTranslationCachesEveryTableItRead()
+    /// <summary>A nested stream (SID 5, VMID 3, ASID 1) mapping one page, translated once from an empty walk cache.</summary>
+    private static (SmmuHarness H, Streams.Nested N) TranslatedOnce()
     {
         var h = new SmmuHarness();
         var n = Streams.NestedStream(h, 5, new TestAllocator(0x2000_0000), asid: 1, vmid: 3);
@@ -214,6 +214,13 @@ public class WalkCacheFillTests
         n.MapTables();
         h.Smmu.WalkCache.Count.ShouldBe(0);
         h.TranslateOk(5, Iova).ShouldBe(Pa);
+        return (h, n);
+    }
+
+    [Fact]
+    public void AColdNestedTranslationCachesEveryTableItRead()
+    {
+        var (h, n) = TranslatedOnce();
         var entries = h.Smmu.WalkCache.Entries;
 
         // Stage 1 (39-bit, start level 1): the tables of levels 2 and 3, at IPAs, for the 1 GiB and 2 MiB regions.
@@ -246,11 +253,7 @@ public class WalkCacheFillTests
     {
         // A slot keeps the generation it was made in within 24 bits; when the count runs out, Clear
         // empties the slots themselves, so an entry of generation 1 cannot come back as valid.
-        var h = new SmmuHarness();
-        var n = Streams.NestedStream(h, 5, new TestAllocator(0x2000_0000), asid: 1, vmid: 3);
-        n.MapPage(Iova, Ipa, Pa);
-        n.MapTables();
-        h.TranslateOk(5, Iova).ShouldBe(Pa);
+        var (h, _) = TranslatedOnce();
         var before = h.Smmu.WalkCache.Entries.ToHashSet();
         before.Count.ShouldBe(9);
         for (long i = 0; i < WalkCache.GenerationLimit; i++) h.Smmu.WalkCache.Clear();
