@@ -165,7 +165,10 @@ public sealed class WalkCache
     }
 
     /// <summary>The PA of the stage-1 table IPA <paramref name="ipa"/> under stage 2 <paramref name="s2Base"/> of <paramref name="vmid"/>.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)] // see OutOfLine
+    // Inlined, unlike the other lookups (see OutOfLine): since the walker keeps its nested state in
+    // fewer registers, the call cost more than the probe (a TLB miss with upper levels cached, best of
+    // 15 x 200 000: 91.5-95 ns against 96-97 ns called; the cold walk unchanged).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal bool TryGetFetch(ushort vmid, ulong s2Base, Granule g, ulong ipa, out ulong pa, out bool writable)
     {
         if (_count == 0) { Misses++; (pa, writable) = (0, false); return false; }
