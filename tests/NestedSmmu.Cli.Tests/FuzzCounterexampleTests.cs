@@ -18,7 +18,7 @@ public sealed class FuzzCounterexampleTests
     private static InjectedFault NewFault()
     {
         int dmas = 0;
-        return (op, self, other, _) =>
+        return (op, self, other, _, _) =>
         {
             if (op.Vm != 0) return;
             if (op.Kind == "dma") dmas++;

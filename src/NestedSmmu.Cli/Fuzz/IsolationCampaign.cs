@@ -31,9 +31,10 @@ internal sealed record FuzzOutcome(int Seed, long Operations, long InvariantChec
 
 /// <summary>
 /// A fault the campaign's own tests inject, to prove the shrinker and the replay work on a real
-/// violation: called after every operation with the acting VM and the other one. Never set by the CLI.
+/// violation: called after every operation with the acting VM and the other one (and the other
+/// one's guest kernel, to act as its driver would). Never set by the CLI.
 /// </summary>
-internal delegate void InjectedFault(FuzzOp op, Vm self, Vm other, EmulatedHostDiagnostics host);
+internal delegate void InjectedFault(FuzzOp op, Vm self, Vm other, EmulatedHostDiagnostics host, GuestKernel otherKernel);
 
 /// <summary>How a campaign runs besides its seed and length.</summary>
 internal sealed record CampaignOptions
@@ -209,7 +210,7 @@ internal static partial class IsolationCampaign
             try
             {
                 text = Execute(op, self, other, step);
-                _fault?.Invoke(op, self.Vm, other.Vm, _diag);
+                _fault?.Invoke(op, self.Vm, other.Vm, _diag, other.Kernel);
             }
             catch (Exception e)
             {
