@@ -97,10 +97,11 @@ public sealed class WalkCache
     private long _generation = 1;   // below GenerationLimit; slots hold it in Ident's top bits
     private int _count;
 
-    // OutOfLine: the lookups and insertions are kept out of the walker's loop. Inlined there (the
-    // JIT's choice), the walker's frame ran out of registers and the set hash went through the
-    // stack at every step; a call with the hash in registers is cheaper (the profile of a cold
-    // nested walk: the inlined hash and set scan were about a third of the walk).
+    // OutOfLine: the table lookup and the commit (the hashing and set scans) are kept out of the
+    // walker's loop. Inlined there (the JIT's choice), the walker's frame ran out of registers and
+    // the set hash went through the stack at every step; a call with the hash in registers is
+    // cheaper (the profile of a cold nested walk: the inlined hash and set scan were about a third of
+    // the walk). Staging an entry is a few stores and is inlined.
 
     /// <summary>A 4-way set-associative cache of 2^<paramref name="log2Entries"/> entries.</summary>
     public WalkCache(int log2Entries = 10)
