@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using NestedSmmu.Hardware;
 using NestedSmmu.Hardware.Smmu;
@@ -157,21 +158,36 @@ internal class ArmVsmmu : ViommuDriver
         handled = 0;
         // kcalloc of the whole array: beyond KMALLOC_MAX_SIZE it fails.
         if ((ulong)array.EntryCount * InvalidateEntrySize > KmallocMaxSize) return Errno.ENOMEM;
-        byte[] raw = new byte[(int)array.EntryCount * InvalidateEntrySize];
+        // The kernel's buffer from a pool and the batch on the stack: steady-state invalidation allocates nothing.
+        int rawLength = (int)array.EntryCount * InvalidateEntrySize;
+        byte[] pooled = ArrayPool<byte>.Shared.Rent(rawLength);
+        try
+        {
+            return ConvertAndIssue(array, pooled.AsSpan(0, rawLength), out handled);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(pooled);
+        }
+    }
+
+    private Errno ConvertAndIssue(in UserDataArray array, Span<byte> raw, out uint handled)
+    {
+        handled = 0;
         Errno e = Core.Context.Copy.FullArrayFromUser(array, (uint)HwptInvalidateDataType.ArmSmmuV3, raw, InvalidateEntrySize);
         if (e != Errno.None) return e;
 
         const int perBatch = ArmSmmuDevice.CmdqBatchEntries - 1;
-        var batch = new Command[perBatch];
+        Span<Command> batch = stackalloc Command[perBatch];
         int pending = 0;
         for (uint i = 0; i < array.EntryCount; i++)
         {
-            ReadOnlySpan<byte> entry = raw.AsSpan((int)i * InvalidateEntrySize, InvalidateEntrySize);
+            ReadOnlySpan<byte> entry = raw.Slice((int)i * InvalidateEntrySize, InvalidateEntrySize);
             var cmd = new Command(BinaryPrimitives.ReadUInt64LittleEndian(entry), BinaryPrimitives.ReadUInt64LittleEndian(entry[sizeof(ulong)..]));
             e = ConvertUserCommand(ref cmd);
             if (e != Errno.None)
             {
-                if (pending > 0) Smmu.Submit(batch.AsSpan(0, pending), sync: true);
+                if (pending > 0) Smmu.Submit(batch[..pending], sync: true);
                 handled = i;
                 return e;
             }
@@ -182,7 +198,7 @@ internal class ArmVsmmu : ViommuDriver
                 pending = 0;
             }
         }
-        if (pending > 0) Smmu.Submit(batch.AsSpan(0, pending), sync: true);
+        if (pending > 0) Smmu.Submit(batch[..pending], sync: true);
         handled = array.EntryCount;
         return Errno.None;
     }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using NestedSmmu.Iommufd.Uapi;
 using NestedSmmu.Iommufd.Uapi.Vfio;
 
@@ -220,12 +221,23 @@ public sealed partial class EmulatedIommufd : IIommufd
     {
         // Never hand the kernel a length that runs past the caller's buffer.
         if ((ulong)entryLength * entryCount > (ulong)entries.Length) return new InvalidateResult(0, Errno.EFAULT);
-        lock (_host.KernelLock)
+        int length = (int)((ulong)entryLength * entryCount);
+        // The caller's entries in user memory: a pooled copy, so an invalidation allocates nothing.
+        byte[] copy = ArrayPool<byte>.Shared.Rent(length);
+        try
         {
-            using var user = new UserBuffer(_host.UserMemory, entries[..(int)((ulong)entryLength * entryCount)].ToArray());
-            var a = IommufdMarshal.HwptInvalidate(target, dataType, entryLength, entryCount, user.Address);
-            int rc = Call(IommufdIoctl.HwptInvalidate, ref a);
-            return new InvalidateResult(Math.Min(a.EntryNum, entryCount), rc < 0 ? (Errno)(-rc) : Errno.None);
+            entries[..length].CopyTo(copy);
+            lock (_host.KernelLock)
+            {
+                using var user = new UserBuffer(_host.UserMemory, copy, length);
+                var a = IommufdMarshal.HwptInvalidate(target, dataType, entryLength, entryCount, user.Address);
+                int rc = Call(IommufdIoctl.HwptInvalidate, ref a);
+                return new InvalidateResult(Math.Min(a.EntryNum, entryCount), rc < 0 ? (Errno)(-rc) : Errno.None);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(copy);
         }
     }
 
@@ -341,10 +353,13 @@ public sealed partial class EmulatedIommufd : IIommufd
     {
         private readonly UserAddressSpace _space;
 
-        public UserBuffer(UserAddressSpace space, byte[] bytes)
+        public UserBuffer(UserAddressSpace space, byte[] bytes) : this(space, bytes, bytes.Length) { }
+
+        /// <summary>The first <paramref name="length"/> bytes of <paramref name="bytes"/> (a pooled array).</summary>
+        public UserBuffer(UserAddressSpace space, byte[] bytes, int length)
         {
             _space = space;
-            Address = bytes.Length == 0 ? 0 : space.Map(bytes);
+            Address = length == 0 ? 0 : space.Map(bytes, length);
         }
 
         public ulong Address { get; }

@@ -25,14 +25,8 @@ public sealed class UserAddressSpace
     private readonly List<Mapping> _mappings = [];
     private ulong _next = UserBase;
 
-    /// <summary>One mapping: a managed buffer, or a run of host physical memory.</summary>
-    private sealed class Mapping(ulong start, ulong length, byte[]? buffer, EmulatedHostMemoryRegion? region)
-    {
-        public ulong Start { get; } = start;
-        public ulong Length { get; } = length;
-        public byte[]? Buffer { get; } = buffer;
-        public EmulatedHostMemoryRegion? Region { get; } = region;
-    }
+    /// <summary>One mapping: a managed buffer, or a run of host physical memory (a value: mapping allocates nothing).</summary>
+    private readonly record struct Mapping(ulong Start, ulong Length, byte[]? Buffer, EmulatedHostMemoryRegion? Region);
 
     /// <summary>Mappings currently present.</summary>
     public int Count => _mappings.Count;
@@ -47,12 +41,27 @@ public sealed class UserAddressSpace
         return Add((ulong)Math.Max(buffer.Length, 1), buffer, null);
     }
 
+    /// <summary>
+    /// Maps the first <paramref name="length"/> bytes of <paramref name="buffer"/> (a pooled array
+    /// may be longer): a user access past them faults as it would past the caller's own buffer.
+    /// </summary>
+    public ulong Map(byte[] buffer, int length)
+    {
+        ArgumentNullException.ThrowIfNull(buffer);
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(length, buffer.Length);
+        return Add((ulong)Math.Max(length, 1), buffer, null);
+    }
+
     /// <summary>Removes the mapping that starts at <paramref name="address"/>; false when there is none.</summary>
     public bool Unmap(ulong address)
     {
         int i = LastStartingAtOrBelow(address);
         if (i < 0 || _mappings[i].Start != address) return false;
         _mappings.RemoveAt(i);
+        // The ioctl wrappers map a buffer, call and unmap it: when the last mapping goes, its
+        // addresses are handed out again, so a long run of ioctls does not exhaust the space.
+        if (i == _mappings.Count) _next = address;
         return true;
     }
 
@@ -65,7 +74,7 @@ public sealed class UserAddressSpace
     internal bool TryRead(ulong address, Span<byte> destination)
     {
         if (destination.IsEmpty) return true;
-        if (!TryFind(address, (ulong)destination.Length, out Mapping? m)) return false;
+        if (!TryFind(address, (ulong)destination.Length, out Mapping m)) return false;
         ulong offset = address - m.Start;
         if (m.Buffer is { } b) b.AsSpan((int)offset, destination.Length).CopyTo(destination);
         else m.Region!.ReadUnlocked(offset, destination);
@@ -76,7 +85,7 @@ public sealed class UserAddressSpace
     internal bool TryWrite(ulong address, ReadOnlySpan<byte> source)
     {
         if (source.IsEmpty) return true;
-        if (!TryFind(address, (ulong)source.Length, out Mapping? m)) return false;
+        if (!TryFind(address, (ulong)source.Length, out Mapping m)) return false;
         ulong offset = address - m.Start;
         if (m.Buffer is { } b) source.CopyTo(b.AsSpan((int)offset, source.Length));
         else m.Region!.WriteUnlocked(offset, source);
@@ -88,7 +97,7 @@ public sealed class UserAddressSpace
     {
         region = null;
         offset = 0;
-        if (!TryFind(address, length, out Mapping? m) || m.Region is null) return false;
+        if (!TryFind(address, length, out Mapping m) || m.Region is null) return false;
         region = m.Region;
         offset = address - m.Start;
         return true;
@@ -108,7 +117,7 @@ public sealed class UserAddressSpace
 
     private bool TryFind(ulong address, ulong length, out Mapping m)
     {
-        m = null!;
+        m = default;
         if (address == 0 || length == 0 || address > ulong.MaxValue - length) return false;
         // The candidate is the last mapping starting at or below the address.
         int i = LastStartingAtOrBelow(address);
