@@ -154,11 +154,6 @@ public sealed class PageTableWalker
     public void EndTranslation()
     {
         _inTranslation = false;
-        Flush();
-    }
-
-    private void Flush()
-    {
         _pathLast = -1;
         if (_cache is null) return;
         _cache.CommitStaged();
@@ -206,10 +201,10 @@ public sealed class PageTableWalker
     /// </summary>
     public WalkResult Walk(in WalkRegime r, ulong input, AccessKind access, in WalkRegime s2, bool nested, TranslationTrace? trace)
     {
-        bool own = !_inTranslation;
-        if (own) _pathLast = -1;
+        bool own = !_inTranslation; // a walk outside a translation is one of its own
+        if (own) BeginTranslation();
         WalkFrom(r, r.StartLevel, r.TableBase, input, access, s2, nested, trace, default, useCache: false, out var res);
-        if (own) Flush();
+        if (own) EndTranslation();
         return res;
     }
 
@@ -227,10 +222,10 @@ public sealed class PageTableWalker
         out WalkResult result)
     {
         bool useCache = trace is null && _cache is { Enabled: true };
-        bool own = !_inTranslation;
-        if (own) _pathLast = -1;
+        bool own = !_inTranslation; // a walk outside a translation is one of its own
+        if (own) BeginTranslation();
         WalkFrom(r, r.StartLevel, r.TableBase, input, access, s2, nested, trace, tags, useCache, out result);
-        if (own) Flush();
+        if (own) EndTranslation();
     }
 
     private void WalkFrom(in WalkRegime r, int firstLevel, ulong firstTable, ulong input, AccessKind access,
@@ -525,10 +520,10 @@ public sealed class PageTableWalker
         }
         if (trace is null && s2.Stage == 2)
         {
-            bool own = !_inTranslation;
-            if (own) _pathLast = -1;
+            bool own = !_inTranslation; // a walk outside a translation is one of its own
+            if (own) BeginTranslation();
             WalkStage2(s2, s2.StartLevel, s2.TableBase, ipa, access, 0, useCache: false, fromPath: false, out var res);
-            if (own) _pathLast = -1;
+            if (own) EndTranslation();
             return res;
         }
         return Walk(s2, ipa, access, s2, nested: false, trace);
@@ -548,10 +543,10 @@ public sealed class PageTableWalker
         {
             bool useCache = _cache is { Enabled: true };
             bool probe = useCache && _cache!.Count != 0;
-            bool own = !_inTranslation;
-            if (own) _pathLast = -1;
+            bool own = !_inTranslation; // a walk outside a translation is one of its own
+            if (own) BeginTranslation();
             WalkStage2Known(s2, ipa, access, vmid, useCache, probe, out result);
-            if (own) Flush();
+            if (own) EndTranslation();
         }
     }
 
