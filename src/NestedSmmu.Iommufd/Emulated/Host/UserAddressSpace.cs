@@ -38,7 +38,7 @@ public sealed class UserAddressSpace
     public ulong Map(byte[] buffer)
     {
         ArgumentNullException.ThrowIfNull(buffer);
-        return Add((ulong)Math.Max(buffer.Length, 1), buffer, null);
+        return Map(buffer, buffer.Length);
     }
 
     /// <summary>
