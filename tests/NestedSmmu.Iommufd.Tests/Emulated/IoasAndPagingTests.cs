@@ -156,9 +156,7 @@ public sealed class IoasAndPagingTests
     {
         using var bed = new TestBed();
         Vm vm = bed.CreateVm();
-        HostMemoryRegion extra = bed.Fd.AllocateHostMemory(TestBed.Page, "extra");
-        ulong extraIova = TestBed.GuestRamBase + TestBed.GuestRamSize;
-        bed.Fd.MapIoas(vm.Ioas, extra, 0, TestBed.Page, extraIova);
+        ulong extraIova = vm.MapExtraPage(out _);
         DeviceId nic = bed.Fd.BindDevice("nic0");
         // a nest parent is the stage-2 paging domain a device can be attached to directly
         bed.Fd.AttachDevice(nic, bed.Fd.AllocPagingHwpt(nic, vm.Ioas, HwptAllocFlags.NestParent));

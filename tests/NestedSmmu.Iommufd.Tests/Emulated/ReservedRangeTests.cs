@@ -13,13 +13,15 @@ public sealed class ReservedRangeTests
 {
     private const ulong MsiFirst = 0x8000000, MsiLast = 0x80FFFFF;
 
+    /// <summary>A one-page host region, an empty IOAS and gpu0 bound (not attached).</summary>
+    private static (HostMemoryRegion Ram, IoasId Ioas, DeviceId Dev) PageIoasAndDevice(TestBed bed) =>
+        (bed.Fd.AllocateHostMemory(TestBed.Page, "ram"), bed.Fd.AllocIoas(), bed.Fd.BindDevice("gpu0"));
+
     [Fact]
     public void Attaching_reserves_the_msi_window_and_detaching_gives_it_back()
     {
         using var bed = new TestBed();
-        HostMemoryRegion ram = bed.Fd.AllocateHostMemory(TestBed.Page, "ram");
-        IoasId ioas = bed.Fd.AllocIoas();
-        DeviceId dev = bed.Fd.BindDevice("gpu0");
+        var (ram, ioas, dev) = PageIoasAndDevice(bed);
 
         bed.Fd.AttachDevice(dev, ioas);
         IovaRanges attached = bed.Fd.GetIovaRanges(ioas);
@@ -37,9 +39,7 @@ public sealed class ReservedRangeTests
     public void A_mapping_in_the_msi_window_makes_the_attach_fail_with_EADDRINUSE_and_leaves_nothing_behind()
     {
         using var bed = new TestBed();
-        HostMemoryRegion ram = bed.Fd.AllocateHostMemory(TestBed.Page, "ram");
-        IoasId ioas = bed.Fd.AllocIoas();
-        DeviceId dev = bed.Fd.BindDevice("gpu0");
+        var (ram, ioas, dev) = PageIoasAndDevice(bed);
         bed.Fd.MapIoas(ioas, ram, 0, TestBed.Page, MsiFirst);
 
         TestBed.ShouldFail(() => bed.Fd.AttachDevice(dev, ioas), Errno.EADDRINUSE);
@@ -67,9 +67,7 @@ public sealed class ReservedRangeTests
     public void An_unaligned_mapping_made_without_a_domain_blocks_the_first_domain()
     {
         using var bed = new TestBed();
-        HostMemoryRegion ram = bed.Fd.AllocateHostMemory(TestBed.Page, "ram");
-        IoasId ioas = bed.Fd.AllocIoas();
-        DeviceId dev = bed.Fd.BindDevice("gpu0");
+        var (ram, ioas, dev) = PageIoasAndDevice(bed);
         bed.Fd.GetIovaRanges(ioas).Alignment.ShouldBe(1UL);
         bed.Fd.MapIoas(ioas, ram, 0, TestBed.Page, 0x10001).ShouldBe(0x10001UL);
 

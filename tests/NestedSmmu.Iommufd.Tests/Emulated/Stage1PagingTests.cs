@@ -109,9 +109,7 @@ public sealed class Stage1PagingTests
     {
         using var bed = new TestBed();
         Vm vm = bed.CreateVm();
-        HostMemoryRegion extra = bed.Fd.AllocateHostMemory(TestBed.Page, "extra");
-        ulong extraIova = TestBed.GuestRamBase + TestBed.GuestRamSize;
-        bed.Fd.MapIoas(vm.Ioas, extra, 0, TestBed.Page, extraIova);
+        ulong extraIova = vm.MapExtraPage(out HostMemoryRegion extra);
         DeviceId nic = bed.Fd.BindDevice("nic0");
         HwptId hwpt = bed.Fd.AllocPagingHwpt(nic, vm.Ioas);
         bed.Fd.AttachDevice(nic, hwpt);
@@ -256,9 +254,7 @@ public sealed class Stage1PagingTests
     {
         using var bed = new TestBed(Small(f => f with { Hyp = true }), new EmulatedHostOptions { KernelAtEl2WithVhe = true });
         Vm vm = bed.CreateVm();
-        HostMemoryRegion extra = bed.Fd.AllocateHostMemory(TestBed.Page, "extra");
-        ulong extraIova = TestBed.GuestRamBase + TestBed.GuestRamSize;
-        bed.Fd.MapIoas(vm.Ioas, extra, 0, TestBed.Page, extraIova);
+        ulong extraIova = vm.MapExtraPage(out _);
         DeviceId nic = bed.Fd.BindDevice("nic0");
         bed.Fd.AttachDevice(nic, vm.Ioas);
         StreamTableEntry ste = bed.Diag.ReadSte("nic0");

@@ -100,6 +100,18 @@ internal sealed class Vm(TestBed bed, GuestVm guest)
 
     public ulong ReadGuest(ulong ipa) => Guest.ReadGuest(ipa);
 
+    /// <summary>
+    /// One more host page mapped in the IOAS right after guest RAM (what the unmap tests take away
+    /// again); returns its IOVA.
+    /// </summary>
+    public ulong MapExtraPage(out HostMemoryRegion extra)
+    {
+        extra = Bed.Fd.AllocateHostMemory(TestBed.Page, "extra");
+        const ulong iova = TestBed.GuestRamBase + TestBed.GuestRamSize;
+        Bed.Fd.MapIoas(Ioas, extra, 0, TestBed.Page, iova);
+        return iova;
+    }
+
     /// <summary>A zeroed guest page for tables (top half of guest RAM); returns its IPA.</summary>
     public ulong AllocTablePage() => Guest.AllocTablePage();
 
