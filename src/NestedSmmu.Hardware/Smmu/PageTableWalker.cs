@@ -137,6 +137,10 @@ public sealed class PageTableWalker
     private Granule _pathGranule;
     private int _pathFirst, _pathLast = -1;
     private readonly ulong[] _pathTables = new ulong[4];
+    // A walk that uses the walk cache read a table descriptor into the path: the path is staged as a
+    // stage-2 walk record when another replaces it or the translation ends (a path found entirely
+    // in the cache or the path is not staged again).
+    private bool _pathLearned;
     private int _pathHits, _skippedMisses;
 
     /// <summary>
@@ -146,7 +150,7 @@ public sealed class PageTableWalker
     public void BeginTranslation()
     {
         _inTranslation = true;
-        _pathLast = -1;
+        (_pathLast, _pathLearned) = (-1, false);
         _cache?.DiscardStaged();
     }
 
@@ -154,14 +158,26 @@ public sealed class PageTableWalker
     public void EndTranslation()
     {
         _inTranslation = false;
+        if (_cache is null)
+        {
+            _pathLast = -1;
+            return;
+        }
+        StagePath();
         _pathLast = -1;
-        if (_cache is null) return;
         _cache.CommitStaged();
         if ((_pathHits | _skippedMisses) != 0)
         {
             _cache.CountLookups(_pathHits, _skippedMisses);
             (_pathHits, _skippedMisses) = (0, 0);
         }
+    }
+
+    /// <summary>Stages the stage-2 path as a walk record when a cache-using walk learned part of it.</summary>
+    private void StagePath()
+    {
+        if (_pathLearned && _pathLast >= 0) _cache!.StageStage2(_pathVmid, _pathBase, _pathGranule, _pathInput, _pathTables, _pathFirst, _pathLast);
+        _pathLearned = false;
     }
 
     /// <summary>The deepest level (above the start level) whose table the path knows for <paramref name="input"/>, or -1.</summary>
@@ -241,20 +257,32 @@ public sealed class PageTableWalker
         // inserted when it ends, so an empty cache stays empty until then (every cold walk).
         bool probe = useCache && cache.Count != 0;
         // The deepest cached table for this input: the walk resumes there with the APTable limits
-        // gathered above it. The start table base is checked below as always.
+        // gathered above it and, nested, the table's PA when the entry combines it (no stage-2
+        // fetch for that table). The start table base is checked below as always.
+        ulong resumePa = 0;
         if (useCache && firstLevel == r.StartLevel)
         {
-            if (!probe) _skippedMisses += 3 - r.StartLevel;
-            else for (int l = 3; l > r.StartLevel; l--)
+            if (!probe) _skippedMisses++;
+            else
             {
-                if (cache.TryGetTable(r.Stage, tags, r.TableBase, g, l, input, out ulong cached, out byte flags))
+                int l = cache.FindTable(r.Stage, tags, r.TableBase, g, r.StartLevel, input, out ulong cached, out resumePa);
+                if (l > 0)
                 {
-                    (firstLevel, table) = (l, cached);
+                    byte flags = (byte)(cached & (WalkCache.NoWrite | WalkCache.NoUnprivileged));
+                    (firstLevel, table) = (l, cached & ~(ulong)flags);
                     noWrite = (flags & WalkCache.NoWrite) != 0;
                     noUnpriv = (flags & WalkCache.NoUnprivileged) != 0;
-                    break;
                 }
             }
+            // A walk resumed at the last level with all it needs learns no table: no record.
+            bool learns = firstLevel < 3 || (nested && (resumePa & WalkCache.PaPresent) == 0);
+            if (learns)
+            {
+                cache.OpenWalk(r.Stage, tags, r.TableBase, g, input);
+                // Without its PA, restaged so that the PA this walk learns has an entry to go with.
+                if (firstLevel > r.StartLevel) cache.StageTable(firstLevel, table, (byte)((noWrite ? WalkCache.NoWrite : 0) | (noUnpriv ? WalkCache.NoUnprivileged : 0)));
+            }
+            else useCache = false;
         }
         int s2RegionShift = nested ? GranuleGeometry.LevelShift(s2.Granule, 2) : 0;
         ulong s2IndexMask = nested ? (1UL << GranuleGeometry.Stride(s2.Granule)) - 1 : 0;
@@ -286,12 +314,12 @@ public sealed class PageTableWalker
                 if (trace is not null) TraceNestedFetch(trace, level, descAddr);
                 if (trace is not null) trace.Depth++;
                 WalkResult s2res;
-                if (probe && cache.TryGetFetch(tags.Vmid, s2.TableBase, s2.Granule, descAddr, out ulong fetchPa, out bool fetchWritable))
+                if ((resumePa & WalkCache.PaPresent) != 0 && level == firstLevel)
                 {
-                    (descPa, tableWritable) = (fetchPa, fetchWritable);
+                    descPa = (resumePa & ~(WalkCache.PaPresent | WalkCache.PaWritable)) + index * 8;
+                    tableWritable = (resumePa & WalkCache.PaWritable) != 0;
                     goto Fetch;
                 }
-                if (useCache && !probe) _skippedMisses++;
                 if (trace is null && _pathLast == 3 && (descAddr ^ _pathInput) >> s2RegionShift == 0
                     && _pathBase == s2.TableBase && _pathVmid == tags.Vmid && _pathGranule == s2.Granule)
                 {
@@ -308,7 +336,8 @@ public sealed class PageTableWalker
                     {
                         descPa = leafOa | (descAddr & s2PageMask);
                         tableWritable = Bits.Get(leaf, S2AP_W);
-                        if (useCache) cache.StageFetch(tags.Vmid, s2.TableBase, s2.Granule, descAddr, leafOa, s2.PageShift, 3, tableWritable);
+                        // The stage-2 page holds the whole stage-1 table when it is no smaller.
+                        if (useCache && level > r.StartLevel && s2.PageShift >= r.PageShift) cache.StageTablePa(level, descPa - index * 8, tableWritable);
                         goto Fetch;
                     }
                     WalkStage2(s2, 3, s2Table, descAddr, AccessKind.Read, tags.Vmid, useCache: false, fromPath: true, out s2res);
@@ -329,11 +358,7 @@ public sealed class PageTableWalker
                 }
                 descPa = s2res.Output;
                 tableWritable = (s2res.Permissions & Permissions.Write) != 0;
-                if (useCache)
-                {
-                    ulong mappingMask = (1UL << s2res.BlockShift) - 1;
-                    cache.StageFetch(tags.Vmid, s2.TableBase, s2.Granule, descAddr, descPa & ~mappingMask, s2res.BlockShift, s2res.Level, tableWritable);
-                }
+                if (useCache && level > r.StartLevel && s2res.BlockShift >= r.PageShift) cache.StageTablePa(level, descPa - index * 8, tableWritable);
             }
 
         Fetch:
@@ -376,7 +401,7 @@ public sealed class PageTableWalker
                 if (useCache)
                 {
                     byte flags = (byte)((noWrite ? WalkCache.NoWrite : 0) | (noUnpriv ? WalkCache.NoUnprivileged : 0));
-                    cache.StageTable(r.Stage, tags, r.TableBase, g, level + 1, input, next, flags);
+                    cache.StageTable(level + 1, next, flags);
                 }
                 table = next;
                 continue;
@@ -567,18 +592,11 @@ public sealed class PageTableWalker
         }
         if (useCache && firstLevel < 3)
         {
-            if (!probe) _skippedMisses += 3 - firstLevel;
+            if (!probe) _skippedMisses++;
             else
             {
-                var tags = WalkTags.Stage2(vmid);
-                for (int l = 3; l > firstLevel; l--)
-                {
-                    if (_cache!.TryGetTable(r.Stage, tags, r.TableBase, r.Granule, l, input, out ulong cached, out _))
-                    {
-                        (firstLevel, table, known) = (l, cached, -1);
-                        break;
-                    }
-                }
+                int l = _cache!.FindTable(r.Stage, WalkTags.Stage2(vmid), r.TableBase, r.Granule, r.StartLevel, input, out ulong cached, out _);
+                if (l > firstLevel) (firstLevel, table, known) = (l, cached, -1);
             }
         }
         WalkStage2(r, firstLevel, table, input, access, vmid, useCache, fromPath: known > 0, out res);
@@ -604,13 +622,22 @@ public sealed class PageTableWalker
             return;
         }
         // The translation's stage-2 path becomes this walk's: the levels above firstLevel stay
-        // when the walk started from the path (same input bits above them), else it starts here.
-        if (!fromPath) _pathFirst = firstLevel > r.StartLevel ? firstLevel : r.StartLevel + 1;
+        // when the walk started from the path (same input bits above them), else it starts here
+        // and the old path goes to the walk cache.
+        if (!fromPath)
+        {
+            if (_pathLearned) StagePath();
+            _pathFirst = firstLevel > r.StartLevel ? firstLevel : r.StartLevel + 1;
+        }
+        else if (_pathLearned && ((input ^ _pathInput) >> GranuleGeometry.LevelShift(g, 2)) != 0)
+        {
+            // Another last-level region: the path's deeper tables are about to be replaced.
+            StagePath();
+        }
         (_pathInput, _pathBase, _pathVmid, _pathGranule) = (input, r.TableBase, vmid, g);
         if (firstLevel > r.StartLevel) _pathTables[firstLevel] = firstTable;
         _pathLast = firstLevel > r.StartLevel ? firstLevel : -1;
         bool anyAbortRanges = _memory.MayAbort;
-        WalkCache cache = useCache ? _cache! : null!;
         for (int level = firstLevel; level <= 3; level++)
         {
             int shift = GranuleGeometry.LevelShift(g, level);
@@ -639,9 +666,9 @@ public sealed class PageTableWalker
                     res.Fault = WalkFault.AddressSize;
                     goto Done;
                 }
-                if (useCache) cache.StageTable(2, WalkTags.Stage2(vmid), r.TableBase, g, level + 1, input, next, 0);
                 _pathTables[level + 1] = next;
                 _pathLast = level + 1;
+                _pathLearned |= useCache;
                 table = next;
                 continue;
             }
