@@ -165,7 +165,7 @@ public sealed class PageTableWalker
         }
         StagePath();
         _pathLast = -1;
-        _cache.CommitStaged();
+        if (_cache.HasStaged) _cache.CommitStaged();
         if ((_pathHits | _skippedMisses) != 0)
         {
             _cache.CountLookups(_pathHits, _skippedMisses);

@@ -179,17 +179,14 @@ public sealed partial class SmmuV3
         if (trace is not null) TraceStage1(trace, r1, upper, asid);
 
         // Both walks are one translation for the walker: the output IPA's stage-2 walk starts from
-        // the stage-2 path the stage-1 tables' walks read, and the walk-cache entries both learn
-        // are inserted when it ends.
+        // the stage-2 path the stage-1 tables' walks read, and the walk-cache records both learn
+        // are inserted when it ends. No try/finally: the walks do not throw on anything a guest
+        // programs, BeginTranslation starts afresh whatever came before, and locals live across a
+        // protected region are kept in memory (each write stored) for the whole method.
         _walker.BeginTranslation();
-        try
-        {
-            return WalkBothStages(cfg, cd, r1, sid, ssid, iova, access, trace);
-        }
-        finally
-        {
-            _walker.EndTranslation();
-        }
+        var result = WalkBothStages(cfg, cd, r1, sid, ssid, iova, access, trace);
+        _walker.EndTranslation();
+        return result;
     }
 
     private TranslationResult WalkBothStages(StreamConfig cfg, CdConfig cd, in WalkRegime r1, uint sid, uint? ssid, ulong iova, AccessKind access,

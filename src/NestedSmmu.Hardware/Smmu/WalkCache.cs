@@ -154,6 +154,13 @@ public sealed class WalkCache
 
     private ulong Current => (ulong)_generation << GenerationShift;
 
+    // The record each stage's last lookup found (indexes into _records; a stale index is harmless:
+    // the record it names is compared in full).
+    private int _lastStage1, _lastStage2;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool Same(in Record s, ulong ident, ulong key, ulong walkBase) => s.Ident == ident && s.Key == key && s.WalkBase == walkBase;
+
     /// <summary>
     /// The deepest table cached below <paramref name="startLevel"/> for <paramref name="input"/> in the
     /// stage-<paramref name="stage"/> walk of <paramref name="walkBase"/>: its level (-1 when none),
@@ -168,20 +175,35 @@ public sealed class WalkCache
         {
             ulong key = KeyOf(g, input);
             ulong identity = Identity(stage, tags, g);
-            int set = SetOf(identity, walkBase, key);
             ulong ident = identity | Current;
             ref Record first = ref MemoryMarshal.GetArrayDataReference(_records);
-            for (int w = set; w < set + Ways; w++)
+            // The stage's last record first: consecutive misses usually share their last-level
+            // region, and this saves the set hash (two multiplies on the lookup's critical path).
+            ref int last = ref stage == 1 ? ref _lastStage1 : ref _lastStage2;
+            int found = -1;
+            if (Same(Unsafe.Add(ref first, last), ident, key, walkBase)) found = last;
+            else
             {
-                ref Record s = ref Unsafe.Add(ref first, w);
-                if (s.Ident != ident || s.Key != key || s.WalkBase != walkBase) continue;
+                int set = SetOf(identity, walkBase, key);
+                for (int w = set; w < set + Ways; w++)
+                {
+                    if (!Same(Unsafe.Add(ref first, w), ident, key, walkBase)) continue;
+                    found = last = w;
+                    break;
+                }
+            }
+            if (found >= 0)
+            {
+                ref Record s = ref Unsafe.Add(ref first, found);
                 // Levels at or above the start level are not this walk's tables (another input size on the same tables).
                 ulong usable = s.Valid & ~((2UL << startLevel) - 1);
-                if (usable == 0) break;
-                int level = 63 - System.Numerics.BitOperations.LeadingZeroCount(usable);
-                Hits++;
-                (table, pa) = (s.Table[level], s.Pa[level]);
-                return level;
+                if (usable != 0)
+                {
+                    int level = 63 - System.Numerics.BitOperations.LeadingZeroCount(usable);
+                    Hits++;
+                    (table, pa) = (s.Table[level], s.Pa[level]);
+                    return level;
+                }
             }
         }
         Misses++;
@@ -257,6 +279,9 @@ public sealed class WalkCache
         }
     }
 
+    /// <summary>Whether anything waits for <see cref="CommitStaged"/>.</summary>
+    internal bool HasStaged => _stagedCount != 0;
+
     /// <summary>Forgets what was staged (a translation starting after one that did not commit).</summary>
     internal void DiscardStaged() => (_stagedCount, _open) = (0, -1);
 
@@ -284,7 +309,7 @@ public sealed class WalkCache
             for (int w = set; w < set + Ways; w++)
             {
                 ref Record s = ref Unsafe.Add(ref records, w);
-                if (s.Ident == ident && s.Key == e.Key && s.WalkBase == e.WalkBase) { way = w; break; }
+                if (Same(s, ident, e.Key, e.WalkBase)) { way = w; break; }
                 if (free < 0 && (s.Ident & ~IdentityMask) != current) free = w;
             }
             if (way >= 0)
