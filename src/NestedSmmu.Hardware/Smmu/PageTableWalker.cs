@@ -344,7 +344,10 @@ public sealed class PageTableWalker
                 }
                 else
                 {
-                    if (trace is null) WalkStage2Known(s2, descAddr, AccessKind.Read, tags.Vmid, useCache, probe, out s2res);
+                    // A table IPA beyond the stage-2 input range (stage 1's IPS may be larger) is a
+                    // stage-2 Translation fault: the checked walk says so. (The path's inline case
+                    // above shares the upper bits of an IPA already in range.)
+                    if (trace is null && Bits.FitsIn(descAddr, s2.InputBits)) WalkStage2Known(s2, descAddr, AccessKind.Read, tags.Vmid, useCache, probe, out s2res);
                     else s2res = WalkStage2Checked(s2, descAddr, AccessKind.Read, trace);
                 }
                 if (trace is not null) trace.Depth--;

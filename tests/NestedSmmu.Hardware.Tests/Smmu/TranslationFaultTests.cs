@@ -79,6 +79,31 @@ public class TranslationFaultTests
         h.SingleEvent().ShouldBe(Evt.Translation(Evt.F_TRANSLATION, 3, Iova, access, s2: true, cls: Evt.ClassTt, ipa: l2Descriptor, ttRead: true));
     }
 
+    [Fact]
+    public void AStage1TableIpaBeyondTheStage2InputRangeIsAStage2TranslationFault()
+    {
+        // Stage 1's IPS (44 bits here) may exceed the stage-2 input size (40 bits): a table IPA above
+        // 2^40 cannot be walked at stage 2 at all (a stage-2 Translation fault, CLASS = TT), even where
+        // its low 40 bits name a mapped table; a walk that dropped the high bits would find that one.
+        var h = NewHarness();
+        var n = Streams.NestedStream(h, 3, new TestAllocator(0x2000_0000));
+        n.MapPage(Iova, 0x4000_0000, Pa);
+        n.MapTables();
+        h.TranslateOk(3, Iova).ShouldBe(Pa | (Iova & 0xFFF));
+        const ulong beyond = 1UL << 40;
+        ulong l1Descriptor = n.S1.WalkTo(Iova, 1);
+        n.S1.WriteDescriptor(l1Descriptor, n.S1.ReadDescriptor(l1Descriptor) + beyond);
+        foreach (var explain in new[] { false, true })
+        {
+            h.Smmu.Tlb.Clear();
+            h.Smmu.WalkCache.Clear();
+            var r = h.Smmu.Translate(3, null, Iova, AccessKind.Read, explain ? new TranslationTrace() : null);
+            r.Stage.ShouldBe(2, explain ? "traced" : "untraced");
+            ulong l2Descriptor = n.S1.WalkTo(Iova, 2); // the table IPA above 2^40 (from the changed L1 descriptor)
+            h.SingleEvent().ShouldBe(Evt.Translation(Evt.F_TRANSLATION, 3, Iova, AccessKind.Read, s2: true, cls: Evt.ClassTt, ipa: l2Descriptor, ttRead: true));
+        }
+    }
+
     [Theory]
     [InlineData(AccessKind.Read)]
     [InlineData(AccessKind.Write)]
