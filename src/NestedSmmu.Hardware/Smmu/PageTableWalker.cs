@@ -240,8 +240,139 @@ public sealed class PageTableWalker
         bool useCache = trace is null && _cache is { Enabled: true };
         bool own = !_inTranslation; // a walk outside a translation is one of its own
         if (own) BeginTranslation();
-        WalkFrom(r, r.StartLevel, r.TableBase, input, access, s2, nested, trace, tags, useCache, out result);
+        if (trace is null && nested && r.Stage == 1 && TryWalkNested(r, input, access, s2, tags, useCache, out result)) FastWalks++;
+        else
+        {
+            WalkFrom(r, r.StartLevel, r.TableBase, input, access, s2, nested, trace, tags, useCache, out result);
+            FullWalks++;
+        }
         if (own) EndTranslation();
+    }
+
+    /// <summary>Whether nested stage-1 walks try <see cref="TryWalkNested"/> first (tests compare both ways).</summary>
+    internal bool NestedFastPath { get; set; } = true;
+    /// <summary>Walks through this entry point that the fast nested loop finished, and that went the full way (tests).</summary>
+    internal long FastWalks { get; private set; }
+    internal long FullWalks { get; private set; }
+
+    /// <summary>
+    /// The common case of an untraced nested stage-1 walk: every table descriptor and stage-2 fetch
+    /// valid, the leaf a page or block with its access flag set, the access allowed. Its loop
+    /// keeps few values live, so the JIT holds them in registers; in <see cref="WalkFrom"/>, with
+    /// its trace, single-stage and fault paths, it spilled most of them to the stack (the profile of
+    /// a cold nested walk: a quarter of its time in WalkFrom itself). Anything else returns false
+    /// having written nothing to memory and with the lookup counters as they were: the caller then
+    /// walks with WalkFrom, whose checks and faults are the architecture's. What it staged for the
+    /// walk cache stays (it is what memory held), and so does the stage-2 path it read.
+    /// </summary>
+    private bool TryWalkNested(in WalkRegime r, ulong input, AccessKind access, in WalkRegime s2, in WalkTags tags, bool useCache, out WalkResult res)
+    {
+        res = default;
+        if (!NestedFastPath || _memory.MayAbort || !Bits.FitsIn(r.TableBase, r.OutputBits)) return false;
+        WalkCache cache = useCache ? _cache! : null!;
+        bool probe = useCache && cache.Count != 0;
+        (long hits, long misses) = useCache ? (cache.Hits, cache.Misses) : default;
+        (int pathHits, int skippedMisses) = (_pathHits, _skippedMisses);
+        Granule g = r.Granule;
+        int level = r.StartLevel;
+        ulong table = r.TableBase;
+        ulong limits = 0; // the APTable limits gathered on the way, as WalkCache.NoWrite | NoUnprivileged
+        ulong resumePa = 0;
+        const ulong limitBits = WalkCache.NoWrite | WalkCache.NoUnprivileged;
+        if (useCache)
+        {
+            if (!probe) _skippedMisses++;
+            else
+            {
+                int l = cache.FindTable(1, tags, table, g, level, input, out ulong cached, out resumePa);
+                if (l > 0) (level, table, limits) = (l, cached & ~limitBits, cached & limitBits);
+            }
+            // As in WalkFrom: a walk resumed at the last level with its table's PA learns no table.
+            if (level < 3 || (resumePa & WalkCache.PaPresent) == 0)
+            {
+                cache.OpenWalk(1, tags, r.TableBase, g, input);
+                if (level > r.StartLevel) cache.StageTable(level, table, (byte)limits);
+            }
+            else useCache = false;
+        }
+        int firstLevel = level;
+        int s2RegionShift = GranuleGeometry.LevelShift(s2.Granule, 2);
+        ulong s2IndexMask = (1UL << GranuleGeometry.Stride(s2.Granule)) - 1;
+        ulong s2PageMask = (1UL << s2.PageShift) - 1;
+        for (; ; level++)
+        {
+            int shift = GranuleGeometry.LevelShift(g, level);
+            int indexBits = level == r.StartLevel ? r.InputBits - shift : GranuleGeometry.Stride(g);
+            ulong index = (input >> shift) & ((1UL << indexBits) - 1);
+            ulong descAddr = table + index * 8;
+            ulong descPa;
+            bool writable;
+            if (level == firstLevel && (resumePa & WalkCache.PaPresent) != 0)
+            {
+                descPa = (resumePa & ~(WalkCache.PaPresent | WalkCache.PaWritable)) + index * 8;
+                writable = (resumePa & WalkCache.PaWritable) != 0;
+            }
+            else
+            {
+                int mappingShift;
+                if (_pathLast == 3 && (descAddr ^ _pathInput) >> s2RegionShift == 0
+                    && _pathBase == s2.TableBase && _pathVmid == tags.Vmid && _pathGranule == s2.Granule)
+                {
+                    ulong leaf = _memory.ReadUInt64(_pathTables[3] + ((descAddr >> s2.PageShift) & s2IndexMask) * 8);
+                    ulong leafOa = DescriptorAddress(leaf, s2, s2.PageShift);
+                    if ((leaf & (DescValid | DescTable)) != (DescValid | DescTable) || !Bits.Get(leaf, AF) || !Bits.Get(leaf, S2AP_R)
+                        || !Bits.FitsIn(leafOa, s2.OutputBits)) goto Unusual;
+                    if (useCache) _pathHits++;
+                    descPa = leafOa | (descAddr & s2PageMask);
+                    writable = Bits.Get(leaf, S2AP_W);
+                    mappingShift = s2.PageShift;
+                }
+                else
+                {
+                    if (!Bits.FitsIn(descAddr, s2.InputBits)) goto Unusual;
+                    WalkStage2Known(s2, descAddr, AccessKind.Read, tags.Vmid, useCache, probe, out var s2res);
+                    if (!s2res.Ok) goto Unusual;
+                    descPa = s2res.Output;
+                    writable = (s2res.Permissions & Permissions.Write) != 0;
+                    mappingShift = s2res.BlockShift;
+                }
+                // The stage-2 mapping holds the whole stage-1 table when it is no smaller.
+                if (useCache && level > r.StartLevel && mappingShift >= r.PageShift) cache.StageTablePa(level, descPa - index * 8, writable);
+            }
+            if (descPa >= SparseMemory.AddressLimit - 8) goto Unusual;
+            ulong desc = _memory.ReadUInt64(descPa);
+            if ((desc & DescValid) == 0) goto Unusual;
+            if ((desc & DescTable) != 0 && level < 3)
+            {
+                ulong next = DescriptorAddress(desc, r, r.PageShift);
+                if (!Bits.FitsIn(next, r.OutputBits)) goto Unusual;
+                limits |= ((desc >> APTable1) & 1) * WalkCache.NoWrite | ((desc >> APTable0) & 1) * WalkCache.NoUnprivileged;
+                if (useCache) cache.StageTable(level + 1, next, (byte)limits);
+                table = next;
+                continue;
+            }
+            // A page at level 3, a block above it; the leaf checks in the architecture's order.
+            if ((desc & DescTable) == 0 && !GranuleGeometry.BlockAllowed(g, level, r.Lpa)) goto Unusual;
+            ulong oa = DescriptorAddress(desc, r, shift);
+            if (!Bits.FitsIn(oa, r.OutputBits) || !Bits.Get(desc, AF)) goto Unusual;
+            bool unpriv = Bits.Get(desc, AP1) && (limits & WalkCache.NoUnprivileged) == 0;
+            bool ro = Bits.Get(desc, AP2) || (limits & WalkCache.NoWrite) != 0;
+            // Device DMA is an unprivileged data access: AP[1] must grant EL0 access.
+            var perms = unpriv ? (ro ? Permissions.Read : Permissions.ReadWrite) : Permissions.None;
+            if ((access == AccessKind.Read && (perms & Permissions.Read) == 0) || (access == AccessKind.Write && (perms & Permissions.Write) == 0)) goto Unusual;
+            res.FaultStage = 1;
+            res.Level = level;
+            res.LastTable = table;
+            res.BlockShift = shift;
+            res.Output = oa | (input & ((1UL << shift) - 1));
+            res.Permissions = perms;
+            res.Global = !Bits.Get(desc, NG);
+            return true;
+        }
+    Unusual:
+        (_pathHits, _skippedMisses) = (pathHits, skippedMisses);
+        if (useCache || probe) _cache!.RestoreCounts(hits, misses);
+        return false;
     }
 
     private void WalkFrom(in WalkRegime r, int firstLevel, ulong firstTable, ulong input, AccessKind access,

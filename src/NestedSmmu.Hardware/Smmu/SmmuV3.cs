@@ -53,6 +53,8 @@ public sealed partial class SmmuV3 : IMmioDevice
     public Iotlb Tlb { get; }
     /// <summary>Cached table entries of earlier walks (intermediate levels, stage-2 translations of stage-1 tables).</summary>
     public WalkCache WalkCache { get; }
+    /// <summary>The table walker (tests compare its fast nested loop with the full walk).</summary>
+    internal PageTableWalker Walker => _walker;
     public ulong Size => SmmuRegisters.FrameSize;
 
     /// <summary>Raised for a wired interrupt (the source is enabled in IRQ_CTRL and no MSI address is set).</summary>

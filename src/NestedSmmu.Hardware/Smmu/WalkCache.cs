@@ -236,6 +236,7 @@ public sealed class WalkCache
         }
         ref Record r = ref _staged[_stagedCount++];
         r.Valid = 0;
+        r.Pa = default; // a stage-2 record holds no PAs; a slot may have held a stage-1 one
         return ref r;
     }
 
@@ -332,6 +333,9 @@ public sealed class WalkCache
             slot.Ident = ident;
         }
     }
+
+    /// <summary>Puts the lookup counters back (a walker's attempt that another walk repeats).</summary>
+    internal void RestoreCounts(long hits, long misses) => (Hits, Misses) = (hits, misses);
 
     /// <summary>Counts lookups a walker answered from its own record of the translation (hits) or skipped because the cache is empty (misses).</summary>
     internal void CountLookups(int hits, int misses)
