@@ -173,6 +173,9 @@ public sealed class PageTableWalker
         }
     }
 
+    /// <summary>The APTable limits gathered on a stage-1 walk, as the walk cache keeps them.</summary>
+    private static byte Limits(bool noWrite, bool noUnpriv) => (byte)((noWrite ? WalkCache.NoWrite : 0) | (noUnpriv ? WalkCache.NoUnprivileged : 0));
+
     /// <summary>Stages the stage-2 path as a walk record when a cache-using walk learned part of it.</summary>
     private void StagePath()
     {
@@ -287,12 +290,8 @@ public sealed class PageTableWalker
                 int l = cache.FindTable(1, tags, table, g, level, input, out ulong cached, out resumePa);
                 if (l > 0) (level, table, limits) = (l, cached & ~limitBits, cached & limitBits);
             }
-            // As in WalkFrom: a walk resumed at the last level with its table's PA learns no table.
-            if (level < 3 || (resumePa & WalkCache.PaPresent) == 0)
-            {
-                cache.OpenWalk(1, tags, r.TableBase, g, input);
-                if (level > r.StartLevel) cache.StageTable(level, table, (byte)limits);
-            }
+            // A walk resumed at the last level with its table's PA learns no table: no record.
+            if (level < 3 || (resumePa & WalkCache.PaPresent) == 0) cache.OpenWalk(1, tags, r.TableBase, g, input);
             else useCache = false;
         }
         int firstLevel = level;
@@ -337,7 +336,7 @@ public sealed class PageTableWalker
                     mappingShift = s2res.BlockShift;
                 }
                 // The stage-2 mapping holds the whole stage-1 table when it is no smaller.
-                if (useCache && level > r.StartLevel && mappingShift >= r.PageShift) cache.StageTablePa(level, descPa - index * 8, writable);
+                if (useCache && level > r.StartLevel && mappingShift >= r.PageShift) cache.StageTablePa(level, table, (byte)limits, descPa - index * 8, writable);
             }
             if (descPa >= SparseMemory.AddressLimit - 8) goto Unusual;
             ulong desc = _memory.ReadUInt64(descPa);
@@ -406,13 +405,7 @@ public sealed class PageTableWalker
                 }
             }
             // A walk resumed at the last level with all it needs learns no table: no record.
-            bool learns = firstLevel < 3 || (nested && (resumePa & WalkCache.PaPresent) == 0);
-            if (learns)
-            {
-                cache.OpenWalk(r.Stage, tags, r.TableBase, g, input);
-                // Without its PA, restaged so that the PA this walk learns has an entry to go with.
-                if (firstLevel > r.StartLevel) cache.StageTable(firstLevel, table, (byte)((noWrite ? WalkCache.NoWrite : 0) | (noUnpriv ? WalkCache.NoUnprivileged : 0)));
-            }
+            if (firstLevel < 3 || (nested && (resumePa & WalkCache.PaPresent) == 0)) cache.OpenWalk(r.Stage, tags, r.TableBase, g, input);
             else useCache = false;
         }
         int s2RegionShift = nested ? GranuleGeometry.LevelShift(s2.Granule, 2) : 0;
@@ -468,7 +461,7 @@ public sealed class PageTableWalker
                         descPa = leafOa | (descAddr & s2PageMask);
                         tableWritable = Bits.Get(leaf, S2AP_W);
                         // The stage-2 page holds the whole stage-1 table when it is no smaller.
-                        if (useCache && level > r.StartLevel && s2.PageShift >= r.PageShift) cache.StageTablePa(level, descPa - index * 8, tableWritable);
+                        if (useCache && level > r.StartLevel && s2.PageShift >= r.PageShift) cache.StageTablePa(level, table, Limits(noWrite, noUnpriv), descPa - index * 8, tableWritable);
                         goto Fetch;
                     }
                     WalkStage2(s2, 3, s2Table, descAddr, AccessKind.Read, tags.Vmid, useCache: false, fromPath: true, out s2res);
@@ -492,7 +485,7 @@ public sealed class PageTableWalker
                 }
                 descPa = s2res.Output;
                 tableWritable = (s2res.Permissions & Permissions.Write) != 0;
-                if (useCache && level > r.StartLevel && s2res.BlockShift >= r.PageShift) cache.StageTablePa(level, descPa - index * 8, tableWritable);
+                if (useCache && level > r.StartLevel && s2res.BlockShift >= r.PageShift) cache.StageTablePa(level, table, Limits(noWrite, noUnpriv), descPa - index * 8, tableWritable);
             }
 
         Fetch:
@@ -532,11 +525,7 @@ public sealed class PageTableWalker
                     res.Fault = WalkFault.AddressSize;
                     return;
                 }
-                if (useCache)
-                {
-                    byte flags = (byte)((noWrite ? WalkCache.NoWrite : 0) | (noUnpriv ? WalkCache.NoUnprivileged : 0));
-                    cache.StageTable(level + 1, next, flags);
-                }
+                if (useCache) cache.StageTable(level + 1, next, Limits(noWrite, noUnpriv));
                 table = next;
                 continue;
             }
@@ -733,8 +722,12 @@ public sealed class PageTableWalker
                 if (l > firstLevel) (firstLevel, table, known) = (l, cached, -1);
             }
         }
-        WalkStage2(r, firstLevel, table, input, access, vmid, useCache, fromPath: known > 0, out res);
+        WalkStage2Inline(r, firstLevel, table, input, access, vmid, useCache, fromPath: known > 0, out res);
     }
+
+    /// <summary><see cref="WalkStage2Inline"/> as a call, for the walks that start elsewhere.</summary>
+    private void WalkStage2(in WalkRegime r, int firstLevel, ulong firstTable, ulong input, AccessKind access, ushort vmid, bool useCache,
+        bool fromPath, out WalkResult res) => WalkStage2Inline(r, firstLevel, firstTable, input, access, vmid, useCache, fromPath, out res);
 
     /// <summary>
     /// <see cref="WalkFrom"/> for an untraced single-stage stage-2 walk (every stage-2 walk of a
@@ -743,7 +736,9 @@ public sealed class PageTableWalker
     /// for the JIT to inline its helpers and keep its state in registers: in WalkFrom the inliner's
     /// budget runs out, and even Bits.FitsIn and the regime's getters stay calls there.
     /// </summary>
-    private void WalkStage2(in WalkRegime r, int firstLevel, ulong firstTable, ulong input, AccessKind access, ushort vmid, bool useCache,
+    // Inlined into WalkStage2Known, the stage-2 walks of a translation: one call less for each.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private void WalkStage2Inline(in WalkRegime r, int firstLevel, ulong firstTable, ulong input, AccessKind access, ushort vmid, bool useCache,
         bool fromPath, out WalkResult res)
     {
         res = new WalkResult { FaultStage = r.Stage };

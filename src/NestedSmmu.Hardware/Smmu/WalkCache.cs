@@ -40,7 +40,9 @@ public readonly record struct WalkCacheEntry(WalkCacheKind Kind, WalkTags Tags, 
 /// <summary>
 /// The SMMU's walk caches, kept as walk records: one record holds the table descriptors one walk
 /// read for one input (the tables of levels StartLevel + 1 to 3, each an entry of its own for
-/// lookup and invalidation), found through the region of its last-level table (2 MiB with 4K pages).
+/// lookup and invalidation), found through the region of the deepest table it holds (the
+/// last-level table's 2 MiB with 4K pages; 1 GiB for a walk that ends in a 2 MiB block). A lookup
+/// tries the last level's region first, then the levels above.
 /// A nested stage-1 record also holds the PA of each table whose stage-2 mapping covers it, so a
 /// walk it resumes needs no stage-2 fetch for that table. A fixed-size, 4-way set-associative
 /// array (no allocation after construction), the set chosen by a hash of the tags, the walk's table
@@ -61,9 +63,9 @@ public readonly record struct WalkCacheEntry(WalkCacheKind Kind, WalkTags Tags, 
 /// learns 12 descriptors and stage-2 translations of table IPAs, and inserting each in its own set
 /// was a third of the walk. As records it learns one stage-1 record and two stage-2 ones (the
 /// stage-1 tables' IPA region and the output's), and a TLB miss in the same last-level region
-/// needs one lookup per stage. What a record loses: a walk in another last-level region finds no
-/// help from it (upper tables are looked up through the last level's region), which the
-/// architecture allows.
+/// needs one lookup per stage. What a record loses: a walk to a page in another last-level region
+/// finds no help from it (its upper tables are found through its deepest table's region), which
+/// the architecture allows.
 /// </remarks>
 public sealed class WalkCache
 {
@@ -76,15 +78,15 @@ public sealed class WalkCache
     // Ident: what a lookup compares besides Key and WalkBase, and the generation the record is valid in.
     private struct Record
     {
-        public ulong Ident;     // [15:0] VMID, [31:16] ASID, [33:32] regime, [34] stage 2, [36:35] granule, [37] global, [63:40] generation
-        public ulong Key;       // input >> LevelShift(granule, 2): the region of the walk's last-level table
+        public ulong Ident;     // [15:0] VMID, [31:16] ASID, [33:32] regime, [34] stage 2, [36:35] granule, [37] global, [39:38] key level, [63:40] generation
+        public ulong Key;       // the region of the record's deepest table (at the key level), input >> KeyShift; staged: the input
         public ulong WalkBase;
         public ulong Valid;     // bit l: Table[l] holds the table at level l (1..3)
         public ByLevel Table;   // [l]: the table at level l, APTable limits above it in [1:0] (stage 1)
         public ByLevel Pa;      // [l]: nested stage 1: the table's PA, PaPresent and PaWritable in [1:0]
     }
 
-    private const int AsidShift = 16, RegimeShift = 32, Stage2Bit = 34, GranuleShift = 35, GlobalBit = 37, GenerationShift = 40;
+    private const int AsidShift = 16, RegimeShift = 32, Stage2Bit = 34, GranuleShift = 35, GlobalBit = 37, KeyLevelShift = 38, GenerationShift = 40;
     private const ulong IdentityMask = (1UL << GenerationShift) - 1;
     internal const long GenerationLimit = 1L << (64 - GenerationShift);
     // Tables are at least 64-byte aligned (8 descriptors), next-level tables granule-aligned: two low bits are free.
@@ -110,8 +112,15 @@ public sealed class WalkCache
     private static Granule GranuleOf(in Record s) => (Granule)((int)Granule.G4K + 2 * (int)((s.Ident >> GranuleShift) & 3));
     private static bool GlobalOf(in Record s) => ((s.Ident >> GlobalBit) & 1) != 0;
 
-    /// <summary>The region key of <paramref name="input"/>: its last-level table's region.</summary>
-    private static ulong KeyOf(Granule g, ulong input) => input >> GranuleGeometry.LevelShift(g, 2);
+    private static int KeyLevelOf(in Record s) => (int)((s.Ident >> KeyLevelShift) & 3);
+    /// <summary>
+    /// How far a record's input is shifted to make its key: the region of the table at
+    /// <paramref name="keyLevel"/>, the deepest the record holds (a walk that ends in a block has
+    /// no last-level table, and is found through the region of its deepest one).
+    /// </summary>
+    private static int KeyShift(Granule g, int keyLevel) => GranuleGeometry.LevelShift(g, keyLevel - 1);
+    /// <summary>The input a record's entries cover, as far as its key tells (the bits above its key level).</summary>
+    private static ulong InputOf(in Record s) => s.Key << KeyShift(GranuleOf(s), KeyLevelOf(s));
 
     private const int WaysLog2 = 2;
     private const int Ways = 1 << WaysLog2;
@@ -173,37 +182,38 @@ public sealed class WalkCache
     {
         if (_count != 0)
         {
-            ulong key = KeyOf(g, input);
-            ulong identity = Identity(stage, tags, g);
-            ulong ident = identity | Current;
+            ulong tagged = Identity(stage, tags, g);
             ref Record first = ref MemoryMarshal.GetArrayDataReference(_records);
-            // The stage's last record first: consecutive misses usually share their last-level
-            // region, and this saves the set hash (two multiplies on the lookup's critical path).
             ref int last = ref stage == 1 ? ref _lastStage1 : ref _lastStage2;
-            int found = -1;
-            if (Same(Unsafe.Add(ref first, last), ident, key, walkBase)) found = last;
-            else
+            // Records of walks to the last level first (pages), then of walks whose deepest table is higher (blocks).
+            for (int keyLevel = 3; keyLevel > startLevel; keyLevel--)
             {
-                int set = SetOf(identity, walkBase, key);
-                for (int w = set; w < set + Ways; w++)
+                ulong key = input >> KeyShift(g, keyLevel);
+                ulong identity = tagged | (ulong)keyLevel << KeyLevelShift;
+                ulong ident = identity | Current;
+                // The stage's last record first: consecutive misses usually share their region,
+                // and this saves the set hash (two multiplies on the lookup's critical path).
+                int found = -1;
+                if (Same(Unsafe.Add(ref first, last), ident, key, walkBase)) found = last;
+                else
                 {
-                    if (!Same(Unsafe.Add(ref first, w), ident, key, walkBase)) continue;
-                    found = last = w;
-                    break;
+                    int set = SetOf(identity, walkBase, key);
+                    for (int w = set; w < set + Ways; w++)
+                    {
+                        if (!Same(Unsafe.Add(ref first, w), ident, key, walkBase)) continue;
+                        found = last = w;
+                        break;
+                    }
                 }
-            }
-            if (found >= 0)
-            {
+                if (found < 0) continue;
                 ref Record s = ref Unsafe.Add(ref first, found);
                 // Levels at or above the start level are not this walk's tables (another input size on the same tables).
                 ulong usable = s.Valid & ~((2UL << startLevel) - 1);
-                if (usable != 0)
-                {
-                    int level = 63 - System.Numerics.BitOperations.LeadingZeroCount(usable);
-                    Hits++;
-                    (table, pa) = (s.Table[level], s.Pa[level]);
-                    return level;
-                }
+                if (usable == 0) continue;
+                int level = 63 - System.Numerics.BitOperations.LeadingZeroCount(usable);
+                Hits++;
+                (table, pa) = (s.Table[level], s.Pa[level]);
+                return level;
             }
         }
         Misses++;
@@ -246,12 +256,10 @@ public sealed class WalkCache
         _open = -1;
         ref Record r = ref NextStaged();
         _open = _stagedCount - 1;
-        r.Ident = Identity(stage, tags, g);
-        r.Key = KeyOf(g, input);
-        r.WalkBase = walkBase;
+        (r.Ident, r.Key, r.WalkBase) = (Identity(stage, tags, g), input, walkBase);
     }
 
-    /// <summary>Stages the table at <paramref name="level"/> of the open record, with its APTable limits.</summary>
+    /// <summary>Stages the table at <paramref name="level"/> of the open walk, with its APTable limits.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void StageTable(int level, ulong table, byte flags)
     {
@@ -261,17 +269,26 @@ public sealed class WalkCache
         r.Valid |= 1UL << level;
     }
 
-    /// <summary>Stages the PA of the open record's (nested stage-1) table at <paramref name="level"/> (staged before).</summary>
+    /// <summary>
+    /// Stages the PA of the open walk's (nested stage-1) table at <paramref name="level"/>, with the
+    /// table and its APTable limits as <see cref="StageTable"/> (a walk resumed from a cached table
+    /// without its PA has not staged that table).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal void StageTablePa(int level, ulong pa, bool writable) =>
-        _staged[_open].Pa[level] = pa | PaPresent | (writable ? PaWritable : 0);
+    internal void StageTablePa(int level, ulong table, byte flags, ulong pa, bool writable)
+    {
+        ref Record r = ref _staged[_open];
+        r.Table[level] = table | flags;
+        r.Pa[level] = pa | PaPresent | (writable ? PaWritable : 0);
+        r.Valid |= 1UL << level;
+    }
 
     /// <summary>Stages a stage-2 walk's path: the tables of levels <paramref name="first"/>..<paramref name="last"/> for <paramref name="ipa"/>.</summary>
     internal void StageStage2(ushort vmid, ulong walkBase, Granule g, ulong ipa, ReadOnlySpan<ulong> tables, int first, int last)
     {
         ref Record r = ref NextStaged();
         r.Ident = Identity(2, WalkTags.Stage2(vmid), g);
-        r.Key = KeyOf(g, ipa);
+        r.Key = ipa;
         r.WalkBase = walkBase;
         for (int l = first; l <= last; l++)
         {
@@ -302,15 +319,19 @@ public sealed class WalkCache
         {
             ref Record e = ref Unsafe.Add(ref staged, i);
             if (e.Valid == 0) continue;
-            int set = SetOf(e.Ident, e.WalkBase, e.Key);
-            ulong ident = e.Ident | current;
+            // Keyed by the region of its deepest table.
+            int keyLevel = 63 - System.Numerics.BitOperations.LeadingZeroCount(e.Valid);
+            ulong identity = e.Ident | (ulong)keyLevel << KeyLevelShift;
+            ulong key = e.Key >> KeyShift(GranuleOf(e), keyLevel);
+            int set = SetOf(identity, e.WalkBase, key);
+            ulong ident = identity | current;
             // The same walk and region: merge (both hold what memory held, nothing invalidated in
             // between); else a free way, else the ways in turn.
             int way = -1, free = -1;
             for (int w = set; w < set + Ways; w++)
             {
                 ref Record s = ref Unsafe.Add(ref records, w);
-                if (Same(s, ident, e.Key, e.WalkBase)) { way = w; break; }
+                if (Same(s, ident, key, e.WalkBase)) { way = w; break; }
                 if (free < 0 && (s.Ident & ~IdentityMask) != current) free = w;
             }
             if (way >= 0)
@@ -330,7 +351,7 @@ public sealed class WalkCache
             else _count++;
             ref Record slot = ref Unsafe.Add(ref records, free);
             slot = e;
-            slot.Ident = ident;
+            (slot.Ident, slot.Key) = (ident, key);
         }
     }
 
@@ -382,7 +403,7 @@ public sealed class WalkCache
         // Leaf = 1: "only leaf entries need be invalidated" (IHI 0070 4.4, TLBI_NH_VA, TLBI_S2_IPA): tables stay.
         if (scope.LeafOnly) return 0;
         Granule g = GranuleOf(s);
-        ulong input = s.Key << GranuleGeometry.LevelShift(g, 2);
+        ulong input = InputOf(s);
         ulong gone = 0;
         for (ulong v = s.Valid; v != 0; v &= v - 1)
         {
@@ -419,7 +440,7 @@ public sealed class WalkCache
                 Granule g = GranuleOf(s);
                 var kind = IsStage2(s) ? WalkCacheKind.Stage2Table : WalkCacheKind.Stage1Table;
                 var tags = new WalkTags(RegimeOf(s), VmidOf(s), AsidOf(s), GlobalOf(s));
-                ulong input = s.Key << GranuleGeometry.LevelShift(g, 2);
+                ulong input = InputOf(s);
                 for (ulong v = s.Valid; v != 0; v &= v - 1)
                 {
                     int l = System.Numerics.BitOperations.TrailingZeroCount(v);

@@ -279,6 +279,29 @@ public class WalkCacheFillTests
     }
 
     [Fact]
+    public void WalksThatEndInBlocksAreFoundFromAnotherBlockOfTheSameTable()
+    {
+        // 2 MiB blocks at both stages: no last-level tables, so the records are found through the
+        // region of the level-2 tables (1 GiB). The next block's walk reads one descriptor per stage.
+        var h = new SmmuHarness();
+        var n = Streams.NestedStream(h, 5, new TestAllocator(0x2000_0000), asid: 1, vmid: 3);
+        const ulong block = 0x20_0000;
+        for (ulong k = 0; k < 2; k++)
+        {
+            n.S1.Map(Iova + k * block, Ipa + k * block, 2);
+            n.S2.Map(Ipa + k * block, Pa + k * block, 2);
+        }
+        n.MapTables();
+        h.TranslateOk(5, Iova).ShouldBe(Pa);
+        var entries = h.Smmu.WalkCache.Entries;
+        entries.Where(e => e.Kind == WalkCacheKind.Stage1Table).Select(e => e.Level).ShouldBe([2]);
+        long hits = h.Smmu.WalkCache.Hits, misses = h.Smmu.WalkCache.Misses;
+        h.TranslateOk(5, Iova + block).ShouldBe(Pa + block);
+        (h.Smmu.WalkCache.Hits - hits, h.Smmu.WalkCache.Misses - misses).ShouldBe((2L, 0L));
+        h.Smmu.WalkCache.Entries.ToHashSet().SetEquals(entries).ShouldBeTrue("nothing new to insert");
+    }
+
+    [Fact]
     public void AStage1TableLargerThanItsStage2PageIsCachedWithoutItsPa()
     {
         // 64K stage-1 tables over 4K stage-2 pages: no one stage-2 mapping covers a table, so the
