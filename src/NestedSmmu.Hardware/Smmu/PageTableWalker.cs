@@ -290,8 +290,13 @@ public sealed class PageTableWalker
                 int l = cache.FindTable(1, tags, table, g, level, input, out ulong cached, out resumePa);
                 if (l > 0) (level, table, limits) = (l, cached & ~limitBits, cached & limitBits);
             }
-            // A walk resumed at the last level with its table's PA learns no table: no record.
-            if (level < 3 || (resumePa & WalkCache.PaPresent) == 0) cache.OpenWalk(1, tags, r.TableBase, g, input);
+            // A walk resumed at the last level with its table's PA learns no table: no record. One
+            // resumed from a table without its PA stages that table again, for the PA it learns.
+            if (level < 3 || (resumePa & WalkCache.PaPresent) == 0)
+            {
+                cache.OpenWalk(1, tags, r.TableBase, g, input);
+                if (level > r.StartLevel && (resumePa & WalkCache.PaPresent) == 0) cache.StageTable(level, table, (byte)limits);
+            }
             else useCache = false;
         }
         int firstLevel = level;
@@ -336,7 +341,7 @@ public sealed class PageTableWalker
                     mappingShift = s2res.BlockShift;
                 }
                 // The stage-2 mapping holds the whole stage-1 table when it is no smaller.
-                if (useCache && level > r.StartLevel && mappingShift >= r.PageShift) cache.StageTablePa(level, table, (byte)limits, descPa - index * 8, writable);
+                if (useCache && level > r.StartLevel && mappingShift >= r.PageShift) cache.StageTablePa(level, descPa - index * 8, writable);
             }
             if (descPa >= SparseMemory.AddressLimit - 8) goto Unusual;
             ulong desc = _memory.ReadUInt64(descPa);
@@ -404,8 +409,13 @@ public sealed class PageTableWalker
                     noUnpriv = (flags & WalkCache.NoUnprivileged) != 0;
                 }
             }
-            // A walk resumed at the last level with all it needs learns no table: no record.
-            if (firstLevel < 3 || (nested && (resumePa & WalkCache.PaPresent) == 0)) cache.OpenWalk(r.Stage, tags, r.TableBase, g, input);
+            // As in TryWalkNested: no record for a walk that learns nothing; the table resumed from
+            // staged again when the walk is to learn its PA.
+            if (firstLevel < 3 || (nested && (resumePa & WalkCache.PaPresent) == 0))
+            {
+                cache.OpenWalk(r.Stage, tags, r.TableBase, g, input);
+                if (firstLevel > r.StartLevel && nested && (resumePa & WalkCache.PaPresent) == 0) cache.StageTable(firstLevel, table, Limits(noWrite, noUnpriv));
+            }
             else useCache = false;
         }
         int s2RegionShift = nested ? GranuleGeometry.LevelShift(s2.Granule, 2) : 0;
@@ -461,7 +471,7 @@ public sealed class PageTableWalker
                         descPa = leafOa | (descAddr & s2PageMask);
                         tableWritable = Bits.Get(leaf, S2AP_W);
                         // The stage-2 page holds the whole stage-1 table when it is no smaller.
-                        if (useCache && level > r.StartLevel && s2.PageShift >= r.PageShift) cache.StageTablePa(level, table, Limits(noWrite, noUnpriv), descPa - index * 8, tableWritable);
+                        if (useCache && level > r.StartLevel && s2.PageShift >= r.PageShift) cache.StageTablePa(level, descPa - index * 8, tableWritable);
                         goto Fetch;
                     }
                     WalkStage2(s2, 3, s2Table, descAddr, AccessKind.Read, tags.Vmid, useCache: false, fromPath: true, out s2res);
@@ -485,7 +495,7 @@ public sealed class PageTableWalker
                 }
                 descPa = s2res.Output;
                 tableWritable = (s2res.Permissions & Permissions.Write) != 0;
-                if (useCache && level > r.StartLevel && s2res.BlockShift >= r.PageShift) cache.StageTablePa(level, table, Limits(noWrite, noUnpriv), descPa - index * 8, tableWritable);
+                if (useCache && level > r.StartLevel && s2res.BlockShift >= r.PageShift) cache.StageTablePa(level, descPa - index * 8, tableWritable);
             }
 
         Fetch:

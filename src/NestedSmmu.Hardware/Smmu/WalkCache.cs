@@ -269,19 +269,10 @@ public sealed class WalkCache
         r.Valid |= 1UL << level;
     }
 
-    /// <summary>
-    /// Stages the PA of the open walk's (nested stage-1) table at <paramref name="level"/>, with the
-    /// table and its APTable limits as <see cref="StageTable"/> (a walk resumed from a cached table
-    /// without its PA has not staged that table).
-    /// </summary>
+    /// <summary>Stages the PA of the open walk's (nested stage-1) table at <paramref name="level"/>, staged before.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal void StageTablePa(int level, ulong table, byte flags, ulong pa, bool writable)
-    {
-        ref Record r = ref _staged[_open];
-        r.Table[level] = table | flags;
-        r.Pa[level] = pa | PaPresent | (writable ? PaWritable : 0);
-        r.Valid |= 1UL << level;
-    }
+    internal void StageTablePa(int level, ulong pa, bool writable) =>
+        _staged[_open].Pa[level] = pa | PaPresent | (writable ? PaWritable : 0);
 
     /// <summary>Stages a stage-2 walk's path: the tables of levels <paramref name="first"/>..<paramref name="last"/> for <paramref name="ipa"/>.</summary>
     internal void StageStage2(ushort vmid, ulong walkBase, Granule g, ulong ipa, ReadOnlySpan<ulong> tables, int first, int last)
