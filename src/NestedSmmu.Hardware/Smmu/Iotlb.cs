@@ -146,7 +146,8 @@ public sealed class Iotlb
         if (Count >= Capacity) Reset(); // whole-TLB eviction: simple and deterministic
         ulong page = input >> IndexShift;
         ulong tag = TagOf(entry.Regime, entry.Vmid, entry.Global ? GlobalAsidKey : entry.Asid);
-        int i = Find(page, tag);
+        // An empty TLB (the first translation after an invalidation) has nothing to replace.
+        int i = Count > 0 ? Find(page, tag) : EndOfChain;
         if (i != EndOfChain)
         {
             _nodes[i].Entry = entry;

@@ -177,8 +177,29 @@ public sealed class WalkCache
     /// <see cref="NoUnprivileged"/>), and for a nested stage-1 table its PA word (<see cref="PaPresent"/>,
     /// <see cref="PaWritable"/> in bits [1:0]; 0 when not known).
     /// </summary>
-    [MethodImpl(MethodImplOptions.NoInlining)] // see OutOfLine
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal int FindTable(int stage, in WalkTags tags, ulong walkBase, Granule g, int startLevel, ulong input, out ulong table, out ulong pa)
+    {
+        // The stage's last record, if it is a last-level one for this input, without a call: a TLB
+        // miss next to the last one (the common kind) is answered here.
+        if (_count != 0 && startLevel < 3)
+        {
+            ref Record s = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_records), stage == 1 ? _lastStage1 : _lastStage2);
+            ulong ident = Identity(stage, tags, g) | 3UL << KeyLevelShift | Current;
+            ulong usable = s.Valid & ~((2UL << startLevel) - 1);
+            if (s.Ident == ident && s.Key == input >> KeyShift(g, 3) && s.WalkBase == walkBase && usable != 0)
+            {
+                int level = 63 - System.Numerics.BitOperations.LeadingZeroCount(usable);
+                Hits++;
+                (table, pa) = (s.Table[level], s.Pa[level]);
+                return level;
+            }
+        }
+        return FindTableInSets(stage, tags, walkBase, g, startLevel, input, out table, out pa);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)] // see OutOfLine
+    private int FindTableInSets(int stage, in WalkTags tags, ulong walkBase, Granule g, int startLevel, ulong input, out ulong table, out ulong pa)
     {
         if (_count != 0)
         {
