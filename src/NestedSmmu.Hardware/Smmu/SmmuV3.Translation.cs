@@ -140,17 +140,8 @@ public sealed partial class SmmuV3
             return ConfigFault(EventRecord.Config(EventType.F_STREAM_DISABLED, sid), trace);
         }
 
-        CdConfig cd;
-        CdFault cdFault = default;
-        bool haveCd = trace is null && _lastCd is not null && ReferenceEquals(_lastCdStream, cfg) && _lastCdIndex == cdIndex;
-        if (haveCd) cd = _lastCd!;
-        else haveCd = TryGetCd(new CdLookup(cfg, sid, ssid, cdIndex, iova, access), trace, out cd, out cdFault);
-        if (!haveCd)
-        {
-            if (cdFault.Event.Type is EventType.F_TRANSLATION or EventType.F_ADDR_SIZE or EventType.F_ACCESS or EventType.F_PERMISSION or EventType.F_WALK_EABT)
-                return TranslationFault(cdFault.Event, 2, cdFault.Recorded, trace);
-            return ConfigFault(cdFault.Event, trace);
-        }
+        CdConfig? cd = trace is null && _lastCd is not null && ReferenceEquals(_lastCdStream, cfg) && _lastCdIndex == cdIndex ? _lastCd : null;
+        if (cd is null && !TryGetCdOrFault(cfg, sid, ssid, cdIndex, iova, access, trace, out cd, out var cdFailed)) return cdFailed;
 
         // TLB first.
         ushort asid = cd.Asid;
@@ -187,6 +178,26 @@ public sealed partial class SmmuV3
         var result = WalkBothStages(cfg, cd, r1, sid, ssid, iova, access, trace);
         _walker.EndTranslation();
         return result;
+    }
+
+    /// <summary>
+    /// The CD of a translation when the last-CD shortcut missed, or the translation's fault.
+    /// Out of line: its lookup record and fault, built in TranslateSlow's frame, had it zeroed on
+    /// every call.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private bool TryGetCdOrFault(StreamConfig cfg, uint sid, uint? ssid, uint cdIndex, ulong iova, AccessKind access, TranslationTrace? trace,
+        out CdConfig cd, out TranslationResult failed)
+    {
+        if (TryGetCd(new CdLookup(cfg, sid, ssid, cdIndex, iova, access), trace, out cd, out var cdFault))
+        {
+            failed = default;
+            return true;
+        }
+        failed = cdFault.Event.Type is EventType.F_TRANSLATION or EventType.F_ADDR_SIZE or EventType.F_ACCESS or EventType.F_PERMISSION or EventType.F_WALK_EABT
+            ? TranslationFault(cdFault.Event, 2, cdFault.Recorded, trace)
+            : ConfigFault(cdFault.Event, trace);
+        return false;
     }
 
     private TranslationResult WalkBothStages(StreamConfig cfg, CdConfig cd, in WalkRegime r1, uint sid, uint? ssid, ulong iova, AccessKind access,
