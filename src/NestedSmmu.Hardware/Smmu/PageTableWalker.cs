@@ -703,7 +703,7 @@ public sealed class PageTableWalker
             bool probe = useCache && _cache!.Count != 0;
             bool own = !_inTranslation; // a walk outside a translation is one of its own
             if (own) BeginTranslation();
-            WalkStage2Known(s2, ipa, access, vmid, useCache, probe, out result);
+            WalkStage2KnownInline(s2, ipa, access, vmid, useCache, probe, out result);
             if (own) EndTranslation();
         }
     }
@@ -713,7 +713,12 @@ public sealed class PageTableWalker
     /// translation's stage-2 path, then (when <paramref name="probe"/>) the walk cache for deeper levels.
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)] // as the stage-2 entry points
-    private void WalkStage2Known(in WalkRegime r, ulong input, AccessKind access, ushort vmid, bool useCache, bool probe, out WalkResult res)
+    private void WalkStage2Known(in WalkRegime r, ulong input, AccessKind access, ushort vmid, bool useCache, bool probe, out WalkResult res) =>
+        WalkStage2KnownInline(r, input, access, vmid, useCache, probe, out res);
+
+    // Inlined into WalkStage2Checked: the output IPA's walk of a translation is one call.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private void WalkStage2KnownInline(in WalkRegime r, ulong input, AccessKind access, ushort vmid, bool useCache, bool probe, out WalkResult res)
     {
         int firstLevel = r.StartLevel;
         ulong table = r.TableBase;
