@@ -221,7 +221,7 @@ public sealed class EmulatedHostDiagnostics
         lock (_host.KernelLock) return CmdqvOrThrow(smmu).Read64(offset);
     }
 
-    /// <summary>Every table and stage-2 fetch entry the SMMU's walk cache holds now.</summary>
+    /// <summary>Every table entry the SMMU's walk cache holds now (one per cached table descriptor).</summary>
     public IReadOnlyList<WalkCacheEntry> WalkCacheEntries(string smmu)
     {
         lock (_host.KernelLock) return SmmuOrThrow(smmu).Hardware.WalkCache.Entries;
