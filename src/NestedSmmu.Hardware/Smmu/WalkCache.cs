@@ -130,10 +130,11 @@ public sealed class WalkCache
     private long _generation = 1;   // below GenerationLimit; records hold it in Ident's top bits
     private int _count;
 
-    // OutOfLine: the lookups and the commit (the hashing and set scans) are kept out of the walker's
-    // loop. Inlined there (the JIT's choice), the walker's frame ran out of registers and the set
-    // hash went through the stack at every step; a call with the hash in registers is cheaper.
-    // Staging a table is a store or two and is inlined.
+    // OutOfLine: the set lookups and the commit (the hashing and set scans) are kept out of the
+    // walker's loop. Inlined there (the JIT's choice), the walker's frame ran out of registers and
+    // the set hash went through the stack at every step; a call with the hash in registers is
+    // cheaper. Staging a table is a store or two and is inlined, and so is the check of a stage's
+    // last record that comes before a set lookup (no hash).
 
     /// <summary>A 4-way set-associative cache of 2^<paramref name="log2Records"/> walk records.</summary>
     public WalkCache(int log2Records = 8)
