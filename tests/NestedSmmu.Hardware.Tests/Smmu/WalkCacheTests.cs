@@ -1,8 +1,8 @@
 namespace NestedSmmu.Hardware.Tests.Smmu;
 
 /// <summary>
-/// The walk caches (cached table descriptors, and stage-2 translations of stage-1 table addresses)
-/// against IHI 0070 4.4: each stream warms one page of a 2 MiB region, then a table descriptor (or
+/// The walk caches (cached table descriptors; in a nested stage-1 entry also the table's PA, a
+/// combined stage-1+2 entry) against IHI 0070 4.4: each stream warms one page of a 2 MiB region, then a table descriptor (or
 /// the stage-2 leaf of a stage-1 table) is changed in memory behind the cache. A neighbouring page,
 /// never translated before (so not in the IOTLB), is walked after an invalidation command: it shows
 /// the change exactly when the command removed the cached entry the walk would use.
