@@ -45,7 +45,7 @@ public sealed class PciEndpoint
         DmaCount++;
         if (AtsCapable && AtsEnabled)
         {
-            if (Atc.TryLookup(pasid, iova, out ulong pa, out var perms) && (perms & (access == AccessKind.Read ? Permissions.Read : Permissions.Write)) != 0)
+            if (Atc.TryLookup(pasid, iova, out ulong pa, out var perms) && perms.Allows(access))
                 return new DmaResult(TranslationResult.Ok(pa, perms), true);
             var t = _smmu.Translate(StreamId, pasid, iova, access, trace);
             if (t.IsSuccess) Atc.Insert(pasid, iova, t.PhysicalAddress, t.Permissions);

@@ -363,7 +363,7 @@ public sealed class PageTableWalker
             bool ro = Bits.Get(desc, AP2) || (limits & WalkCache.NoWrite) != 0;
             // Device DMA is an unprivileged data access: AP[1] must grant EL0 access.
             var perms = unpriv ? (ro ? Permissions.Read : Permissions.ReadWrite) : Permissions.None;
-            if ((access == AccessKind.Read && (perms & Permissions.Read) == 0) || (access == AccessKind.Write && (perms & Permissions.Write) == 0)) goto Unusual;
+            if (!perms.Allows(access)) goto Unusual;
             res.FaultStage = 1;
             res.Level = level;
             res.LastTable = table;
@@ -594,7 +594,7 @@ public sealed class PageTableWalker
                     return;
                 }
             }
-            if ((access == AccessKind.Read && (perms & Permissions.Read) == 0) || (access == AccessKind.Write && (perms & Permissions.Write) == 0))
+            if (!perms.Allows(access))
             {
                 if (trace is not null) TraceFault(trace, WalkTraceKind.Permission, r.Stage, level, descPa, desc, table, index, (ulong)access, (int)perms);
                 res.Fault = WalkFault.Permission;
@@ -842,8 +842,7 @@ public sealed class PageTableWalker
                     goto Done;
                 }
             }
-            if ((access == AccessKind.Read && (perms & Permissions.Read) == 0) || (access == AccessKind.Write && (perms & Permissions.Write) == 0))
-                res.Fault = WalkFault.Permission;
+            if (!perms.Allows(access)) res.Fault = WalkFault.Permission;
             goto Done;
         }
         // Unreachable: level 3 always ends in a page, block or fault.

@@ -43,7 +43,7 @@ public sealed partial class SmmuV3
         Counters.Translations++;
         if (_fastValid && trace is null && _fastSid == sid && _fastPage == iova >> SparseMemory.PageShift
             && _fastSsid == (ssid ?? NoSsid) && _fastTlbGeneration == Tlb.Generation && _fastConfigGeneration == _configGeneration
-            && Allows(_fastPermissions, access))
+            && _fastPermissions.Allows(access))
         {
             Tlb.CountHit();
             return TranslationResult.Ok((_fastOutputPage << SparseMemory.PageShift) | (iova & SparseMemory.PageMask), _fastPermissions);
@@ -145,7 +145,7 @@ public sealed partial class SmmuV3
 
         // TLB first.
         ushort asid = cd.Asid;
-        if (Tlb.TryLookup(cfg.Regime, cfg.Vmid, asid, iova, out var hit) && Allows(hit.Permissions, access))
+        if (Tlb.TryLookup(cfg.Regime, cfg.Vmid, asid, iova, out var hit) && hit.Permissions.Allows(access))
         {
             ulong pa = hit.Translate(iova);
             if (trace is not null) TraceTlbHit(trace, hit, iova, pa, cfg.Vmid, asid);
@@ -246,6 +246,7 @@ public sealed partial class SmmuV3
         return TranslationFault(e1, 1, cd.Cd.R, trace);
     }
 
+    /// <summary>A fault of the stage-2 walk of the transaction's output IPA <paramref name="ipa"/> (CLASS = IN).</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private TranslationResult OutputWalkFault(in WalkResult w2, StreamConfig cfg, uint sid, uint? ssid, ulong iova, AccessKind access, ulong ipa,
         TranslationTrace? trace)
@@ -269,8 +270,6 @@ public sealed partial class SmmuV3
         return TranslationFault(e, 1, record: true, trace);
     }
 
-    private static bool Allows(Permissions p, AccessKind a) => (p & (a == AccessKind.Read ? Permissions.Read : Permissions.Write)) != 0;
-
     private static string DescribeStage2(in WalkRegime r, ushort vmid) =>
         $"S2TTB 0x{r.TableBase:X}, {1 << r.PageShift >> 10}K granule, {r.InputBits}-bit IPA, start level {r.StartLevel}" +
         (r.ConcatLog2 > 0 ? $" ({1 << r.ConcatLog2} concatenated tables)" : "") + $", {r.OutputBits}-bit output, VMID {vmid}";
@@ -286,7 +285,7 @@ public sealed partial class SmmuV3
             var e = EventRecord.Translation(EventType.F_ADDR_SIZE, sid, null, iova, access == AccessKind.Read, false, FaultClass.IN, 0);
             return TranslationFault(e, 1, cfg.Ste.S2R, trace);
         }
-        if (Tlb.TryLookup(TlbRegime.Stage2, cfg.Vmid, 0, iova, out var hit) && Allows(hit.Permissions, access))
+        if (Tlb.TryLookup(TlbRegime.Stage2, cfg.Vmid, 0, iova, out var hit) && hit.Permissions.Allows(access))
         {
             ulong pa = hit.Translate(iova);
             trace?.Add("tlb", 2, hit.Level, iova, pa, $"IOTLB hit: VMID {cfg.Vmid} IPA 0x{hit.InputBase:X} +{hit.Size:#,0} -> 0x{hit.OutputBase:X}");
@@ -294,13 +293,7 @@ public sealed partial class SmmuV3
         }
         trace?.Add("s2", 2, r2.StartLevel, r2.TableBase, 0, "stage 2: " + DescribeStage2(r2, cfg.Vmid));
         _walker.WalkStage2Checked(r2, iova, access, cfg.Vmid, trace, out var w);
-        if (w.Fault == WalkFault.ExternalAbort)
-            return TranslationFault(EventRecord.WalkAbort(sid, null, iova, access == AccessKind.Read, true, FaultClass.IN, w.FetchAddress), 2, record: true, trace);
-        if (!w.Ok)
-        {
-            var e = EventRecord.Translation(w.EventType, sid, null, iova, access == AccessKind.Read, true, FaultClass.IN, iova);
-            return TranslationFault(e, 2, cfg.Ste.S2R, trace);
-        }
+        if (!w.Ok) return OutputWalkFault(w, cfg, sid, null, iova, access, iova, trace);
         ulong mask = (1UL << w.BlockShift) - 1;
         Tlb.Insert(new TlbEntry(TlbRegime.Stage2, cfg.Vmid, 0, true, iova & ~mask, w.BlockShift, w.Level, r2.Granule, w.Output & ~mask, w.Permissions), iova);
         trace?.Add("result", 0, -1, iova, w.Output, $"PA 0x{w.Output:X} ({w.Permissions})");

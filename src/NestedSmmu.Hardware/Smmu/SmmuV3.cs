@@ -51,7 +51,7 @@ public sealed partial class SmmuV3 : IMmioDevice
     public SmmuFeatures Features { get; }
     public IPhysicalMemory Memory => _memory;
     public Iotlb Tlb { get; }
-    /// <summary>Cached table entries of earlier walks (intermediate levels, stage-2 translations of stage-1 tables).</summary>
+    /// <summary>Cached table entries of earlier walks (intermediate levels; nested stage-1 tables with their PAs).</summary>
     public WalkCache WalkCache { get; }
     /// <summary>The table walker (tests compare its fast nested loop with the full walk).</summary>
     internal PageTableWalker Walker => _walker;

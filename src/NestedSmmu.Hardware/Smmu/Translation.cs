@@ -7,6 +7,13 @@ public enum AccessKind { Read, Write }
 [Flags]
 public enum Permissions : byte { None = 0, Read = 1, Write = 2, ReadWrite = Read | Write }
 
+/// <summary>Checks on <see cref="Permissions"/>.</summary>
+public static class PermissionsExtensions
+{
+    /// <summary>Whether <paramref name="p"/> grants <paramref name="access"/>.</summary>
+    public static bool Allows(this Permissions p, AccessKind access) => (p & (access == AccessKind.Read ? Permissions.Read : Permissions.Write)) != 0;
+}
+
 /// <summary>How an access ended.</summary>
 public enum TranslationStatus
 {
