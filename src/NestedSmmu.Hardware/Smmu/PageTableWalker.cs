@@ -173,8 +173,30 @@ public sealed class PageTableWalker
         }
     }
 
-    /// <summary>The APTable limits gathered on a stage-1 walk, as the walk cache keeps them.</summary>
-    private static byte Limits(bool noWrite, bool noUnpriv) => (byte)((noWrite ? WalkCache.NoWrite : 0) | (noUnpriv ? WalkCache.NoUnprivileged : 0));
+    // The APTable limits gathered on a stage-1 walk, kept as the walk cache keeps them.
+    private const ulong LimitBits = WalkCache.NoWrite | WalkCache.NoUnprivileged;
+
+    /// <summary>The APTable limits a stage-1 table descriptor adds for the tables below it.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static ulong TableLimits(ulong desc) =>
+        ((desc >> APTable1) & 1) * WalkCache.NoWrite | ((desc >> APTable0) & 1) * WalkCache.NoUnprivileged;
+
+    /// <summary>
+    /// What a stage-1 leaf grants a device, under the APTable <paramref name="limits"/> above it.
+    /// Device DMA is an unprivileged data access: AP[1] must grant EL0 access.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static Permissions Stage1Permissions(ulong desc, ulong limits)
+    {
+        bool unpriv = Bits.Get(desc, AP1) && (limits & WalkCache.NoUnprivileged) == 0;
+        bool ro = Bits.Get(desc, AP2) || (limits & WalkCache.NoWrite) != 0;
+        return unpriv ? (ro ? Permissions.Read : Permissions.ReadWrite) : Permissions.None;
+    }
+
+    /// <summary>What a stage-2 leaf grants (S2AP).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static Permissions Stage2Permissions(ulong desc) =>
+        (Bits.Get(desc, S2AP_R) ? Permissions.Read : 0) | (Bits.Get(desc, S2AP_W) ? Permissions.Write : 0);
 
     /// <summary>Stages the stage-2 path as a walk record when a cache-using walk learned part of it.</summary>
     private void StagePath()
@@ -222,7 +244,7 @@ public sealed class PageTableWalker
     {
         bool own = !_inTranslation; // a walk outside a translation is one of its own
         if (own) BeginTranslation();
-        WalkFrom(r, r.StartLevel, r.TableBase, input, access, s2, nested, trace, default, useCache: false, out var res);
+        WalkFrom(r, input, access, s2, nested, trace, default, useCache: false, out var res);
         if (own) EndTranslation();
         return res;
     }
@@ -246,7 +268,7 @@ public sealed class PageTableWalker
         if (trace is null && nested && r.Stage == 1 && TryWalkNested(r, input, access, s2, tags, useCache, out result)) FastWalks++;
         else
         {
-            WalkFrom(r, r.StartLevel, r.TableBase, input, access, s2, nested, trace, tags, useCache, out result);
+            WalkFrom(r, input, access, s2, nested, trace, tags, useCache, out result);
             FullWalks++;
         }
         if (own) EndTranslation();
@@ -281,14 +303,13 @@ public sealed class PageTableWalker
         ulong table = r.TableBase;
         ulong limits = 0; // the APTable limits gathered on the way, as WalkCache.NoWrite | NoUnprivileged
         ulong resumePa = 0;
-        const ulong limitBits = WalkCache.NoWrite | WalkCache.NoUnprivileged;
         if (useCache)
         {
             if (!probe) _skippedMisses++;
             else
             {
                 int l = cache.FindTable(1, tags, table, g, level, input, out ulong cached, out resumePa);
-                if (l > 0) (level, table, limits) = (l, cached & ~limitBits, cached & limitBits);
+                if (l > 0) (level, table, limits) = (l, cached & ~LimitBits, cached & LimitBits);
             }
             // A walk resumed at the last level with its table's PA learns no table: no record. One
             // resumed from a table without its PA stages that table again, for the PA it learns.
@@ -350,7 +371,7 @@ public sealed class PageTableWalker
             {
                 ulong next = DescriptorAddress(desc, r, r.PageShift);
                 if (!Bits.FitsIn(next, r.OutputBits)) goto Unusual;
-                limits |= ((desc >> APTable1) & 1) * WalkCache.NoWrite | ((desc >> APTable0) & 1) * WalkCache.NoUnprivileged;
+                limits |= TableLimits(desc);
                 if (useCache) cache.StageTable(level + 1, next, (byte)limits);
                 table = next;
                 continue;
@@ -359,10 +380,7 @@ public sealed class PageTableWalker
             if ((desc & DescTable) == 0 && !GranuleGeometry.BlockAllowed(g, level, r.Lpa)) goto Unusual;
             ulong oa = DescriptorAddress(desc, r, shift);
             if (!Bits.FitsIn(oa, r.OutputBits) || !Bits.Get(desc, AF)) goto Unusual;
-            bool unpriv = Bits.Get(desc, AP1) && (limits & WalkCache.NoUnprivileged) == 0;
-            bool ro = Bits.Get(desc, AP2) || (limits & WalkCache.NoWrite) != 0;
-            // Device DMA is an unprivileged data access: AP[1] must grant EL0 access.
-            var perms = unpriv ? (ro ? Permissions.Read : Permissions.ReadWrite) : Permissions.None;
+            var perms = Stage1Permissions(desc, limits);
             if (!perms.Allows(access)) goto Unusual;
             res.FaultStage = 1;
             res.Level = level;
@@ -379,14 +397,15 @@ public sealed class PageTableWalker
         return false;
     }
 
-    private void WalkFrom(in WalkRegime r, int firstLevel, ulong firstTable, ulong input, AccessKind access,
-        in WalkRegime s2, bool nested, TranslationTrace? trace, in WalkTags tags, bool useCache, out WalkResult res)
+    private void WalkFrom(in WalkRegime r, ulong input, AccessKind access, in WalkRegime s2, bool nested, TranslationTrace? trace,
+        in WalkTags tags, bool useCache, out WalkResult res)
     {
         res = new WalkResult { FaultStage = r.Stage };
         Granule g = r.Granule;
         int stride = GranuleGeometry.Stride(g);
-        ulong table = firstTable;
-        bool noWrite = false, noUnpriv = false;
+        int firstLevel = r.StartLevel;
+        ulong table = r.TableBase;
+        ulong limits = 0; // the APTable limits gathered on the way, as WalkCache.NoWrite | NoUnprivileged
         WalkCache cache = useCache ? _cache! : null!;
         // Lookups in the cache are made only when it holds entries: what this translation learns is
         // inserted when it ends, so an empty cache stays empty until then (every cold walk).
@@ -395,26 +414,20 @@ public sealed class PageTableWalker
         // gathered above it and, nested, the table's PA when the entry combines it (no stage-2
         // fetch for that table). The start table base is checked below as always.
         ulong resumePa = 0;
-        if (useCache && firstLevel == r.StartLevel)
+        if (useCache)
         {
             if (!probe) _skippedMisses++;
             else
             {
                 int l = cache.FindTable(r.Stage, tags, r.TableBase, g, r.StartLevel, input, out ulong cached, out resumePa);
-                if (l > 0)
-                {
-                    byte flags = (byte)(cached & (WalkCache.NoWrite | WalkCache.NoUnprivileged));
-                    (firstLevel, table) = (l, cached & ~(ulong)flags);
-                    noWrite = (flags & WalkCache.NoWrite) != 0;
-                    noUnpriv = (flags & WalkCache.NoUnprivileged) != 0;
-                }
+                if (l > 0) (firstLevel, table, limits) = (l, cached & ~LimitBits, cached & LimitBits);
             }
             // As in TryWalkNested: no record for a walk that learns nothing; the table resumed from
             // staged again when the walk is to learn its PA.
             if (firstLevel < 3 || (nested && (resumePa & WalkCache.PaPresent) == 0))
             {
                 cache.OpenWalk(r.Stage, tags, r.TableBase, g, input);
-                if (firstLevel > r.StartLevel && nested && (resumePa & WalkCache.PaPresent) == 0) cache.StageTable(firstLevel, table, Limits(noWrite, noUnpriv));
+                if (firstLevel > r.StartLevel && nested && (resumePa & WalkCache.PaPresent) == 0) cache.StageTable(firstLevel, table, (byte)limits);
             }
             else useCache = false;
         }
@@ -523,11 +536,7 @@ public sealed class PageTableWalker
             if (isTable)
             {
                 ulong next = DescriptorAddress(desc, r, r.PageShift);
-                if (r.Stage == 1)
-                {
-                    noWrite |= Bits.Get(desc, APTable1);
-                    noUnpriv |= Bits.Get(desc, APTable0);
-                }
+                if (r.Stage == 1) limits |= TableLimits(desc);
                 if (trace is not null) TraceTable(trace, r.Stage, level, descPa, desc, table, index, next);
                 if (!Bits.FitsIn(next, r.OutputBits))
                 {
@@ -535,7 +544,7 @@ public sealed class PageTableWalker
                     res.Fault = WalkFault.AddressSize;
                     return;
                 }
-                if (useCache) cache.StageTable(level + 1, next, Limits(noWrite, noUnpriv));
+                if (useCache) cache.StageTable(level + 1, next, (byte)limits);
                 table = next;
                 continue;
             }
@@ -554,15 +563,12 @@ public sealed class PageTableWalker
             Permissions perms;
             if (r.Stage == 1)
             {
-                bool unpriv = Bits.Get(desc, AP1) && !noUnpriv;
-                bool ro = Bits.Get(desc, AP2) || noWrite;
-                // Device DMA is an unprivileged data access: AP[1] must grant EL0 access.
-                perms = unpriv ? (ro ? Permissions.Read : Permissions.ReadWrite) : Permissions.None;
+                perms = Stage1Permissions(desc, limits);
                 res.Global = !Bits.Get(desc, NG);
             }
             else
             {
-                perms = (Bits.Get(desc, S2AP_R) ? Permissions.Read : 0) | (Bits.Get(desc, S2AP_W) ? Permissions.Write : 0);
+                perms = Stage2Permissions(desc);
                 res.Global = true;
             }
             res.Permissions = perms;
@@ -793,13 +799,13 @@ public sealed class PageTableWalker
             {
                 res.Fault = WalkFault.ExternalAbort;
                 res.FetchAddress = descPa;
-                goto Done;
+                return;
             }
             ulong desc = _memory.ReadUInt64(descPa);
             if ((desc & DescValid) == 0)
             {
                 res.Fault = WalkFault.Translation;
-                goto Done;
+                return;
             }
             bool isPage = (desc & DescTable) != 0 && level == 3;
             if ((desc & DescTable) != 0 && level < 3)
@@ -808,7 +814,7 @@ public sealed class PageTableWalker
                 if (!Bits.FitsIn(next, r.OutputBits))
                 {
                     res.Fault = WalkFault.AddressSize;
-                    goto Done;
+                    return;
                 }
                 _pathTables[level + 1] = next;
                 _pathLast = level + 1;
@@ -819,18 +825,18 @@ public sealed class PageTableWalker
             if (!isPage && !GranuleGeometry.BlockAllowed(g, level, r.Lpa))
             {
                 res.Fault = WalkFault.Translation;
-                goto Done;
+                return;
             }
             ulong oa = DescriptorAddress(desc, r, shift);
             res.BlockShift = shift;
             res.Output = oa | (input & ((1UL << shift) - 1));
-            var perms = (Bits.Get(desc, S2AP_R) ? Permissions.Read : 0) | (Bits.Get(desc, S2AP_W) ? Permissions.Write : 0);
+            var perms = Stage2Permissions(desc);
             res.Global = true;
             res.Permissions = perms;
             if (!Bits.FitsIn(oa, r.OutputBits))
             {
                 res.Fault = WalkFault.AddressSize;
-                goto Done;
+                return;
             }
             if (!Bits.Get(desc, AF))
             {
@@ -839,15 +845,13 @@ public sealed class PageTableWalker
                 else if (!r.AccessFlagFaultDisabled)
                 {
                     res.Fault = WalkFault.AccessFlag;
-                    goto Done;
+                    return;
                 }
             }
             if (!perms.Allows(access)) res.Fault = WalkFault.Permission;
-            goto Done;
+            return;
         }
         // Unreachable: level 3 always ends in a page, block or fault.
         res.Fault = WalkFault.Translation;
-    Done:
-        return;
     }
 }
