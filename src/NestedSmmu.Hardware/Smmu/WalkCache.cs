@@ -187,16 +187,28 @@ public sealed class WalkCache
         {
             ref Record s = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_records), stage == 1 ? _lastStage1 : _lastStage2);
             ulong ident = Identity(stage, tags, g) | 3UL << KeyLevelShift | Current;
-            ulong usable = s.Valid & ~((2UL << startLevel) - 1);
-            if (s.Ident == ident && s.Key == input >> KeyShift(g, 3) && s.WalkBase == walkBase && usable != 0)
-            {
-                int level = 63 - System.Numerics.BitOperations.LeadingZeroCount(usable);
-                Hits++;
-                (table, pa) = (s.Table[level], s.Pa[level]);
-                return level;
-            }
+            if (Same(s, ident, input >> KeyShift(g, 3), walkBase) && Deepest(s, startLevel, out int level, out table, out pa)) return level;
         }
         return FindTableInSets(stage, tags, walkBase, g, startLevel, input, out table, out pa);
+    }
+
+    /// <summary>
+    /// The deepest table <paramref name="s"/> holds below <paramref name="startLevel"/> (levels at or
+    /// above it are not the walk's tables: another input size on the same tables), counted as a hit.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool Deepest(in Record s, int startLevel, out int level, out ulong table, out ulong pa)
+    {
+        ulong usable = s.Valid & ~((2UL << startLevel) - 1);
+        level = 63 - System.Numerics.BitOperations.LeadingZeroCount(usable);
+        if (usable == 0)
+        {
+            (table, pa) = (0, 0);
+            return false;
+        }
+        Hits++;
+        (table, pa) = (s.Table[level], s.Pa[level]);
+        return true;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)] // see OutOfLine
@@ -227,15 +239,7 @@ public sealed class WalkCache
                         break;
                     }
                 }
-                if (found < 0) continue;
-                ref Record s = ref Unsafe.Add(ref first, found);
-                // Levels at or above the start level are not this walk's tables (another input size on the same tables).
-                ulong usable = s.Valid & ~((2UL << startLevel) - 1);
-                if (usable == 0) continue;
-                int level = 63 - System.Numerics.BitOperations.LeadingZeroCount(usable);
-                Hits++;
-                (table, pa) = (s.Table[level], s.Pa[level]);
-                return level;
+                if (found >= 0 && Deepest(Unsafe.Add(ref first, found), startLevel, out int level, out table, out pa)) return level;
             }
         }
         Misses++;
