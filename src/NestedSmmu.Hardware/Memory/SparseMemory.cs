@@ -22,9 +22,13 @@ public sealed class SparseMemory : IPhysicalMemory
     private readonly List<(ulong Start, ulong End)> _abortRanges = new();
     // A small direct-mapped cache of page lookups: a nested walk alternates between a handful of
     // stage-1 and stage-2 table pages, and a dictionary probe per descriptor would dominate it.
-    // The slot folds higher page-number bits in, so table pools a power of two apart (stage-2
-    // tables at one base, stage-1 tables at another) do not evict each other on every read.
-    private const int CacheSlots = 256;
+    // The slot keeps the page number's low bits, so the consecutive pages of one table pool get
+    // slots of their own, and adds a multiplicative hash of the bits above them, so two pools
+    // (stage-2 tables at one base, stage-1 tables at another) start at unrelated slots. A fold of
+    // the higher bits alone (the first design) put pools 0x1000_0000 and 0x4000_0000 at offsets 1
+    // and 4: pages k and k ^ 5 of the two evicted each other, four dictionary probes in every
+    // cold nested walk of the benchmark's layout.
+    private const int CacheSlotBits = 8, CacheSlots = 1 << CacheSlotBits;
     private struct CacheSlot { public ulong Tag; public byte[]? Page; }
     private readonly CacheSlot[] _cache = CreateEmptyCache();
 
@@ -37,7 +41,8 @@ public sealed class SparseMemory : IPhysicalMemory
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ref CacheSlot SlotOf(ulong pageNumber) =>
-        ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_cache), (int)((pageNumber ^ (pageNumber >> 8) ^ (pageNumber >> 16)) & (CacheSlots - 1)));
+        ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_cache),
+            (int)((pageNumber + ((pageNumber >> CacheSlotBits) * 0x9E3779B97F4A7C15 >> (64 - CacheSlotBits))) & (CacheSlots - 1)));
 
     /// <summary>Pages that hold data (for diagnostics and tests).</summary>
     public int AllocatedPages => _pages.Count;
@@ -73,7 +78,18 @@ public sealed class SparseMemory : IPhysicalMemory
     }
 
     /// <summary>Fast path for aligned 64-bit reads (descriptor fetches).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ulong ReadUInt64(ulong address)
+    {
+        // Inlined into the walkers: the cached page's read only; anything else is a call.
+        ref CacheSlot slot = ref SlotOf(address >> PageShift);
+        if (slot.Tag == address >> PageShift && (address & 7) == 0)
+            return BinaryPrimitives.ReadUInt64LittleEndian(slot.Page!.AsSpan((int)(address & PageMask), 8));
+        return ReadUInt64Uncached(address);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ulong ReadUInt64Uncached(ulong address)
     {
         if ((address & 7) != 0 || address >= AddressLimit)
         {
