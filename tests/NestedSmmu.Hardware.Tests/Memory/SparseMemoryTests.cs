@@ -133,4 +133,31 @@ public class SparseMemoryTests
         m.AllocatedPages.ShouldBe(0);
         m.ReadUInt64(0x1000).ShouldBe(0UL);
     }
+    [Fact]
+    public void PagesThatShareACacheSlotReadTheirOwnBytes()
+    {
+        // The page cache is direct-mapped: pages of pools 1 MiB, 256 MiB and 1 GiB apart, near the
+        // top of the space and at odd offsets take each other's slots in turn. Every read, aligned
+        // or not, must still give what was last written there (a reference dictionary of bytes),
+        // and a page first read while absent (zeros, not cached) must show its first write.
+        var m = new SparseMemory();
+        var expected = new Dictionary<ulong, byte>();
+        ulong[] pools = [0x1000_0000, 0x1010_0000, 0x2000_0000, 0x4000_0000, 0x8_4000_0000, SparseMemory.AddressLimit - 0x10_0000];
+        var rng = new Random(12);
+        for (int op = 0; op < 20_000; op++)
+        {
+            ulong address = pools[rng.Next(pools.Length)] + (ulong)rng.Next(0, 64) * SparseMemory.PageSize + (ulong)rng.Next(0, SparseMemory.PageSize - 8);
+            if (rng.Next(3) == 0) address &= ~7UL;
+            if (rng.Next(4) == 0)
+            {
+                ulong value = (ulong)rng.NextInt64();
+                m.WriteUInt64(address, value);
+                for (int i = 0; i < 8; i++) expected[address + (ulong)i] = (byte)(value >> (8 * i));
+                continue;
+            }
+            ulong want = 0;
+            for (int i = 0; i < 8; i++) want |= (ulong)expected.GetValueOrDefault(address + (ulong)i) << (8 * i);
+            m.ReadUInt64(address).ShouldBe(want, $"read of 0x{address:X} after {op} operations");
+        }
+    }
 }
