@@ -32,6 +32,10 @@ public class TranslateBenchmarks
     [Benchmark(Baseline = true)]
     public ulong BareDescriptorReads() => _w.BareReads();
 
+    /// <summary>The same reads, each address depending on the read before (a walk's latency floor; not the baseline).</summary>
+    [Benchmark]
+    public ulong ChainedDescriptorReads() => _w.ChainedReads();
+
     /// <summary>Target: at most 5 ns, 0 B.</summary>
     [Benchmark]
     public ulong TlbHitTranslate() => _w.TlbHit();
