@@ -113,9 +113,6 @@ public sealed class PageTableWalker
     // Descriptors come through IPhysicalMemory.ReadUInt64, and MayAbort lets a walk skip the
     // abort-range check when the memory has none: the fast paths are the interface's own.
     private readonly IPhysicalMemory _memory;
-    // The same memory when it is the model's own SparseMemory: its cached-page read is inlined into
-    // the walks (an interface call per descriptor was a tenth of a cold nested walk).
-    private readonly SparseMemory? _sparse;
     // Intermediate table entries and stage-2 translations of stage-1 table addresses kept across
     // walks (IHI 0070 3.17 permits them; 4.4 says which invalidations remove them). Null: none.
     private readonly WalkCache? _cache;
@@ -123,12 +120,8 @@ public sealed class PageTableWalker
     public PageTableWalker(IPhysicalMemory memory, WalkCache? cache = null)
     {
         _memory = memory;
-        _sparse = memory as SparseMemory;
         _cache = cache;
     }
-
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private ulong ReadDescriptor(ulong pa) => _sparse is { } m ? m.ReadUInt64(pa) : _memory.ReadUInt64(pa);
 
     // One translation's own knowledge, kept from BeginTranslation to EndTranslation (or for one
     // public walk outside them), so nothing can invalidate it while it is used:
@@ -350,7 +343,7 @@ public sealed class PageTableWalker
                 if (_pathLast == 3 && (descAddr ^ _pathInput) >> s2RegionShift == 0
                     && _pathBase == s2.TableBase && _pathVmid == tags.Vmid && _pathGranule == s2.Granule)
                 {
-                    ulong leaf = ReadDescriptor(_pathTables[3] + ((descAddr >> s2.PageShift) & s2IndexMask) * 8);
+                    ulong leaf = _memory.ReadUInt64(_pathTables[3] + ((descAddr >> s2.PageShift) & s2IndexMask) * 8);
                     ulong leafOa = DescriptorAddress(leaf, s2, s2.PageShift);
                     if ((leaf & (DescValid | DescTable)) != (DescValid | DescTable) || !Bits.Get(leaf, AF) || !Bits.Get(leaf, S2AP_R)
                         || !Bits.FitsIn(leafOa, s2.OutputBits)) goto Unusual;
@@ -372,7 +365,7 @@ public sealed class PageTableWalker
                 if (useCache && level > r.StartLevel && mappingShift >= r.PageShift) cache.StageTablePa(level, descPa - index * 8, writable);
             }
             if (descPa >= SparseMemory.AddressLimit - 8) goto Unusual;
-            ulong desc = ReadDescriptor(descPa);
+            ulong desc = _memory.ReadUInt64(descPa);
             if ((desc & DescValid) == 0) goto Unusual;
             if ((desc & DescTable) != 0 && level < 3)
             {
@@ -482,7 +475,7 @@ public sealed class PageTableWalker
                     // with all its checks.
                     ulong s2Table = _pathTables[3];
                     ulong leafAddr = s2Table + ((descAddr >> s2.PageShift) & s2IndexMask) * 8;
-                    ulong leaf = ReadDescriptor(leafAddr);
+                    ulong leaf = _memory.ReadUInt64(leafAddr);
                     ulong leafOa = DescriptorAddress(leaf, s2, s2.PageShift);
                     if (useCache) _pathHits++;
                     if ((leaf & (DescValid | DescTable)) == (DescValid | DescTable) && Bits.Get(leaf, AF) && Bits.Get(leaf, S2AP_R)
@@ -529,7 +522,7 @@ public sealed class PageTableWalker
                 res.FetchAddress = descPa;
                 return;
             }
-            ulong desc = ReadDescriptor(descPa);
+            ulong desc = _memory.ReadUInt64(descPa);
 
             if ((desc & DescValid) == 0)
             {
@@ -808,7 +801,7 @@ public sealed class PageTableWalker
                 res.FetchAddress = descPa;
                 return;
             }
-            ulong desc = ReadDescriptor(descPa);
+            ulong desc = _memory.ReadUInt64(descPa);
             if ((desc & DescValid) == 0)
             {
                 res.Fault = WalkFault.Translation;
