@@ -104,4 +104,22 @@ public sealed class HostDriverTests
         bed.Diag.ReadSte("smmu1", 0x300).ShouldBeNull("no level-2 table covers a StreamID without a device");
         Should.Throw<ArgumentException>(() => bed.Diag.Smmu("smmu9"));
     }
+
+    [Fact]
+    public void A_device_is_found_by_name_and_by_its_PCI_address_in_any_accepted_spelling()
+    {
+        // The canonical spelling (how a VMM got it from the host view) is a dictionary lookup; the
+        // others go through the parser, as before that shortcut.
+        using var bed = new TestBed();
+        foreach (PciDeviceProfile d in bed.Host.Profile.Devices)
+        {
+            HostPciDevice byName = bed.Host.FindDevice(d.Name).ShouldNotBeNull();
+            string canonical = d.Address.ToString();
+            bed.Host.FindDevice(canonical).ShouldBeSameAs(byName, canonical);
+            bed.Host.FindDevice(canonical.ToUpperInvariant()).ShouldBeSameAs(byName, "upper-case hex");
+            if (d.Address.Segment == 0) bed.Host.FindDevice(canonical[5..]).ShouldBeSameAs(byName, "bb:dd.f in segment 0");
+        }
+        bed.Host.FindDevice("0000:7f:1f.7").ShouldBeNull();
+        bed.Host.FindDevice("no-such-device").ShouldBeNull();
+    }
 }
