@@ -318,7 +318,20 @@ public sealed class PageTableWalker
                 cache.OpenWalk(1, tags, r.TableBase, g, input);
                 if (level > r.StartLevel && (resumePa & WalkCache.PaPresent) == 0) cache.StageTable(level, table, (byte)limits);
             }
-            else useCache = false;
+            else
+            {
+                // Resumed at the last level with its table's PA (a TLB miss next to an earlier
+                // walk): one descriptor, read here without the loop's set-up. Anything but a page
+                // the access may use goes through the loop, which reads it again.
+                useCache = false;
+                ulong descPa = (resumePa & ~(WalkCache.PaPresent | WalkCache.PaWritable)) + ((input >> r.PageShift) & ((1UL << GranuleGeometry.Stride(g)) - 1)) * 8;
+                if (descPa < SparseMemory.AddressLimit - 8)
+                {
+                    ulong desc = _memory.ReadUInt64(descPa);
+                    if ((desc & (DescValid | DescTable)) == (DescValid | DescTable) && PlainStage1Leaf(desc, r, 3, r.PageShift, table, input, limits, access, ref res))
+                        return true;
+                }
+            }
         }
         int firstLevel = level;
         int s2RegionShift = GranuleGeometry.LevelShift(s2.Granule, 2);
@@ -376,25 +389,39 @@ public sealed class PageTableWalker
                 table = next;
                 continue;
             }
-            // A page at level 3, a block above it; the leaf checks in the architecture's order.
+            // A page at level 3, a block above it.
             if ((desc & DescTable) == 0 && !GranuleGeometry.BlockAllowed(g, level, r.Lpa)) goto Unusual;
-            ulong oa = DescriptorAddress(desc, r, shift);
-            if (!Bits.FitsIn(oa, r.OutputBits) || !Bits.Get(desc, AF)) goto Unusual;
-            var perms = Stage1Permissions(desc, limits);
-            if (!perms.Allows(access)) goto Unusual;
-            res.FaultStage = 1;
-            res.Level = level;
-            res.LastTable = table;
-            res.BlockShift = shift;
-            res.Output = oa | (input & ((1UL << shift) - 1));
-            res.Permissions = perms;
-            res.Global = !Bits.Get(desc, NG);
-            return true;
+            if (PlainStage1Leaf(desc, r, level, shift, table, input, limits, access, ref res)) return true;
+            goto Unusual;
         }
     Unusual:
         (_pathHits, _skippedMisses) = (pathHits, skippedMisses);
         if (useCache || probe) _cache!.RestoreCounts(hits, misses);
         return false;
+    }
+
+    /// <summary>
+    /// The checks of a valid stage-1 leaf (a page, or a block where the granule allows one) in the
+    /// architecture's order, for the fast nested loop: when the output fits, the access flag is
+    /// set and the access is allowed, fills <paramref name="res"/> and returns true; else false
+    /// (the full walk decides the fault).
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static bool PlainStage1Leaf(ulong desc, in WalkRegime r, int level, int shift, ulong table, ulong input, ulong limits, AccessKind access,
+        ref WalkResult res)
+    {
+        ulong oa = DescriptorAddress(desc, r, shift);
+        if (!Bits.FitsIn(oa, r.OutputBits) || !Bits.Get(desc, AF)) return false;
+        var perms = Stage1Permissions(desc, limits);
+        if (!perms.Allows(access)) return false;
+        res.FaultStage = 1;
+        res.Level = level;
+        res.LastTable = table;
+        res.BlockShift = shift;
+        res.Output = oa | (input & ((1UL << shift) - 1));
+        res.Permissions = perms;
+        res.Global = !Bits.Get(desc, NG);
+        return true;
     }
 
     private void WalkFrom(in WalkRegime r, ulong input, AccessKind access, in WalkRegime s2, bool nested, TranslationTrace? trace,
