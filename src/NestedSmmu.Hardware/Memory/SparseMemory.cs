@@ -82,8 +82,9 @@ public sealed class SparseMemory : IPhysicalMemory
     public ulong ReadUInt64(ulong address)
     {
         // Inlined into the walkers: the cached page's read only; anything else is a call.
-        ref CacheSlot slot = ref SlotOf(address >> PageShift);
-        if (slot.Tag == address >> PageShift && (address & 7) == 0)
+        ulong pageNumber = address >> PageShift;
+        ref CacheSlot slot = ref SlotOf(pageNumber);
+        if (slot.Tag == pageNumber && (address & 7) == 0)
             return BinaryPrimitives.ReadUInt64LittleEndian(slot.Page!.AsSpan((int)(address & PageMask), 8));
         return ReadUInt64Uncached(address);
     }

@@ -324,7 +324,8 @@ public sealed class PageTableWalker
                 // walk): one descriptor, read here without the loop's set-up. Anything but a page
                 // the access may use goes through the loop, which reads it again.
                 useCache = false;
-                ulong descPa = (resumePa & ~(WalkCache.PaPresent | WalkCache.PaWritable)) + ((input >> r.PageShift) & ((1UL << GranuleGeometry.Stride(g)) - 1)) * 8;
+                ulong index = (input >> r.PageShift) & ((1UL << GranuleGeometry.Stride(g)) - 1);
+                ulong descPa = WalkCache.TablePaOf(resumePa) + index * 8;
                 if (descPa < SparseMemory.AddressLimit - 8)
                 {
                     ulong desc = _memory.ReadUInt64(descPa);
@@ -347,7 +348,7 @@ public sealed class PageTableWalker
             bool writable;
             if (level == firstLevel && (resumePa & WalkCache.PaPresent) != 0)
             {
-                descPa = (resumePa & ~(WalkCache.PaPresent | WalkCache.PaWritable)) + index * 8;
+                descPa = WalkCache.TablePaOf(resumePa) + index * 8;
                 writable = (resumePa & WalkCache.PaWritable) != 0;
             }
             else
@@ -490,7 +491,7 @@ public sealed class PageTableWalker
                 WalkResult s2res;
                 if ((resumePa & WalkCache.PaPresent) != 0 && level == firstLevel)
                 {
-                    descPa = (resumePa & ~(WalkCache.PaPresent | WalkCache.PaWritable)) + index * 8;
+                    descPa = WalkCache.TablePaOf(resumePa) + index * 8;
                     tableWritable = (resumePa & WalkCache.PaWritable) != 0;
                     goto Fetch;
                 }

@@ -100,6 +100,8 @@ public sealed class WalkCache
     internal const ulong PaPresent = 1;
     /// <summary>In a table PA word: stage 2 lets the table be written (hardware access-flag updates).</summary>
     internal const ulong PaWritable = 2;
+    /// <summary>The table PA a PA word holds (its flags cleared).</summary>
+    internal static ulong TablePaOf(ulong paWord) => paWord & ~(PaPresent | PaWritable);
 
     private static ulong Identity(int stage, in WalkTags tags, Granule g) =>
         tags.Vmid | (ulong)tags.Asid << AsidShift | (ulong)tags.Regime << RegimeShift | (stage == 2 ? 1UL << Stage2Bit : 0)

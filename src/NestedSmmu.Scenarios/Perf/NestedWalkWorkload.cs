@@ -29,7 +29,7 @@ public sealed class NestedWalkWorkload
     private readonly SparseMemory _memory;
     private readonly ulong[] _walkReads;
     // Zero, in a field the JIT cannot fold: ChainedReads makes each address depend on the read before.
-    private readonly ulong _chainMask;
+    private readonly ulong _chainMask = 0;
 
     /// <param name="pageShift">12 (4 KiB) or 16 (64 KiB) for both stages.</param>
     /// <param name="leafLevel">3 for pages, 2 for blocks (2 MiB with 4K, 512 MiB with 64K), at both stages.</param>
@@ -76,7 +76,6 @@ public sealed class NestedWalkWorkload
         var reads = new List<ulong>();
         foreach (var step in trace.Steps) if (step.Kind == "descriptor") reads.Add(step.Address);
         _walkReads = [.. reads];
-        _chainMask = 0;
         if (_smmu.Translate(Sid, null, NeighbourIova, AccessKind.Read).PhysicalAddress != (DataPa | (Iova & (leafBytes - 1))) + (NeighbourIova - Iova))
             throw new InvalidOperationException("workload setup: the neighbouring leaf does not translate");
     }
