@@ -279,6 +279,8 @@ public sealed class PageTableWalker
     /// <summary>Walks through this entry point that the fast nested loop finished, and that went the full way (tests).</summary>
     internal long FastWalks { get; private set; }
     internal long FullWalks { get; private set; }
+    /// <summary>Translations <see cref="TryLeafWalks"/> finished, each counted in <see cref="FastWalks"/> too (tests).</summary>
+    internal long LeafWalks { get; private set; }
 
     /// <summary>
     /// The common case of an untraced nested stage-1 walk: every table descriptor and stage-2 fetch
@@ -399,6 +401,73 @@ public sealed class PageTableWalker
         (_pathHits, _skippedMisses) = (pathHits, skippedMisses);
         if (useCache || probe) _cache!.RestoreCounts(hits, misses);
         return false;
+    }
+
+    /// <summary>
+    /// A TLB miss next to an earlier translation, both stages at once: the walk cache holds the
+    /// deepest stage-1 table for <paramref name="input"/> with its PA, and the deepest stage-2 table
+    /// for the output IPA, and each holds the leaf the access may use. Two lookups and two reads,
+    /// the same <see cref="Walk(in WalkRegime, ulong, AccessKind, in WalkRegime, bool, in WalkTags, TranslationTrace?, out WalkResult)"/>
+    /// and <see cref="WalkStage2Checked(in WalkRegime, ulong, AccessKind, ushort, TranslationTrace?, out WalkResult)"/>
+    /// make for it (they resume at those tables, and counted alike), without their set-up: no
+    /// translation begins, as nothing is learned. Out: the stage-1 walk's result and the output
+    /// walk's. Anything else returns false having written nothing and with the lookup counters as
+    /// they were; the caller then translates the long way, whose checks and faults decide.
+    /// </summary>
+    public bool TryLeafWalks(in WalkRegime r1, in WalkRegime s2, in WalkTags tags, ulong input, AccessKind access,
+        out WalkResult stage1, out WalkResult output)
+    {
+        (stage1, output) = (default, default);
+        WalkCache? cache = _cache;
+        // Start levels below 3 only: from level 3 the long way makes no lookup, and counts none.
+        if (cache is null || !cache.Enabled || cache.Count == 0 || !NestedFastPath || _memory.MayAbort || s2.Stage != 2
+            || r1.StartLevel >= 3 || s2.StartLevel >= 3 || !Bits.FitsIn(r1.TableBase, r1.OutputBits) || !Bits.FitsIn(s2.TableBase, s2.OutputBits))
+            return false;
+        (long hits, long misses) = (cache.Hits, cache.Misses);
+        int level = cache.FindTable(1, tags, r1.TableBase, r1.Granule, r1.StartLevel, input, out ulong table, out ulong tablePa);
+        if (level < 0 || (tablePa & WalkCache.PaPresent) == 0) goto GiveUp;
+        ulong limits = table & LimitBits;
+        table &= ~LimitBits;
+        if (!TryLeaf(r1, level, WalkCache.TablePaOf(tablePa), input, out ulong desc, out int shift)
+            || !PlainStage1Leaf(desc, r1, level, shift, table, input, limits, access, ref stage1)) goto GiveUp;
+
+        ulong ipa = stage1.Output;
+        if (!Bits.FitsIn(ipa, s2.InputBits)) goto GiveUp;
+        level = cache.FindTable(2, WalkTags.Stage2(tags.Vmid), s2.TableBase, s2.Granule, s2.StartLevel, ipa, out table, out _);
+        if (level < 0 || !TryLeaf(s2, level, table, ipa, out desc, out shift)) goto GiveUp;
+        ulong oa = DescriptorAddress(desc, s2, shift);
+        var perms = Stage2Permissions(desc);
+        // An access flag to set goes the long way, which writes it or faults.
+        if (!Bits.FitsIn(oa, s2.OutputBits) || !Bits.Get(desc, AF) || !perms.Allows(access)) goto GiveUp;
+        output.FaultStage = 2;
+        output.Level = level;
+        output.LastTable = table;
+        output.BlockShift = shift;
+        output.Output = oa | (ipa & ((1UL << shift) - 1));
+        output.Permissions = perms;
+        output.Global = true;
+        FastWalks++;
+        LeafWalks++;
+        return true;
+    GiveUp:
+        cache.RestoreCounts(hits, misses);
+        (stage1, output) = (default, default);
+        return false;
+    }
+
+    /// <summary>
+    /// Reads the descriptor for <paramref name="input"/> in the <paramref name="level"/> table at PA
+    /// <paramref name="tablePa"/> (below the start level) when it is a leaf: a page at level 3, a
+    /// block where the granule allows one. Its input shift comes out with it.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private bool TryLeaf(in WalkRegime r, int level, ulong tablePa, ulong input, out ulong desc, out int shift)
+    {
+        shift = GranuleGeometry.LevelShift(r.Granule, level);
+        ulong descPa = tablePa + ((input >> shift) & ((1UL << GranuleGeometry.Stride(r.Granule)) - 1)) * 8;
+        desc = descPa < SparseMemory.AddressLimit - 8 ? _memory.ReadUInt64(descPa) : 0;
+        if ((desc & DescValid) == 0) return false;
+        return level == 3 ? (desc & DescTable) != 0 : (desc & DescTable) == 0 && GranuleGeometry.BlockAllowed(r.Granule, level, r.Lpa);
     }
 
     /// <summary>

@@ -169,6 +169,12 @@ public sealed partial class SmmuV3
         ref readonly WalkRegime r1 = ref (upper ? ref cd.Ttb1Regime : ref cd.Ttb0Regime);
         if (trace is not null) TraceStage1(trace, r1, upper, asid);
 
+        // A TLB miss next to an earlier translation (its tables in the walk cache, the leaves usable):
+        // two lookups and two reads, no translation to begin.
+        if (trace is null && cfg.HasStage2 && WalkCache.Count != 0
+            && _walker.TryLeafWalks(r1, cfg.Stage2, new WalkTags(cfg.Regime, cfg.Vmid, asid, cd.NoAsid), iova, access, out var leaf1, out var leaf2))
+            return Translated(cfg, cd, r1, iova, leaf1, leaf2.Output, Math.Min(leaf1.BlockShift, leaf2.BlockShift), leaf1.Permissions & leaf2.Permissions, null);
+
         // Both walks are one translation for the walker: the output IPA's stage-2 walk starts from
         // the stage-2 path the stage-1 tables' walks read, and the walk-cache records both learn
         // are inserted when it ends. No try/finally: the walks do not throw on anything a guest
@@ -219,8 +225,19 @@ public sealed partial class SmmuV3
             sizeShift = Math.Min(sizeShift, w2.BlockShift);
             perms &= w2.Permissions;
         }
+        return Translated(cfg, cd, r1, iova, w1, output, sizeShift, perms, trace);
+    }
+
+    /// <summary>
+    /// A translation both stages allowed: its IOTLB entry (the stage-1 walk's level and nG, the
+    /// smaller of the two mappings) and its result.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private TranslationResult Translated(StreamConfig cfg, CdConfig cd, in WalkRegime r1, ulong iova, in WalkResult w1, ulong output, int sizeShift,
+        Permissions perms, TranslationTrace? trace)
+    {
         ulong sizeMask = (1UL << sizeShift) - 1;
-        Tlb.Insert(new TlbEntry(cfg.Regime, cfg.Vmid, asid, w1.Global || cd.NoAsid, iova & ~sizeMask, sizeShift, w1.Level, r1.Granule, output & ~sizeMask, perms), iova);
+        Tlb.Insert(new TlbEntry(cfg.Regime, cfg.Vmid, cd.Asid, w1.Global || cd.NoAsid, iova & ~sizeMask, sizeShift, w1.Level, r1.Granule, output & ~sizeMask, perms), iova);
         if (trace is not null) TraceResult(trace, iova, output, perms);
         return TranslationResult.Ok(output, perms);
     }

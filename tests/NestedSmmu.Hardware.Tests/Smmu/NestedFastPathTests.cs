@@ -107,6 +107,8 @@ public class NestedFastPathTests
         var rigs = Enumerable.Range(1, SeedCount).Select(Compare).ToList();
         rigs.Sum(r => r.H.Smmu.Walker.FastWalks).ShouldBeGreaterThan(100);
         rigs.Sum(r => r.H.Smmu.Walker.FullWalks).ShouldBeGreaterThan(20);
+        // TLB misses next to an earlier walk, finished from the walk cache's leaf tables alone.
+        rigs.Sum(r => r.H.Smmu.Walker.LeafWalks).ShouldBeGreaterThan(50);
     }
 
     /// <summary>Runs one seed on both rigs, asserting they agree; returns the fast rig.</summary>
@@ -150,6 +152,23 @@ public class NestedFastPathTests
             fast.N.S1.ReadDescriptor(fast.N.S1.WalkTo(iova, 3)).ShouldBe(full.N.S1.ReadDescriptor(full.N.S1.WalkTo(iova, 3)), $"seed {seed}: 0x{iova:X}");
         }
         return fast;
+    }
+
+    [Fact]
+    public void ATlbMissNextToAWalkReadsOnlyTheTwoLeaves()
+    {
+        var r = Build(1, fast: true);
+        r.H.TranslateOk(5, r.Iovas[0]);
+        var entries = r.H.Smmu.WalkCache.Entries.ToHashSet();
+        r.H.Smmu.Tlb.Clear();
+        long hits = r.H.Smmu.WalkCache.Hits, misses = r.H.Smmu.WalkCache.Misses;
+        // The next page: its stage-1 L3 table (with its PA) and its output's stage-2 L3 table are cached.
+        r.H.TranslateOk(5, r.Iovas[1]).ShouldBe(Pa + Page);
+        (r.H.Smmu.Walker.LeafWalks, r.H.Smmu.Walker.FastWalks, r.H.Smmu.Walker.FullWalks).ShouldBe((1L, 2L, 0L));
+        // One lookup per stage, as the long way counts them; nothing learned, nothing inserted.
+        (r.H.Smmu.WalkCache.Hits - hits, r.H.Smmu.WalkCache.Misses - misses).ShouldBe((2L, 0L));
+        r.H.Smmu.WalkCache.Entries.ToHashSet().SetEquals(entries).ShouldBeTrue();
+        r.H.Smmu.Tlb.Count.ShouldBe(1);
     }
 
     [Fact]
