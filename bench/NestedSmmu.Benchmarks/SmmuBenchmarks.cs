@@ -36,6 +36,13 @@ public class TranslateBenchmarks
     [Benchmark]
     public ulong ChainedDescriptorReads() => _w.ChainedReads();
 
+    /// <summary>
+    /// The descriptors the cold walk itself reads (fewer than the baseline's: its stage-2 path), chained:
+    /// the floor under <see cref="ColdWalk"/> (not the baseline).
+    /// </summary>
+    [Benchmark]
+    public ulong ColdWalkChainedReads() => _w.ColdWalkChainedReads();
+
     /// <summary>Target: at most 5 ns, 0 B.</summary>
     [Benchmark]
     public ulong TlbHitTranslate() => _w.TlbHit();

@@ -28,6 +28,8 @@ public sealed class NestedWalkWorkload
     private readonly SmmuV3 _smmu;
     private readonly SparseMemory _memory;
     private readonly ulong[] _walkReads;
+    // The descriptors an untraced cold walk reads, in its order (its stage-2 path saves some of _walkReads).
+    private readonly ulong[] _coldWalkReads;
     // Zero, in a field the JIT cannot fold: ChainedReads makes each address depend on the read before.
     private readonly ulong _chainMask = 0;
 
@@ -65,19 +67,61 @@ public sealed class NestedWalkWorkload
         Span<ulong> words = stackalloc ulong[StreamTableEntry.Words];
         ste.CopyTo(words);
         _memory.WriteUInt64s(StreamTable + Sid * StreamTableEntry.Size, words);
-        _smmu.WriteRegister(SmmuRegister.STRTAB_BASE, StreamTable);
-        _smmu.WriteRegister(SmmuRegister.STRTAB_BASE_CFG, 8);
-        _smmu.WriteRegister(SmmuRegister.CR0, SmmuV3.CR0_SMMUEN);
+        Enable(_smmu);
 
-        // The baseline's addresses: every descriptor an uncached walk reads (a traced walk reads them all).
+        // The baseline's addresses: every descriptor an uncached walk reads (a traced walk reads them
+        // all), from the stage-1 walk's start on. A traced translation also fetches the configuration,
+        // and the CD's IPA takes a stage-2 walk of its own: the cold walk, its configuration cached,
+        // does not make those reads, so they are not the baseline's.
         var trace = new TranslationTrace();
         var r = _smmu.Translate(Sid, null, Iova, AccessKind.Read, trace);
         if (!r.IsSuccess || r.PhysicalAddress != (DataPa | (Iova & (leafBytes - 1)))) throw new InvalidOperationException($"workload setup: {r}");
         var reads = new List<ulong>();
-        foreach (var step in trace.Steps) if (step.Kind == "descriptor") reads.Add(step.Address);
+        bool walking = false;
+        foreach (var step in trace.Steps)
+        {
+            walking |= step.Kind == "s1";
+            if (walking && step.Kind == "descriptor") reads.Add(step.Address);
+        }
         _walkReads = [.. reads];
         if (_smmu.Translate(Sid, null, NeighbourIova, AccessKind.Read).PhysicalAddress != (DataPa | (Iova & (leafBytes - 1))) + (NeighbourIova - Iova))
             throw new InvalidOperationException("workload setup: the neighbouring leaf does not translate");
+
+        // The reads the cold walk itself makes, in order: an untraced walk shares its stage-2 path
+        // between fetches, so it reads fewer descriptors than the traced walk shows. Recorded on a
+        // twin SMMU over the same memory (the timed one reads it directly).
+        var recorder = new RecordingMemory(_memory);
+        var twin = new SmmuV3(recorder, new SmmuFeatures { OasBits = AddressBits });
+        Enable(twin);
+        twin.Translate(Sid, null, Iova, AccessKind.Read); // the configuration, fetched once and cached
+        twin.Tlb.Clear();
+        twin.WalkCache.Clear();
+        recorder.Reads.Clear();
+        if (twin.Translate(Sid, null, Iova, AccessKind.Read).PhysicalAddress != r.PhysicalAddress)
+            throw new InvalidOperationException("workload setup: the recorded walk translates otherwise");
+        _coldWalkReads = [.. recorder.Reads];
+    }
+
+    private static void Enable(SmmuV3 smmu)
+    {
+        smmu.WriteRegister(SmmuRegister.STRTAB_BASE, StreamTable);
+        smmu.WriteRegister(SmmuRegister.STRTAB_BASE_CFG, 8);
+        smmu.WriteRegister(SmmuRegister.CR0, SmmuV3.CR0_SMMUEN);
+    }
+
+    /// <summary>A memory that notes the address of every 64-bit read (descriptor fetches) and passes all through.</summary>
+    private sealed class RecordingMemory(IPhysicalMemory inner) : IPhysicalMemory
+    {
+        public List<ulong> Reads { get; } = [];
+        public void Read(ulong address, Span<byte> destination) => inner.Read(address, destination);
+        public void Write(ulong address, ReadOnlySpan<byte> source) => inner.Write(address, source);
+        public bool IsAbort(ulong address, ulong length) => inner.IsAbort(address, length);
+        public bool MayAbort => inner.MayAbort;
+        public ulong ReadUInt64(ulong address)
+        {
+            Reads.Add(address);
+            return inner.ReadUInt64(address);
+        }
     }
 
     public SmmuV3 Smmu => _smmu;
@@ -100,12 +144,27 @@ public sealed class NestedWalkWorkload
     /// (every address is known up front); this is the latency a walk of as many reads cannot beat.
     /// Reported beside the baseline, not instead of it.
     /// </summary>
-    public ulong ChainedReads()
+    public ulong ChainedReads() => Chained(_walkReads);
+
+    private ulong Chained(ulong[] addresses)
     {
         ulong acc = 0;
-        foreach (ulong a in _walkReads) acc = _memory.ReadUInt64(a + (acc & _chainMask));
+        foreach (ulong a in addresses) acc = _memory.ReadUInt64(a + (acc & _chainMask));
         return acc;
     }
+
+    /// <summary>How many descriptors the cold walk itself reads (14 for 4K 4+4 levels with pages).</summary>
+    public int ColdWalkReads => _coldWalkReads.Length;
+    /// <summary>The baseline's descriptor addresses, in the traced walk's order.</summary>
+    public ReadOnlySpan<ulong> BaselineAddresses => _walkReads;
+    /// <summary>The cold walk's own descriptor addresses, in its order.</summary>
+    public ReadOnlySpan<ulong> ColdWalkAddresses => _coldWalkReads;
+
+    /// <summary>
+    /// The descriptors the cold walk reads, in its order, chained as in <see cref="ChainedReads"/>: the
+    /// time a walk of exactly these reads cannot beat, whatever its logic costs.
+    /// </summary>
+    public ulong ColdWalkChainedReads() => Chained(_coldWalkReads);
 
     /// <summary>A repeated access to one page: the micro-TLB answers.</summary>
     public ulong TlbHit() => _smmu.Translate(Sid, null, Iova, AccessKind.Read).PhysicalAddress;

@@ -120,6 +120,7 @@ public static class QuickSuite
             bool main = shape == "4k";
             AddBaseline(baseName, reads, 1);
             Add($"translate.chained-reads.{shape}", () => (long)w.ChainedReads(), 1, reads, 1, baseName);
+            Add($"translate.cold-walk-reads-chained.{shape}", () => (long)w.ColdWalkChainedReads(), 1, reads, 1, baseName);
             if (main) Add("translate.tlb-hit", () => (long)w.TlbHit(), 1, reads, 1, baseName, TlbHitTargetNs);
             var cold = Add($"translate.cold-walk.{shape}", () => (long)w.ColdWalk(), 1, reads, 1, baseName,
                 main ? ColdWalkTargetNs : null, main ? ColdWalkTargetRatio : null);
