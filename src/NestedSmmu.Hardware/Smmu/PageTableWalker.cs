@@ -439,13 +439,7 @@ public sealed class PageTableWalker
         var perms = Stage2Permissions(desc);
         // An access flag to set goes the long way, which writes it or faults.
         if (!Bits.FitsIn(oa, s2.OutputBits) || !Bits.Get(desc, AF) || !perms.Allows(access)) goto GiveUp;
-        output.FaultStage = 2;
-        output.Level = level;
-        output.LastTable = table;
-        output.BlockShift = shift;
-        output.Output = oa | (ipa & ((1UL << shift) - 1));
-        output.Permissions = perms;
-        output.Global = true;
+        SetLeaf(ref output, 2, level, table, shift, oa, ipa, perms, global: true);
         FastWalks++;
         LeafWalks++;
         return true;
@@ -484,14 +478,21 @@ public sealed class PageTableWalker
         if (!Bits.FitsIn(oa, r.OutputBits) || !Bits.Get(desc, AF)) return false;
         var perms = Stage1Permissions(desc, limits);
         if (!perms.Allows(access)) return false;
-        res.FaultStage = 1;
+        SetLeaf(ref res, 1, level, table, shift, oa, input, perms, global: !Bits.Get(desc, NG));
+        return true;
+    }
+
+    /// <summary>A stage's walk ended well in a leaf at <paramref name="level"/> of <paramref name="table"/>, mapping 2^<paramref name="shift"/> bytes at <paramref name="oa"/>.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static void SetLeaf(ref WalkResult res, int stage, int level, ulong table, int shift, ulong oa, ulong input, Permissions perms, bool global)
+    {
+        res.FaultStage = stage;
         res.Level = level;
         res.LastTable = table;
         res.BlockShift = shift;
         res.Output = oa | (input & ((1UL << shift) - 1));
         res.Permissions = perms;
-        res.Global = !Bits.Get(desc, NG);
-        return true;
+        res.Global = global;
     }
 
     private void WalkFrom(in WalkRegime r, ulong input, AccessKind access, in WalkRegime s2, bool nested, TranslationTrace? trace,
