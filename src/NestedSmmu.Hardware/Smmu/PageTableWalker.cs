@@ -265,9 +265,14 @@ public sealed class PageTableWalker
         bool useCache = trace is null && _cache is { Enabled: true };
         bool own = !_inTranslation; // a walk outside a translation is one of its own
         if (own) BeginTranslation();
+        // The stage-2 path the fast loop read when it gives up is valid, but the full walk starts
+        // without it, as a walker without the fast loop would: the same reads, so the same
+        // lookups counted (its tables are read and learned again).
+        bool pathEmpty = _pathLast < 0;
         if (trace is null && nested && r.Stage == 1 && TryWalkNested(r, input, access, s2, tags, useCache, out result)) FastWalks++;
         else
         {
+            if (pathEmpty) (_pathLast, _pathLearned) = (-1, false);
             WalkFrom(r, input, access, s2, nested, trace, tags, useCache, out result);
             FullWalks++;
         }
@@ -290,7 +295,8 @@ public sealed class PageTableWalker
     /// a cold nested walk: a quarter of its time in WalkFrom itself). Anything else returns false
     /// having written nothing to memory and with the lookup counters as they were: the caller then
     /// walks with WalkFrom, whose checks and faults are the architecture's. What it staged for the
-    /// walk cache stays (it is what memory held), and so does the stage-2 path it read.
+    /// walk cache stays (it is what memory held); the stage-2 path it read is dropped by the caller
+    /// when the translation had none before, so WalkFrom reads and counts as it would alone.
     /// </summary>
     private bool TryWalkNested(in WalkRegime r, ulong input, AccessKind access, in WalkRegime s2, in WalkTags tags, bool useCache, out WalkResult res)
     {
