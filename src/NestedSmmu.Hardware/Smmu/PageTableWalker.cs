@@ -425,7 +425,7 @@ public sealed class PageTableWalker
     {
         (stage1, output) = (default, default);
         WalkCache? cache = _cache;
-        // Start levels below 3 only: from level 3 the long way makes no lookup, and counts none.
+        // Start levels below 3 only: a walk that starts at the last level has no table the walk cache could hold.
         if (cache is null || !cache.Enabled || cache.Count == 0 || !NestedFastPath || _memory.MayAbort || s2.Stage != 2
             || r1.StartLevel >= 3 || s2.StartLevel >= 3 || !Bits.FitsIn(r1.TableBase, r1.OutputBits) || !Bits.FitsIn(s2.TableBase, s2.OutputBits))
             return false;
